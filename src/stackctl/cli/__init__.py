@@ -1,0 +1,49 @@
+"""The command line: the only place that prints, prompts or exits.
+
+Each subcommand lives in its own module with `register(subparsers)`; the module's handler
+returns an exit code. Stages raise `StackctlError`; `main` turns it into one message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from stackctl import __version__
+from stackctl.cli import commands
+from stackctl.cli.output import report_error
+from stackctl.errors import EXIT_BAD_INPUT, StackctlError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackctl",
+        description="Compile hardware + intent into a locked local-LLM stack and deploy it.",
+    )
+    parser.add_argument("--version", action="version", version=f"stackctl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in commands.MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its usage message
+        return EXIT_BAD_INPUT if exc.code else 0
+    try:
+        code: int = args.handler(args)
+    except StackctlError as exc:
+        if args.debug:
+            traceback.print_exc()
+        report_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code

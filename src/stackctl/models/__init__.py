@@ -1,0 +1,1 @@
+"""Pydantic contracts between stages: data only, no I/O."""
