@@ -91,3 +91,7 @@ class RenderError(StackctlError):
 
 class ApplyError(StackctlError):
     code = "apply-failed"
+
+
+class EstimateError(InputError):
+    code = "estimate-invalid"

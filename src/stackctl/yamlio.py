@@ -49,9 +49,7 @@ def parse_yaml(text: str, path: Path, *, error: type[InputError] = InputError) -
         line = mark.line + 1 if mark is not None else None
         col = mark.column + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise error(
-            f"invalid YAML: {problem}", source=SourceLoc(path, line, col)
-        ) from None
+        raise error(f"invalid YAML: {problem}", source=SourceLoc(path, line, col)) from None
 
 
 def locate(data: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:

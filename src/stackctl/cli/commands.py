@@ -4,4 +4,22 @@ from __future__ import annotations
 
 from types import ModuleType
 
-MODULES: list[ModuleType] = []
+from stackctl.cli import (
+    apply_cmd,
+    detect_cmd,
+    estimate_cmd,
+    lock_cmd,
+    plan_cmd,
+    render_cmd,
+    service_cmd,
+)
+
+MODULES: list[ModuleType] = [
+    detect_cmd,
+    estimate_cmd,
+    plan_cmd,
+    lock_cmd,
+    render_cmd,
+    apply_cmd,
+    service_cmd,
+]

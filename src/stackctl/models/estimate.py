@@ -25,6 +25,9 @@ class EstimateRequest(StrictModel):
     backend: Backend = "cpu"
     ngl: int | Literal["auto"] = "auto"
     n_cpu_moe: int | Literal["auto"] = 0
+    cpu_moe: bool = Field(False, description="all MoE expert weights in system memory")
+    kv_unified: bool = Field(False, description="one KV pool shared by all sequences")
+    swa_full: bool = Field(False, description="full-size SWA cache (--swa-full)")
     flash_attn: bool = True
     depth: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
@@ -36,6 +39,7 @@ class DeviceMemory(StrictModel):
     weights_bytes: int
     kv_bytes: int
     compute_bytes: int
+    output_bytes: int = 0
     total_bytes: int
     budget_bytes: int | None
     shortfall_bytes: int = 0
@@ -43,10 +47,21 @@ class DeviceMemory(StrictModel):
 
 class MemoryEstimate(StrictModel):
     weights_bytes: int
-    kv_bytes: int
+    kv_bytes: int = Field(description="attention KV cache")
+    state_bytes: int = Field(0, description="recurrent state (DeltaNet, Mamba, conv)")
     compute_bytes: int
+    output_bytes: int = Field(0, description="logits buffer")
     total_bytes: int
-    devices: list[DeviceMemory]
+    devices: list[DeviceMemory] = Field(
+        description="per device; kv_bytes there includes the recurrent state"
+    )
+
+
+class PlacementInfo(StrictModel):
+    ngl: int = Field(description="repeating layers on GPUs (n_layer + 1 includes the output)")
+    n_cpu_moe: int = 0
+    cpu_moe: bool = False
+    layers: dict[str, int] = Field(default_factory=dict, description="layers per device")
 
 
 class SpeedEstimate(StrictModel):
@@ -59,7 +74,9 @@ class SpeedEstimate(StrictModel):
 
 
 class Estimate(StrictModel):
+    model: str = ""
     memory: MemoryEstimate
     fits: bool
     speed: SpeedEstimate
+    placement: PlacementInfo | None = None
     basis: list[str]

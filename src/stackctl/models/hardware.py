@@ -21,6 +21,10 @@ class CpuInfo(StrictModel):
     flags: list[str] = Field(default_factory=list, description="ISA flags that matter to engines")
     bandwidth_gbps: float | None = Field(None, description="memory bandwidth from the chip table")
     bandwidth_source: str | None = Field(None, description="where bandwidth_gbps comes from")
+    vendor: str | None = Field(None, description="GenuineIntel, AuthenticAMD, Apple, ARM (0x41)")
+    performance_cores: int | None = Field(None, ge=0, description="Apple/hybrid P-cores")
+    efficiency_cores: int | None = Field(None, ge=0, description="Apple/hybrid E-cores")
+    chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
 
 
 class MemoryInfo(StrictModel):
@@ -44,6 +48,30 @@ class Accelerator(StrictModel):
     pci_bus_id: str | None = None
     bandwidth_gbps: float | None = None
     bandwidth_source: str | None = None
+    index: int | None = Field(None, ge=0, description="device index as the vendor tool numbers it")
+    uuid: str | None = None
+    compute_capability: str | None = Field(None, description="NVIDIA major.minor, e.g. 8.9")
+    integrated: bool | None = Field(None, description="an APU/iGPU; None when not known")
+    mig_enabled: bool | None = Field(None, description="NVIDIA MIG mode (current)")
+    mig_instances: int | None = Field(None, ge=0, description="MIG instances on this GPU")
+    gpu_cores: int | None = Field(None, ge=0, description="Apple GPU cores")
+    compute_units: int | None = Field(None, ge=0, description="AMD CUs / NVIDIA SMs when shown")
+    budget_source: str | None = Field(
+        None, description="what memory_budget_bytes was read from (e.g. mem_info_gtt_total)"
+    )
+    peak_tflops_fp16: float | None = Field(None, description="dense fp16 peak from the chip table")
+    peak_source: str | None = None
+    chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
+
+
+class VulkanDevice(StrictModel):
+    name: str
+    device_type: str | None = Field(None, description="integrated, discrete, cpu, virtual")
+    vendor_id: str | None = None
+    device_id: str | None = None
+    driver_name: str | None = None
+    driver_info: str | None = None
+    api_version: str | None = None
 
 
 class OsInfo(StrictModel):
@@ -51,6 +79,13 @@ class OsInfo(StrictModel):
     kernel: str | None = None
     distro: str | None = None
     kernel_cmdline: str | None = None
+    ttm_pages_limit: int | None = Field(None, ge=0, description="ttm.pages_limit (4 KiB pages)")
+    amdgpu_gttsize_mib: int | None = Field(None, description="amdgpu.gttsize (MiB, deprecated)")
+    cmdline_gtt_bytes: int | None = Field(
+        None, ge=0, description="GTT size the kernel command line asks for"
+    )
+    cuda_toolkit_version: str | None = Field(None, description="nvcc -V release")
+    hsa_runtime_version: str | None = Field(None, description="rocminfo Runtime Version")
 
 
 class HardwareProfile(StrictModel):
@@ -63,6 +98,10 @@ class HardwareProfile(StrictModel):
     memory: MemoryInfo
     accelerators: list[Accelerator] = Field(default_factory=list)
     os: OsInfo
+    system_model: str | None = Field(
+        None, description="board or system model: MacBookPro18,1, Raspberry Pi 5 Model B"
+    )
+    vulkan_devices: list[VulkanDevice] = Field(default_factory=list)
     defaults: list[str] = Field(
         default_factory=list,
         description="dotted paths of values that are documented defaults, not read from the box",

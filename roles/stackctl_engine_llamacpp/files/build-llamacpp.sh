@@ -1,0 +1,18 @@
+#!/bin/sh
+# Configure and build llama.cpp; all output goes to a log the controller can follow.
+# usage: build-llamacpp.sh SRC BUILD LOG JOBS TARGETS -- CMAKE_FLAG...
+set -eu
+src=$1 build=$2 log=$3 jobs=$4 targets=$5
+shift 5
+[ "$1" = "--" ] && shift
+[ "$jobs" -gt 0 ] 2>/dev/null || jobs=$(getconf _NPROCESSORS_ONLN)
+rm -f "$build/build.ok"
+mkdir -p "$build"
+{
+    echo "stackctl: configure $src"
+    cmake -S "$src" -B "$build" "$@"
+    echo "stackctl: build targets $targets with $jobs jobs"
+    # shellcheck disable=SC2086 # targets is a space-separated list of plain target names
+    cmake --build "$build" --parallel "$jobs" --target $targets
+} >"$log" 2>&1
+touch "$build/build.ok"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv with stackctl and its test tools; install the system tools the tests drive.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v c++ >/dev/null || need_apt+=(build-essential)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing system packages: ${need_apt[*]} (install them as root)" >&2
+        exit 1
+    fi
+    echo "installing system packages: ${need_apt[*]}" >&2
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

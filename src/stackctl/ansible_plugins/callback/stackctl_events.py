@@ -1,0 +1,83 @@
+"""Ansible stdout callback: one JSON object per line, for stackctl to follow a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+    name: stackctl_events
+    type: stdout
+    short_description: JSON lines for stackctl
+    description: Prints one JSON object per event (task start, result, retry, stats).
+"""
+
+_KEEP = ("msg", "stdout", "stderr", "rc", "cmd", "attempts")
+
+
+class CallbackModule(CallbackBase):  # type: ignore[misc]
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "stackctl_events"
+
+    def _emit(self, **event: Any) -> None:
+        sys.stdout.write(json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+
+    def _result(self, status: str, result: Any) -> None:
+        data = result._result
+        kept = {k: data[k] for k in _KEEP if k in data}
+        for key in ("stdout", "stderr", "msg"):
+            if isinstance(kept.get(key), str):
+                kept[key] = kept[key][-4000:]
+        self._emit(
+            event="result",
+            status=status,
+            host=result._host.get_name(),
+            task=result._task.get_name(),
+            changed=bool(data.get("changed")),
+            **kept,
+        )
+
+    def v2_playbook_on_play_start(self, play: Any) -> None:
+        self._emit(event="play", name=play.get_name())
+
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
+        self._emit(event="task", task=task.get_name())
+
+    def v2_playbook_on_handler_task_start(self, task: Any) -> None:
+        self._emit(event="task", task=task.get_name(), handler=True)
+
+    def v2_runner_on_ok(self, result: Any) -> None:
+        self._result("changed" if result._result.get("changed") else "ok", result)
+
+    def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
+        self._result("ignored" if ignore_errors else "failed", result)
+
+    def v2_runner_on_skipped(self, result: Any) -> None:
+        self._result("skipped", result)
+
+    def v2_runner_on_unreachable(self, result: Any) -> None:
+        self._result("unreachable", result)
+
+    def v2_runner_retry(self, result: Any) -> None:
+        self._emit(
+            event="retry",
+            host=result._host.get_name(),
+            task=result._task.get_name(),
+            attempt=result._result.get("attempts"),
+            retries=result._result.get("retries"),
+        )
+
+    def v2_runner_item_on_failed(self, result: Any) -> None:
+        self._result("failed", result)
+
+    def v2_playbook_on_stats(self, stats: Any) -> None:
+        hosts = {h: stats.summarize(h) for h in sorted(stats.processed.keys())}
+        self._emit(event="stats", hosts=hosts)
+
+    def v2_on_any(self, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -1,0 +1,216 @@
+"""Run rendered playbooks with the real ansible-playbook, and talk to the deployed server.
+
+The only module that starts ansible-playbook. Progress comes back as structured events from the
+stackctl_events callback (never by matching Ansible's text output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stackctl.errors import ApplyError
+from stackctl.models.apply import HostStats, PlaybookResult, SmokeResult, TaskOutcome
+
+EventHandler = Callable[[dict[str, Any]], None]
+TickHandler = Callable[[float], None]
+
+CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
+TICK_SECONDS = 15.0
+
+
+def ansible_playbook_path() -> str:
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise ApplyError("ansible-playbook not found", hint="pip install ansible-core")
+    return found
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_STDOUT_CALLBACK="stackctl_events",
+        ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_FORCE_COLOR="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _read_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
+    for line in stream:
+        sink.put(line)
+    sink.put(None)
+
+
+def _outcome(event: dict[str, Any]) -> TaskOutcome:
+    message = event.get("msg") or event.get("stderr") or event.get("stdout") or ""
+    return TaskOutcome(
+        host=event["host"], task=event["task"], status=event["status"], message=str(message)[-2000:]
+    )
+
+
+def _collect(
+    lines: queue.Queue[str | None], on_event: EventHandler, on_tick: TickHandler
+) -> tuple[list[dict[str, Any]], list[str]]:
+    events: list[dict[str, Any]] = []
+    other: list[str] = []
+    started = time.monotonic()
+    while True:
+        try:
+            line = lines.get(timeout=TICK_SECONDS)
+        except queue.Empty:
+            on_tick(time.monotonic() - started)
+            continue
+        if line is None:
+            return events, other
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            other.append(line.rstrip())
+            continue
+        events.append(event)
+        on_event(event)
+
+
+def run_playbook(
+    tree: Path,
+    playbook: str,
+    *,
+    extra_vars: dict[str, Any],
+    check: bool = False,
+    on_event: EventHandler = lambda _e: None,
+    on_tick: TickHandler = lambda _t: None,
+) -> PlaybookResult:
+    """ansible-playbook -i inventory.yml PLAYBOOK, following its events as they come."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars, handle)  # a file, so no value ever passes through a shell
+        vars_file = handle.name
+    argv = [
+        ansible_playbook_path(),
+        "-i",
+        str(tree / "inventory.yml"),
+        str(tree / playbook),
+        "-e",
+        f"@{vars_file}",
+    ] + (["--check", "--diff"] if check else [])
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=tree,
+            env=_environment(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+        events, other = _collect(lines, on_event, on_tick)
+        stderr = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        Path(vars_file).unlink(missing_ok=True)
+    return _result(playbook, check, events, code, stderr, other)
+
+
+def _result(
+    playbook: str,
+    check: bool,
+    events: list[dict[str, Any]],
+    code: int,
+    stderr: str,
+    other: list[str],
+) -> PlaybookResult:
+    stats = next((e for e in events if e.get("event") == "stats"), None)
+    if stats is None:
+        detail = (stderr.strip() or "\n".join(other)).splitlines()[-12:]
+        raise ApplyError(
+            f"ansible-playbook {playbook} exited with {code} before running", details=detail
+        )
+    results = [e for e in events if e.get("event") == "result"]
+    return PlaybookResult(
+        playbook=playbook,
+        check=check,
+        hosts={h: HostStats.model_validate(s) for h, s in stats["hosts"].items()},
+        changed_tasks=[_outcome(e) for e in results if e["status"] == "changed"],
+        failed_tasks=[_outcome(e) for e in results if e["status"] in ("failed", "unreachable")],
+    )
+
+
+def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise ApplyError(f"{base_url}/health did not answer 200 within {timeout:.0f}s: {last}")
+
+
+def _post(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ApplyError(f"request to {url} failed: {exc}") from None
+
+
+BASE_PROMPT = "1, 2, 3, 4, 5,"
+CHAT_PROMPT = "Count from 1 to 10, separated by commas."
+
+
+def smoke_test(base_url: str, *, model: str, kind: str, max_tokens: int = 32) -> SmokeResult:
+    """One real request: a chat for instruct models, a plain completion for base models."""
+    if kind == "instruct":
+        endpoint, prompt = "/v1/chat/completions", CHAT_PROMPT
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}]}
+    else:
+        endpoint, prompt = "/v1/completions", BASE_PROMPT
+        body = {"prompt": prompt}
+    body.update(model=model, max_tokens=max_tokens, temperature=0, seed=0)
+    payload = _post(base_url + endpoint, body, timeout=300)
+    choice = payload["choices"][0]
+    text = choice["message"]["content"] if kind == "instruct" else choice["text"]
+    timings = payload.get("timings", {})
+    usage = payload.get("usage", {})
+    return SmokeResult(
+        endpoint=endpoint,
+        prompt=prompt,
+        text=text,
+        tokens=int(usage.get("completion_tokens", 0)),
+        tg_tps=timings.get("predicted_per_second"),
+        pp_tps=timings.get("prompt_per_second"),
+    )

@@ -1,0 +1,52 @@
+"""Load the catalog (engine builds, model artefacts) that the resolver chooses from."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from stackctl.errors import CatalogError
+from stackctl.models.catalog import Catalog, EngineEntry, ModelArtefact
+from stackctl.yamlio import read_yaml, validate_yaml
+
+
+class _EnginesFile(BaseModel):
+    model_config = {"extra": "forbid"}
+    engines: list[EngineEntry]
+
+
+class _ArtefactsFile(BaseModel):
+    model_config = {"extra": "forbid"}
+    artefacts: list[ModelArtefact]
+
+
+def catalog_sha256(root: Path) -> str:
+    """One hash over every catalog file, so a lock can tell that the catalog changed."""
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _load(path: Path, model: type[Any]) -> Any:
+    data = read_yaml(path, error=CatalogError)
+    return validate_yaml(model, data, path, error=CatalogError)
+
+
+def load_catalog(root: Path) -> Catalog:
+    engines: _EnginesFile = _load(root / "engines.yaml", _EnginesFile)
+    artefacts: _ArtefactsFile = _load(root / "artefacts.yaml", _ArtefactsFile)
+    return Catalog(
+        engines=engines.engines, artefacts=artefacts.artefacts, sha256=catalog_sha256(root)
+    )
+
+
+def find_artefact(catalog: Catalog, model: str, quant: str | None) -> ModelArtefact | None:
+    for artefact in catalog.artefacts:
+        if artefact.model == model and (quant is None or artefact.quant == quant):
+            return artefact
+    return None

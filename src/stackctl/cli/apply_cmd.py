@@ -1,0 +1,157 @@
+"""`stackctl apply`: resolve (or reuse the lock), render, run ansible-playbook, check the server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from stackctl.apply import run_playbook, smoke_test
+from stackctl.cli.output import info, print_json
+from stackctl.cli.pipeline import (
+    Inputs,
+    add_stack_options,
+    default_lock_path,
+    default_render_dir,
+    load_inputs,
+    make_lock,
+    mirror_dir,
+    read_lock,
+    render_lock,
+    require_fresh,
+)
+from stackctl.cli.progress import PlaybookProgress
+from stackctl.errors import ApplyError
+from stackctl.lock import write_lockfile
+from stackctl.mirror import find_in_mirror
+from stackctl.models.apply import PlaybookResult, SmokeResult
+from stackctl.models.lock import Lockfile
+from stackctl.models.render import HostLayout
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "apply", help="deploy the stack on this box (resolve, lock, render, run)"
+    )
+    add_stack_options(parser)
+    parser.add_argument(
+        "--mirror", metavar="DIR", help="local artefact mirror (also $STACKCTL_MIRROR)"
+    )
+    parser.add_argument("--relock", action="store_true", help="re-resolve a stale lock")
+    parser.add_argument(
+        "--check", action="store_true", help="run Ansible in check mode: show what would change"
+    )
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every task")
+    parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    parser.set_defaults(handler=run)
+
+
+def _lock(inputs: Inputs, relock: bool) -> tuple[Lockfile, Path]:
+    path = default_lock_path(inputs.spec.name, inputs.hardware.name)
+    if path.is_file() and not relock:
+        lock = read_lock(path)
+        require_fresh(lock, path, inputs)
+        info(f"using {path}")
+        return lock, path
+    lock = make_lock(inputs)
+    write_lockfile(lock, path)
+    info(f"wrote {path}")
+    return lock, path
+
+
+def _extra_vars(lock: Lockfile, mirror: Path | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"ansible_python_interpreter": sys.executable}
+    if mirror is not None:
+        info(f"looking up pinned artefacts in {mirror}")
+        extra["stackctl_engine_source_local"] = str(
+            find_in_mirror(mirror, lock.resolved.engine.source)
+        )
+        extra["stackctl_model_local"] = str(find_in_mirror(mirror, lock.resolved.model.artefact))
+    return extra
+
+
+def _confirm(args: argparse.Namespace, lock: Lockfile) -> bool:
+    if args.yes or args.check or not sys.stdin.isatty():
+        return True
+    r = lock.resolved
+    answer = input(
+        f"deploy {r.model.id} {r.model.quant} with llama.cpp {r.engine.version} "
+        f"on localhost? [y/N] "
+    )
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _build_log(lock: Lockfile) -> Path:
+    engine = lock.resolved.engine
+    return (
+        Path(HostLayout().cache_dir) / "build" / f"{engine.name}-{engine.build_key}" / "build.log"
+    )
+
+
+def _smoke(lock: Lockfile) -> SmokeResult:
+    host = lock.resolved.runtime.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{host}:{lock.resolved.runtime.port}"
+    return smoke_test(base, model=lock.resolved.model.id, kind=lock.resolved.model.kind)
+
+
+def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -> None:
+    for name, stats in result.hosts.items():
+        info(
+            f"{name}: ok={stats.ok} changed={stats.changed} failed={stats.failures} "
+            f"unreachable={stats.unreachable}"
+        )
+    if smoke is None:
+        return
+    predicted = lock.resolved.predicted
+    measured = f"{smoke.tg_tps:.1f}" if smoke.tg_tps is not None else "n/a"
+    model = lock.resolved.model.id
+    print(f"{model} answered on {smoke.endpoint}: {smoke.prompt!r} -> {smoke.text!r}")
+    print(
+        f"decode: measured {measured} tok/s, predicted {predicted.tg_tps:.1f} tok/s "
+        f"(range {predicted.tg_tps_range[0]:.1f}-{predicted.tg_tps_range[1]:.1f})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = load_inputs(args)
+    lock, lock_path = _lock(inputs, args.relock)
+    tree = render_lock(lock, lock_path, default_render_dir(lock))
+    info(f"rendered {tree}/")
+    extra = _extra_vars(lock, mirror_dir(args))
+    if not _confirm(args, lock):
+        info("nothing applied")
+        return 1
+    info("running ansible-playbook (check mode)" if args.check else "running ansible-playbook")
+    progress = PlaybookProgress(build_log=_build_log(lock), verbose=args.verbose or args.check)
+    result = run_playbook(
+        tree,
+        "playbook.yml",
+        extra_vars=extra,
+        check=args.check,
+        on_event=progress.on_event,
+        on_tick=progress.on_tick,
+    )
+    if result.failed:
+        raise ApplyError(
+            "the playbook failed",
+            details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
+        )
+    smoke = None if args.check else _smoke(lock)
+    if args.json:
+        print_json(
+            {
+                "lock": str(lock_path),
+                "rendered": str(tree),
+                "check": args.check,
+                "changed": result.changed,
+                "result": result.model_dump(mode="json"),
+                "smoke": smoke.model_dump(mode="json") if smoke else None,
+                "predicted": lock.resolved.predicted.model_dump(mode="json"),
+            }
+        )
+    else:
+        _report(result, smoke, lock)
+    return 0

@@ -1,0 +1,199 @@
+"""Accelerators: gather every vendor source a runner offers, merge, and settle what an engine
+can really use (VRAM, one MIG slice, the GTT pool, the Metal wired limit)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar
+
+from stackctl.detect import parse_amd as amd
+from stackctl.detect import parse_apple as mac
+from stackctl.detect import parse_nvidia as nv
+from stackctl.detect.chips import ChipEntry, ChipTable, match_arch, match_chips, match_pci
+from stackctl.detect.facts import MIB, GpuFacts, merge_sources
+from stackctl.detect.parse_linux import CmdlineFacts, parse_dmesg_amdgpu
+from stackctl.detect.runner import DRM_FILES, DRM_ROOT, KFD_NODES, Runner
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    """What the accelerator stage needs from the rest of the box."""
+
+    runner: Runner
+    table: ChipTable
+    host_total: int | None = None
+    cmdline: CmdlineFacts = field(default_factory=CmdlineFacts)
+    cpu_chip: ChipEntry | None = None
+    sysctl: dict[str, str] = field(default_factory=dict)
+    mac: mac.MacFacts = field(default_factory=mac.MacFacts)
+    warnings: list[str] = field(default_factory=list)
+    defaults: list[str] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)
+
+
+def _empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list | dict | tuple | set | str):
+        return all(_empty(v) for v in value) if isinstance(value, tuple) else not value
+    if is_dataclass(value) and not isinstance(value, type):
+        return all(_empty(getattr(value, f.name)) for f in fields(value))
+    return False
+
+
+def looks_binary(text: str) -> bool:
+    sample = text[:4096]
+    bad = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\f"))
+    return "\x00" in sample or bad > len(sample) // 10
+
+
+def probe(ctx: Context, name: str, parser: Callable[[str], T], *, file: bool = False) -> T | None:
+    """Read one source and parse it; odd, empty or unparseable text gives a warning, not a crash."""
+    text = ctx.runner.read_file(name) if file else ctx.runner.run(name)
+    label = name if file else f"cmd/{name}"
+    if text is None:
+        return None
+    if not text.strip():
+        ctx.warnings.append(f"{label} is empty; ignored")
+        return None
+    if looks_binary(text):
+        ctx.warnings.append(f"{label} is not text (binary or corrupt); ignored")
+        return None
+    try:
+        result = parser(text)
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        ctx.warnings.append(f"{label} could not be parsed ({type(exc).__name__}); ignored")
+        return None
+    ctx.seen[label] = text
+    if _empty(result):
+        ctx.warnings.append(f"{label}: nothing recognisable in it; ignored")
+    return result
+
+
+# --- NVIDIA ----------------------------------------------------------------------------------
+
+
+def nvidia_sources(ctx: Context) -> list[GpuFacts]:
+    parsed = [
+        probe(ctx, "nvml.txt", nv.parse_nvml),
+        probe(ctx, "nvidia-smi-q.xml", nv.parse_nvidia_smi_xml),
+        probe(ctx, "nvidia-smi-q.txt", nv.parse_nvidia_smi_q),
+        probe(ctx, "nvidia-smi-query.csv", nv.parse_nvidia_smi_csv),
+        probe(ctx, "nvidia-smi.txt", nv.parse_nvidia_smi),
+        probe(ctx, "nvidia-smi-L.txt", nv.parse_nvidia_smi_list),
+    ]
+    found = [p for p in parsed if p is not None]
+    driver = next((p.driver_version for p in found if p.driver_version), None)
+    cuda = next((p.cuda_version for p in found if p.cuda_version), None)
+    for p in found:
+        ctx.warnings.extend(w for w in p.warnings if w not in ctx.warnings)
+        p.driver_version = p.driver_version or driver
+        p.cuda_version = p.cuda_version or cuda
+    return merge_sources([p.stamp() for p in found])
+
+
+# --- AMD -------------------------------------------------------------------------------------
+
+
+def _drm_cards(ctx: Context) -> list[GpuFacts]:
+    cards = [c for c in ctx.runner.list_dir(DRM_ROOT) or [] if re.fullmatch(r"card\d+", c)]
+    out = []
+    for card in sorted(cards, key=lambda c: int(c[4:])):
+        files = {}
+        for name in DRM_FILES:
+            text = ctx.runner.read_file(f"{DRM_ROOT}/{card}/device/{name}")
+            if text is not None and not looks_binary(text):
+                files[name] = text
+        gpu = amd.parse_drm_card(files) if files else None
+        if gpu is not None:
+            gpu.notes.append(f"sysfs {card}")
+            out.append(gpu)
+        elif files:
+            ctx.warnings.append(f"{DRM_ROOT}/{card}/device: no readable amdgpu memory pools")
+    return out
+
+
+def _kfd_nodes(ctx: Context) -> list[GpuFacts]:
+    nodes = [n for n in ctx.runner.list_dir(KFD_NODES) or [] if n.isdigit()]
+    out = []
+    for node in sorted(nodes, key=int):
+        gpu = probe(ctx, f"{KFD_NODES}/{node}/properties", amd.parse_kfd_properties, file=True)
+        if gpu is not None:
+            out.append(gpu)
+    return out
+
+
+def amd_sources(ctx: Context) -> tuple[list[GpuFacts], amd.RocminfoFacts | None]:
+    rocm = probe(ctx, "rocminfo.txt", amd.parse_rocminfo)
+    smis = [
+        probe(ctx, "amd-smi-static.json", amd.parse_amd_smi_static_json),
+        probe(ctx, "amd-smi-static.txt", amd.parse_amd_smi_static),
+        probe(ctx, "rocm-smi.json", amd.parse_rocm_smi_json),
+        probe(ctx, "rocm-smi.txt", amd.parse_rocm_smi),
+    ]
+    driver = next((s.driver_version for s in smis if s and s.driver_version), None)
+    lists = [rocm.gpus if rocm else []] + [s.gpus for s in smis if s]
+    lists += [_kfd_nodes(ctx), _drm_cards(ctx)]
+    gpus = merge_sources(lists)
+    dmesg = probe(ctx, "dmesg-amdgpu.txt", parse_dmesg_amdgpu)
+    for gpu in gpus:
+        gpu.driver_version = gpu.driver_version or driver
+        if dmesg and len(gpus) == 1:
+            gpu.carveout_bytes = gpu.carveout_bytes or dmesg[0]
+            gpu.gtt_bytes = gpu.gtt_bytes or dmesg[1]
+    return gpus, rocm
+
+
+# --- Apple -----------------------------------------------------------------------------------
+
+
+def apple_arch(name: str | None) -> str | None:
+    m = re.search(r"\bM(\d+)(?:\s+(Pro|Max|Ultra))?\b", name or "")
+    if not m:
+        return None
+    return "apple-m" + m[1] + (f"-{m[2].lower()}" if m[2] else "")
+
+
+def apple_sources(ctx: Context, llama: list[GpuFacts]) -> list[GpuFacts]:
+    metal = [g for g in llama if g.vendor == "apple"]
+    chip = ctx.mac.chip or ctx.sysctl.get("machdep.cpu.brand_string")
+    if not metal and not (chip and apple_arch(chip) and "Apple" in chip):
+        return []
+    gpu = metal[0] if metal else GpuFacts("apple", "system_profiler/sysctl", name=chip, index=0)
+    gpu.name = gpu.name or chip
+    gpu.arch = apple_arch(gpu.name)
+    gpu.unified = gpu.integrated = True
+    gpu.gpu_cores = ctx.mac.gpu_cores
+    wired = ctx.sysctl.get("iogpu.wired_limit_mb")
+    wired_mb = int(wired) if wired and wired.isdigit() else 0
+    if wired_mb > 0:
+        gpu.budget_bytes, gpu.budget_source = wired_mb * MIB, "iogpu.wired_limit_mb"
+    return [gpu]
+
+
+# --- settling one device ---------------------------------------------------------------------
+
+
+def pick_chip(ctx: Context, gpu: GpuFacts) -> ChipEntry | None:
+    cands = match_chips(ctx.table, gpu.name, gpu=True) if gpu.name else []
+    cands = cands or match_pci(ctx.table, gpu.pci_id)
+    cands = cands or match_arch(ctx.table, gpu.vendor, gpu.arch)
+    if len(cands) > 1 and gpu.gpu_cores:
+        cands = [c for c in cands if c.gpu_cores in {None, gpu.gpu_cores}]
+    if len(cands) > 1 and len({c.bandwidth_gbps for c in cands}) > 1:
+        ids = ", ".join(c.id for c in cands)
+        ctx.warnings.append(
+            f"'{gpu.name or gpu.arch}' fits several known chips ({ids}); figures not used"
+        )
+        return None
+    if cands:
+        return cands[0]
+    cpu = ctx.cpu_chip
+    # An APU's GPU seen only through sysfs: the CPU names the chip.
+    if cpu is not None and cpu.kind == "apu" and cpu.vendor == gpu.vendor and not gpu.name:
+        return cpu
+    return None

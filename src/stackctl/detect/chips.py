@@ -1,0 +1,157 @@
+"""The known-chips table (catalog/hardware.yaml): loading, and matching names onto it."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from stackctl.errors import CatalogError
+from stackctl.models.base import StrictModel
+from stackctl.resources import catalog_dir
+from stackctl.yamlio import read_yaml, validate_yaml
+
+ChipKind = Literal["gpu", "apu", "soc", "cpu"]
+
+
+class ChipEntry(StrictModel):
+    id: str
+    kind: ChipKind
+    vendor: Literal["nvidia", "amd", "apple", "intel"] | None
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    arch: str | None = None
+    unified: bool = False
+    integrated: bool = False
+    memory_gib: float | None = None
+    memory_type: str | None = None
+    bandwidth_gbps: float | None = None
+    bandwidth_basis: Literal["spec", "derived"] | None = None
+    bandwidth_source: str | None = None
+    peak_tflops_fp16: float | None = None
+    peak_source: str | None = None
+    pci_ids: list[str] = Field(default_factory=list)
+    gpu_cores: int | None = None
+    cpu_model: str | None = None
+    cpu_arch: str | None = None
+    cpu_cores: int | None = None
+    cpu_threads: int | None = None
+    cpu_performance_cores: int | None = None
+    cpu_efficiency_cores: int | None = None
+    notes: str | None = None
+
+    @property
+    def has_gpu(self) -> bool:
+        return self.kind in {"gpu", "apu", "soc"}
+
+
+class SystemEntry(StrictModel):
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    chip: str
+    ram_gib: list[float] = Field(default_factory=list)
+
+
+class WiredDefault(StrictModel):
+    max_ram_gib: float | None = None
+    min_ram_gib: float | None = None
+    share: float = Field(gt=0, le=1)
+    source: str
+
+
+class ChipTable(StrictModel):
+    schema_version: Literal[1]
+    apple_wired_default: list[WiredDefault] = Field(default_factory=list)
+    chips: list[ChipEntry]
+    systems: list[SystemEntry] = Field(default_factory=list)
+
+    def by_id(self, chip_id: str) -> ChipEntry | None:
+        return next((c for c in self.chips if c.id == chip_id), None)
+
+
+def load_chip_table(path: Path | None = None) -> ChipTable:
+    path = path or catalog_dir() / "hardware.yaml"
+    table = validate_yaml(ChipTable, read_yaml(path, error=CatalogError), path, error=CatalogError)
+    ids = [c.id for c in table.chips]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise CatalogError(f"{path}: duplicate chip ids: {', '.join(dupes)}")
+    for system in table.systems:
+        if table.by_id(system.chip) is None:
+            raise CatalogError(f"{path}: system '{system.id}' names unknown chip '{system.chip}'")
+    return table
+
+
+# Words that vendors and tools add or drop around the same chip name.
+_NOISE = r"\b(nvidia|geforce|amd|ati|apple|intel|r|tm|processor|graphics|generation|cpu)\b"
+
+
+def norm_name(name: str) -> str:
+    """'NVIDIA GeForce RTX 3090' and 'rtx3090' -> 'rtx3090'."""
+    text = name.lower().replace("(r)", " ").replace("(tm)", " ").replace("+", "plus")
+    text = re.sub(_NOISE, " ", text)
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def _keys(chip: ChipEntry) -> set[str]:
+    keys = {norm_name(chip.name), norm_name(chip.id)}
+    keys.update(norm_name(a) for a in chip.aliases)
+    if chip.cpu_model and chip.kind == "apu":
+        keys.add(norm_name(chip.cpu_model))
+    keys.discard("")
+    return keys
+
+
+def match_chips(table: ChipTable, name: str, *, gpu: bool | None = None) -> list[ChipEntry]:
+    """Chips whose name, id or alias equals `name` after normalising; exact, never fuzzy, so a
+    '4090 D' or a laptop part does not borrow a desktop card's figures."""
+    key = norm_name(name)
+    hits = [c for c in table.chips if key in _keys(c)]
+    if gpu is not None:
+        hits = [c for c in hits if c.has_gpu == gpu or c.kind == "apu"]
+    return hits
+
+
+def match_arch(table: ChipTable, vendor: str, arch: str | None) -> list[ChipEntry]:
+    if not arch:
+        return []
+    return [c for c in table.chips if c.vendor == vendor and c.arch == arch and c.has_gpu]
+
+
+def match_pci(table: ChipTable, pci_id: str | None) -> list[ChipEntry]:
+    if not pci_id:
+        return []
+    return [c for c in table.chips if pci_id.lower() in c.pci_ids]
+
+
+def closest_names(table: ChipTable, name: str, *, gpu: bool | None = None, n: int = 5) -> list[str]:
+    """Known display names closest to `name`, for error messages."""
+    pool: dict[str, str] = {}
+    for chip in table.chips:
+        if gpu is not None and chip.has_gpu != gpu and chip.kind != "apu":
+            continue
+        for key in _keys(chip):
+            pool.setdefault(key, chip.name)
+    for system in table.systems if gpu is None else []:
+        pool.setdefault(norm_name(system.name), system.name)
+    keys = difflib.get_close_matches(norm_name(name), list(pool), n=n * 3, cutoff=0.4)
+    out: list[str] = []
+    for key in keys:
+        if pool[key] not in out:
+            out.append(pool[key])
+    return out[:n]
+
+
+def wired_share(table: ChipTable, ram_bytes: int) -> WiredDefault | None:
+    """macOS's default GPU wired share for this much RAM, where the data covers it."""
+    gib = ram_bytes / 1024**3
+    for rule in table.apple_wired_default:
+        if rule.max_ram_gib is not None and gib <= rule.max_ram_gib + 0.5:
+            return rule
+        if rule.min_ram_gib is not None and gib >= rule.min_ram_gib - 0.5:
+            return rule
+    return None

@@ -1,0 +1,215 @@
+"""Declared hardware: a profile for a box you do not have, built from names in the chip table."""
+
+from __future__ import annotations
+
+import re
+
+from stackctl.detect.chips import (
+    ChipEntry,
+    ChipTable,
+    SystemEntry,
+    closest_names,
+    load_chip_table,
+    match_chips,
+    norm_name,
+    wired_share,
+)
+from stackctl.errors import HardwareError
+from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
+
+GIB = 1024**3
+
+
+def _unknown(kind: str, name: str, table: ChipTable, *, gpu: bool | None) -> HardwareError:
+    near = closest_names(table, name, gpu=gpu)
+    return HardwareError(
+        f"unknown {kind} '{name}'",
+        details=[f"closest known: {', '.join(near)}"] if near else [],
+        hint="names come from catalog/hardware.yaml; case and vendor prefixes do not matter",
+    )
+
+
+def _one(
+    kind: str, name: str, hits: list[ChipEntry], table: ChipTable, gpu: bool | None
+) -> ChipEntry:
+    if not hits:
+        raise _unknown(kind, name, table, gpu=gpu)
+    if len(hits) > 1 and len({(c.bandwidth_gbps, c.memory_gib) for c in hits}) > 1:
+        raise HardwareError(
+            f"{kind} '{name}' is ambiguous",
+            details=[f"one of: {', '.join(c.name for c in hits)}"],
+        )
+    return hits[0]
+
+
+def find_gpu(table: ChipTable, name: str) -> ChipEntry:
+    return _one("GPU", name, match_chips(table, name, gpu=True), table, True)
+
+
+def find_cpu(table: ChipTable, name: str) -> ChipEntry:
+    hits = [c for c in match_chips(table, name) if c.kind in {"cpu", "apu", "soc"}]
+    return _one("CPU", name, hits, table, False)
+
+
+def _system_entry(table: ChipTable, key: str) -> SystemEntry | None:
+    for system in table.systems:
+        keys = {norm_name(system.name), norm_name(system.id), *map(norm_name, system.aliases)}
+        if key in keys:
+            return system
+    return None
+
+
+def find_system(table: ChipTable, name: str) -> tuple[ChipEntry, float | None]:
+    """'Strix Halo 128GB', 'Mac Studio M3 Ultra 512GB', 'DGX Spark' -> (chip, RAM GiB)."""
+    m = re.search(r"(\d+(?:\.\d+)?)\s*(?:gb|gib|g)\b", name, re.I)
+    ram = float(m.group(1)) if m else None
+    rest = (name[: m.start()] + name[m.end() :]) if m else name
+    system = _system_entry(table, norm_name(rest))
+    if system is not None:
+        chip = table.by_id(system.chip)
+        if chip is not None:
+            if ram is None and len(system.ram_gib) == 1:
+                ram = system.ram_gib[0]
+            return chip, ram
+    hits = [c for c in match_chips(table, rest) if c.kind in {"apu", "soc"}]
+    if not hits:
+        raise _unknown("system", name, table, gpu=None)
+    return _one("system", name, hits, table, None), ram
+
+
+def _unified_budget(
+    chip: ChipEntry,
+    ram: int | None,
+    table: ChipTable,
+    pos: int,
+    notes: list[str],
+    defaults: list[str],
+) -> int | None:
+    if ram is None:
+        notes.append(f"{chip.name}: unified memory but no RAM size given (--ram); budget unknown")
+        return None
+    if chip.vendor == "amd":
+        # Kernel default without ttm.pages_limit: GTT = half of RAM (engines.md 4.3).
+        defaults.append(f"accelerators.{pos}.memory_budget_bytes")
+        notes.append(
+            f"{chip.name}: GPU budget assumes the kernel's default GTT (half of RAM); "
+            "raise it with ttm.pages_limit"
+        )
+        return ram // 2
+    if chip.vendor == "apple":
+        rule = wired_share(table, ram)
+        if rule is None:
+            notes.append(f"{chip.name}: macOS default wired share for this RAM size unknown")
+            return None
+        defaults.append(f"accelerators.{pos}.memory_budget_bytes")
+        notes.append(f"{chip.name}: GPU budget is macOS's default {rule.share:.0%} of RAM")
+        return int(ram * rule.share)
+    return ram
+
+
+def _accelerator(
+    chip: ChipEntry,
+    pos: int,
+    ram: int | None,
+    table: ChipTable,
+    notes: list[str],
+    defaults: list[str],
+) -> Accelerator:
+    if chip.unified or chip.kind in {"apu", "soc"}:
+        memory = ram
+        budget = _unified_budget(chip, ram, table, pos, notes, defaults)
+    else:
+        memory = int(chip.memory_gib * GIB) if chip.memory_gib else None
+        budget = memory
+    return Accelerator(
+        vendor=chip.vendor or "intel",
+        name=chip.name,
+        arch=chip.arch,
+        memory_bytes=memory,
+        unified=chip.unified or chip.kind in {"apu", "soc"},
+        memory_budget_bytes=budget,
+        bandwidth_gbps=chip.bandwidth_gbps,
+        bandwidth_source=f"catalog/hardware.yaml {chip.id}: {chip.bandwidth_source}"
+        if chip.bandwidth_gbps
+        else None,
+        index=pos,
+        integrated=chip.integrated,
+        gpu_cores=chip.gpu_cores,
+        peak_tflops_fp16=chip.peak_tflops_fp16,
+        peak_source=chip.peak_source,
+        chip=chip.id,
+        budget_source="declared (chip table)",
+    )
+
+
+def _cpu_info(cpu: ChipEntry | None, gpus: list[ChipEntry], notes: list[str]) -> CpuInfo:
+    arch = cpu.cpu_arch if cpu else None
+    if arch is None and any(g.vendor == "apple" for g in gpus):
+        arch = "arm64"
+    if cpu is None:
+        notes.append("no CPU declared (--cpu): CPU cores, flags and bandwidth unknown")
+    bw = cpu.bandwidth_gbps if cpu else None
+    return CpuInfo(
+        model=(cpu.cpu_model or cpu.name) if cpu else None,
+        arch=arch or "unknown",
+        cores=cpu.cpu_cores if cpu else None,
+        threads=cpu.cpu_threads if cpu else None,
+        bandwidth_gbps=bw,
+        bandwidth_source=f"catalog/hardware.yaml {cpu.id}: {cpu.bandwidth_source}"
+        if cpu and bw
+        else None,
+        performance_cores=cpu.cpu_performance_cores if cpu else None,
+        efficiency_cores=cpu.cpu_efficiency_cores if cpu else None,
+        chip=cpu.id if cpu else None,
+    )
+
+
+def declare_hardware(
+    *,
+    gpus: list[str],
+    gpu_count: int | None = None,
+    cpu: str | None = None,
+    ram_gib: float | None = None,
+    system: str | None = None,
+    table: ChipTable | None = None,
+) -> HardwareProfile:
+    """A profile from names: `--gpu` (repeatable) x `--gpu-count`, `--cpu`, `--ram`, `--system`."""
+    table = table or load_chip_table()
+    sys_chip, sys_ram = find_system(table, system) if system else (None, None)
+    gpu_chips = [find_gpu(table, name) for name in gpus]
+    if gpu_count is not None:
+        if gpu_count < 1:
+            raise HardwareError(f"--gpu-count must be at least 1, not {gpu_count}")
+        if len(gpu_chips) != 1:
+            raise HardwareError("--gpu-count needs exactly one --gpu NAME")
+        gpu_chips = gpu_chips * gpu_count
+    if sys_chip is not None and sys_chip.has_gpu and not gpu_chips:
+        gpu_chips = [sys_chip]
+    cpu_chip = find_cpu(table, cpu) if cpu else sys_chip
+    ram_value = ram_gib if ram_gib is not None else sys_ram
+    if ram_value is not None and ram_value <= 0:
+        raise HardwareError(f"--ram must be a positive number of GiB, not {ram_value}")
+    ram = int(ram_value * GIB) if ram_value is not None else None
+    notes: list[str] = []
+    defaults: list[str] = []
+    accels = [_accelerator(c, i, ram, table, notes, defaults) for i, c in enumerate(gpu_chips)]
+    apple = any(g.vendor == "apple" for g in gpu_chips)
+    if not apple:
+        defaults.append("os.system")
+    parts = [c.id for c in ([sys_chip] if sys_chip else []) + gpu_chips[:1]]
+    count = f"x{len(gpu_chips)}" if len(gpu_chips) > 1 else ""
+    name = (
+        "-".join(dict.fromkeys(parts)) + count
+        if parts
+        else (cpu_chip.id if cpu_chip else "declared")
+    )
+    return HardwareProfile(
+        name=name,
+        source="declared",
+        cpu=_cpu_info(cpu_chip, gpu_chips, notes),
+        memory=MemoryInfo(total_bytes=ram),
+        accelerators=accels,
+        os=OsInfo(system="darwin" if apple else "linux"),
+        defaults=defaults,
+        warnings=notes,
+    )

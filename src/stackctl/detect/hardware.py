@@ -1,0 +1,256 @@
+"""detect_hardware(runner) -> HardwareProfile: every probe, parsed and merged."""
+
+from __future__ import annotations
+
+import re
+
+from stackctl.detect import parse_apple as mac
+from stackctl.detect import parse_linux as lx
+from stackctl.detect.accelerators import (
+    Context,
+    amd_sources,
+    apple_sources,
+    nvidia_sources,
+    probe,
+)
+from stackctl.detect.chips import ChipEntry, ChipTable, load_chip_table, match_chips
+from stackctl.detect.facts import CpuFacts, GpuFacts, to_int
+from stackctl.detect.runner import Runner
+from stackctl.detect.settle import settle
+from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
+
+_X86_NAMES = re.compile(
+    r"\b(EPYC|Xeon|Ryzen|RYZEN|Threadripper|Core\(TM\)|Core i\d|Athlon|Opteron)\b"
+)
+
+
+def _fill(base: CpuFacts, other: CpuFacts | None) -> None:
+    if other is None:
+        return
+    for key, value in vars(other).items():
+        if getattr(base, key) in (None, []) and value not in (None, []):
+            setattr(base, key, value)
+
+
+def _cpu_facts(ctx: Context, uname: lx.UnameFacts | None) -> tuple[CpuFacts, str | None]:
+    cpu = probe(ctx, "lscpu.txt", lx.parse_lscpu) or CpuFacts()
+    parsed = probe(ctx, "/proc/cpuinfo", lx.parse_cpuinfo, file=True)
+    board = parsed[1] if parsed else None
+    _fill(cpu, parsed[0] if parsed else None)
+    sysctl = ctx.sysctl
+    if sysctl or ctx.mac.chip:
+        _fill(
+            cpu,
+            CpuFacts(
+                model=sysctl.get("machdep.cpu.brand_string") or ctx.mac.chip,
+                arch=sysctl.get("hw.machine"),
+                cores=to_int(sysctl.get("hw.physicalcpu")) or ctx.mac.cores,
+                threads=to_int(sysctl.get("hw.logicalcpu")) or to_int(sysctl.get("hw.ncpu")),
+                performance_cores=to_int(sysctl.get("hw.perflevel0.physicalcpu"))
+                or ctx.mac.performance_cores,
+                efficiency_cores=to_int(sysctl.get("hw.perflevel1.physicalcpu"))
+                or ctx.mac.efficiency_cores,
+                flags=mac.sysctl_flags(sysctl),
+            ),
+        )
+    if uname is not None and uname.machine:
+        cpu.arch = uname.machine  # the contract: what `uname -m` prints
+    return cpu, board
+
+
+def _cpu_arch(cpu: CpuFacts, chip: ChipEntry | None, accels: list[Accelerator]) -> str | None:
+    if cpu.arch:
+        return cpu.arch
+    if chip is not None and chip.cpu_arch:
+        return chip.cpu_arch
+    if any(a.vendor == "apple" for a in accels):
+        return "arm64"  # uname -m on Apple Silicon macOS
+    if any(a.chip == "gb10" for a in accels):
+        return "aarch64"
+    if cpu.model and _X86_NAMES.search(cpu.model):
+        return "x86_64"
+    return None
+
+
+def _cpu_chip(table: ChipTable, cpu: CpuFacts, board: str | None) -> ChipEntry | None:
+    for name in (cpu.model, re.sub(r"\s+Rev\s+[\d.]+$", "", board or "")):
+        if name:
+            hits = match_chips(table, name)
+            if len(hits) == 1:
+                return hits[0]
+    return None
+
+
+def _memory(ctx: Context) -> MemoryInfo:
+    total, avail = probe(ctx, "/proc/meminfo", lx.parse_meminfo, file=True) or (None, None)
+    if total is None:
+        total, avail2 = probe(ctx, "free.txt", lx.parse_free) or (None, None)
+        avail = avail or avail2
+    total = total or to_int(ctx.sysctl.get("hw.memsize")) or ctx.mac.memory_bytes
+    return MemoryInfo(total_bytes=total, available_bytes=avail)
+
+
+def _os(ctx: Context, uname: lx.UnameFacts | None) -> OsInfo:
+    distro = probe(ctx, "/etc/os-release", lx.parse_os_release, file=True)
+    cmdline_text = ctx.runner.read_file("/proc/cmdline")
+    if cmdline_text is not None and not cmdline_text.strip():
+        cmdline_text = None
+    if cmdline_text is not None:
+        ctx.cmdline = probe(ctx, "/proc/cmdline", lx.parse_cmdline, file=True) or ctx.cmdline
+        ctx.warnings.extend(ctx.cmdline.warnings)
+    system = uname.system if uname and uname.system else None
+    if system is None and (ctx.sysctl or ctx.mac.chip):
+        system = "darwin"
+    nvcc = probe(ctx, "nvcc.txt", lx.parse_nvcc)
+    return OsInfo(
+        system=system or "unknown",
+        kernel=(uname.kernel if uname else None)
+        or ctx.mac.kernel
+        or ctx.sysctl.get("kern.osrelease"),
+        distro=distro or ctx.mac.os_version or _mac_version(ctx.sysctl),
+        kernel_cmdline=cmdline_text.strip() if cmdline_text else None,
+        ttm_pages_limit=ctx.cmdline.ttm_pages_limit,
+        amdgpu_gttsize_mib=ctx.cmdline.gttsize_mib,
+        cmdline_gtt_bytes=ctx.cmdline.gtt_bytes,
+        cuda_toolkit_version=nvcc,
+    )
+
+
+def _mac_version(sysctl: dict[str, str]) -> str | None:
+    version = sysctl.get("kern.osproductversion")
+    return f"macOS {version}" if version else None
+
+
+def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]:
+    """All accelerators in vendor order, plus rocminfo's CPU model/threads and NPUs."""
+    llama = probe(ctx, "llama-list-devices.txt", mac.parse_llama_devices) or []
+    nvidia = nvidia_sources(ctx)
+    if not nvidia:
+        nvidia = [g for g in llama if g.vendor == "nvidia"]
+    amd, rocm = amd_sources(ctx)
+    if not amd:
+        amd = [g for g in llama if g.vendor == "amd"]
+    apple = apple_sources(ctx, llama)
+    cpu_model = rocm.cpu_model if rocm else None
+    threads = rocm.cpu_threads if rocm else None
+    npus = rocm.npus if rocm else []
+    return [*nvidia, *amd, *apple], cpu_model, threads or 0, npus
+
+
+def _context(runner: Runner, table: ChipTable | None) -> Context:
+    ctx = Context(runner=runner, table=table or load_chip_table())
+    ctx.sysctl = probe(ctx, "sysctl.txt", mac.parse_sysctl) or {}
+    ctx.mac = (
+        probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
+        or probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
+        or mac.MacFacts()
+    )
+    return ctx
+
+
+def detect_hardware(runner: Runner, *, table: ChipTable | None = None) -> HardwareProfile:
+    """Probe through `runner` (live machine or bundle) and merge into one profile."""
+    ctx = _context(runner, table)
+    uname = probe(ctx, "uname.txt", lx.parse_uname)
+    os_info = _os(ctx, uname)
+    cpu, board = _cpu_facts(ctx, uname)
+    memory = _memory(ctx)
+    ctx.host_total = memory.total_bytes
+    gpus, rocm_cpu, rocm_threads, npus = _gpu_list(ctx)
+    cpu.model = cpu.model or rocm_cpu
+    cpu.threads = cpu.threads or rocm_threads or None
+    ctx.cpu_chip = _cpu_chip(ctx.table, cpu, board or ctx.mac.model_id)
+    accels = [settle(ctx, gpu, pos) for pos, gpu in enumerate(gpus)]
+    if npus:
+        ctx.warnings.append(f"NPU agent(s) {', '.join(npus)} found; not counted as accelerators")
+    cpu_info = _cpu_info(ctx, cpu, accels)
+    vulkan = probe(ctx, "vulkaninfo.txt", mac.parse_vulkaninfo) or []
+    _lspci_check(ctx, accels)
+    name = runner.label or (uname.hostname if uname else None) or "localhost"
+    return HardwareProfile(
+        name=name,
+        source=runner.source,
+        cpu=cpu_info,
+        memory=memory,
+        accelerators=accels,
+        os=os_info.model_copy(
+            update={"hsa_runtime_version": _hsa(ctx), "system": _system(ctx, os_info)}
+        ),
+        system_model=board or ctx.mac.model_id,
+        vulkan_devices=vulkan,
+        defaults=ctx.defaults,
+        warnings=list(dict.fromkeys(ctx.warnings)),
+    )
+
+
+_LINUX_MARKS = (
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/cmdline",
+    "cmd/lscpu.txt",
+    "cmd/rocminfo.txt",
+    "cmd/rocm-smi.txt",
+    "cmd/free.txt",
+)
+
+
+def _system(ctx: Context, os_info: OsInfo) -> str:
+    """linux/darwin; Linux-only sources settle it when uname is absent."""
+    if os_info.system == "unknown" and any(m in ctx.seen for m in _LINUX_MARKS):
+        return "linux"
+    return os_info.system
+
+
+def _hsa(ctx: Context) -> str | None:
+    text = ctx.seen.get("cmd/rocminfo.txt")
+    if not text:
+        return None
+    m = re.search(r"^Runtime Version:\s*(\S+)", text, re.M)
+    return m.group(1) if m else None
+
+
+def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo:
+    chip = ctx.cpu_chip
+    if chip is None and len(accels) == 1 and accels[0].vendor == "apple" and accels[0].chip:
+        chip = ctx.table.by_id(accels[0].chip)  # the SoC is the CPU too
+    arch = _cpu_arch(cpu, chip, accels)
+    if arch is None:
+        ctx.warnings.append("CPU architecture not shown by any source")
+    if chip is None and cpu.model:
+        ctx.warnings.append(
+            f"CPU '{cpu.model}' is not in catalog/hardware.yaml: memory bandwidth unknown"
+        )
+    bw = chip.bandwidth_gbps if chip else None
+    return CpuInfo(
+        model=cpu.model,
+        arch=arch or "unknown",
+        sockets=cpu.sockets,
+        cores=cpu.cores,
+        threads=cpu.threads,
+        flags=cpu.flags,
+        bandwidth_gbps=bw,
+        bandwidth_source=_cpu_bw_source(chip, cpu.sockets),
+        vendor=cpu.vendor,
+        performance_cores=cpu.performance_cores,
+        efficiency_cores=cpu.efficiency_cores,
+        chip=chip.id if chip else None,
+    )
+
+
+def _lspci_check(ctx: Context, accels: list[Accelerator]) -> None:
+    devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
+    vendors = {"10de": "nvidia", "1002": "amd"}
+    for dev in devices:
+        vendor = vendors.get(dev.vendor_id)
+        if vendor and not any(a.vendor == vendor for a in accels):
+            ctx.warnings.append(
+                f"lspci shows {dev.description} at {dev.slot} but no {vendor} tool output "
+                "describes it; driver missing?"
+            )
+
+
+def _cpu_bw_source(chip: ChipEntry | None, sockets: int | None) -> str | None:
+    if chip is None or chip.bandwidth_gbps is None:
+        return None
+    per = f" (per socket; {sockets} sockets)" if sockets and sockets > 1 else ""
+    return f"catalog/hardware.yaml {chip.id}: {chip.bandwidth_source}{per}"

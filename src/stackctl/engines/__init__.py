@@ -1,0 +1,1 @@
+"""Engine adapters: how to build an engine and spell its command line, per pinned version."""

@@ -1,0 +1,263 @@
+"""The estimator's data: model architectures, GGUF types and quant recipes, backend factors.
+
+Everything here is read from `catalog/models.yaml`, `catalog/quants.yaml` and
+`catalog/backends.yaml`; every number there names its source. `load_estimate_catalog(root)`
+reads all three; `lookup_model` and `lookup_quant` accept the names people use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from stackctl.errors import CatalogError, EstimateError
+from stackctl.models.base import StrictModel
+from stackctl.yamlio import read_yaml, validate_yaml
+
+# Layer kinds in `layer_pattern`: F full attention, S sliding window, A MLA attention,
+# L gated-DeltaNet linear attention, M Mamba-2, C short convolution (LFM2), E an FFN-only
+# (MoE) block and "-" an MLP-only block (Nemotron-H), K a layer that reuses another's KV.
+LayerKind = Literal["F", "S", "A", "L", "M", "C", "E", "-"]
+LAYER_KINDS = frozenset("FSALMCE-")
+
+
+class MoeFacts(StrictModel):
+    experts: int = Field(ge=1)
+    experts_used: int = Field(ge=1)
+    expert_ffn: int = Field(ge=1)
+    shared_experts: int = 0
+    shared_ffn: int = 0
+    dense_lead_layers: int = 0
+    dense_ffn: int = 0
+    dense_branch_ffn: int = Field(0, description="Gemma 4 26B: a dense MLP next to the MoE")
+
+
+class MlaFacts(StrictModel):
+    kv_lora_rank: int
+    q_lora_rank: int | None = None
+    qk_rope_dim: int
+    qk_nope_dim: int
+    v_head_dim: int
+
+
+class GdnFacts(StrictModel):
+    key_heads: int
+    value_heads: int
+    key_dim: int
+    value_dim: int
+    conv_kernel: int
+
+
+class MambaFacts(StrictModel):
+    heads: int
+    head_dim: int
+    state: int
+    groups: int
+    conv_kernel: int
+
+
+class ModelEntry(StrictModel):
+    id: str
+    name: str
+    family: str
+    gguf_arch: str = Field(description="llama.cpp's general.architecture for this model")
+    aliases: list[str] = Field(default_factory=list)
+    license: str | None = None
+    params_total: float | None = None
+    params_active: float | None = None
+    n_layer: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    n_head: int = Field(ge=1)
+    n_head_kv: int = Field(ge=0)
+    head_dim: int = Field(ge=1)
+    head_dim_v: int | None = None
+    ffn: int = Field(0, ge=0, description="dense FFN width (0 when every layer is MoE)")
+    vocab: int = Field(ge=1)
+    ctx_native: int = Field(ge=1)
+    tied_embeddings: bool = False
+    layer_pattern: str = Field("F", description="per-layer kinds, repeated to n_layer")
+    layer_pattern_explicit: bool = Field(False, description="pattern lists every layer once")
+    swa_window: int | None = None
+    global_head_dim: int | None = None
+    global_n_head_kv: int | None = None
+    kv_shared_layers: int = 0
+    ple_dim: int = 0
+    mtp_layers: int = 0
+    moe: MoeFacts | None = None
+    mla: MlaFacts | None = None
+    gdn: GdnFacts | None = None
+    mamba: MambaFacts | None = None
+    shortconv_l_cache: int | None = None
+    attn_bias: bool = False
+    attn_sinks: bool = False
+    estimable: bool = Field(True, description="false where the cache layout is unknown")
+    sources: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    def layer_kinds(self) -> list[str]:
+        """One kind letter per layer, the pattern repeated (or given once) over n_layer."""
+        pattern = self.layer_pattern
+        if self.layer_pattern_explicit:
+            return list(pattern)
+        return [pattern[i % len(pattern)] for i in range(self.n_layer)]
+
+
+class TypeInfo(StrictModel):
+    id: int
+    block: int
+    bytes: int
+
+
+class RecipeRule(StrictModel):
+    category: Literal["attn_v", "ffn_down", "attn_output", "attn_k", "attn_q"]
+    type: str
+    when: (
+        Literal[
+            "more_bits",
+            "first_eighth",
+            "first_sixteenth",
+            "first_two",
+            "first_four",
+            "gqa4",
+            "gqa4_or_experts4",
+        ]
+        | None
+    ) = None
+
+
+class Recipe(StrictModel):
+    file_type: int
+    default: str
+    output: Literal["keep", "keep_q8", "q6k", "q5k", "q8"]
+    token_embd: str | None = None
+    experts: str | None = None
+    rules: list[RecipeRule] = Field(default_factory=list)
+    ref_bpw_llama31_8b: float | None = None
+
+
+class QuantCatalog(StrictModel):
+    schema_version: Literal[1]
+    types: dict[str, TypeInfo]
+    fallback: dict[str, str]
+    recipes: dict[str, Recipe]
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+    def type_by_id(self) -> dict[int, str]:
+        return {info.id: name for name, info in self.types.items()}
+
+
+class BackendFactors(StrictModel):
+    decode_efficiency: float = Field(gt=0, le=1, description="share of bandwidth reached")
+    decode_range: tuple[float, float]
+    prefill_efficiency: float = Field(gt=0, le=1, description="share of peak FLOPs reached")
+    prefill_range: tuple[float, float]
+    compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
+    per_core_bandwidth_gbps: float | None = Field(
+        None, description="CPU only: memory bandwidth one core sustains in decode"
+    )
+    sources: list[str] = Field(default_factory=list)
+
+
+class CpuPeak(StrictModel):
+    flops_per_cycle_per_core: float
+    clock_ghz: float
+    sources: list[str] = Field(default_factory=list)
+
+
+class BackendCatalog(StrictModel):
+    schema_version: Literal[1]
+    backends: dict[str, BackendFactors]
+    cpu_peak: dict[str, CpuPeak]
+    gpu_peak_tflops: dict[str, float] = Field(default_factory=dict)
+    os_reserve: dict[str, int]
+    os_reserve_sources: list[str] = Field(default_factory=list)
+    reference_points: list[dict[str, str | float | int]] = Field(default_factory=list)
+
+
+class ModelCatalogFile(StrictModel):
+    schema_version: Literal[1]
+    sources: dict[str, str]
+    models: list[ModelEntry]
+
+
+class EstimateCatalog(StrictModel):
+    models: dict[str, ModelEntry]
+    quants: QuantCatalog
+    backends: BackendCatalog
+
+
+def load_estimate_catalog(root: Path) -> EstimateCatalog:
+    """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`."""
+    models_path = root / "models.yaml"
+    models = validate_yaml(
+        ModelCatalogFile,
+        read_yaml(models_path, error=CatalogError),
+        models_path,
+        error=CatalogError,
+    )
+    quants_path = root / "quants.yaml"
+    quants = validate_yaml(
+        QuantCatalog, read_yaml(quants_path, error=CatalogError), quants_path, error=CatalogError
+    )
+    backends_path = root / "backends.yaml"
+    backends = validate_yaml(
+        BackendCatalog,
+        read_yaml(backends_path, error=CatalogError),
+        backends_path,
+        error=CatalogError,
+    )
+    by_id: dict[str, ModelEntry] = {}
+    for entry in models.models:
+        if entry.id in by_id:
+            raise CatalogError(f"{models_path}: model id '{entry.id}' appears twice")
+        bad = set(entry.layer_pattern) - LAYER_KINDS
+        if bad:
+            raise CatalogError(f"{models_path}: model '{entry.id}': unknown layer kinds {bad}")
+        by_id[entry.id] = entry
+    return EstimateCatalog(models=by_id, quants=quants, backends=backends)
+
+
+def normalize_name(name: str) -> str:
+    """'Qwen/Qwen3-30B-A3B', 'qwen3:30b-a3b' and 'Qwen3-30B-A3B' all become 'qwen3-30b-a3b'."""
+    text = name.strip().lower()
+    text = text.split("/")[-1]
+    text = re.sub(r"[\s_:.]+", "-", text)
+    text = re.sub(r"-gguf$", "", text)
+    return text
+
+
+def lookup_model(name: str, catalog: EstimateCatalog) -> str:
+    """The catalog id for an id or alias; unknown names raise with the closest ids."""
+    if name in catalog.models:
+        return name
+    wanted = normalize_name(name)
+    index: dict[str, str] = {}
+    for entry in catalog.models.values():
+        for candidate in [entry.id, entry.name, *entry.aliases]:
+            index.setdefault(normalize_name(candidate), entry.id)
+    if wanted in index:
+        return index[wanted]
+    close = difflib.get_close_matches(wanted, list(index), n=3, cutoff=0.5)
+    hint = ", ".join(dict.fromkeys(index[c] for c in close)) if close else None
+    raise EstimateError(
+        f"unknown model '{name}'",
+        hint=f"closest catalog ids: {hint}" if hint else "see catalog/models.yaml for the ids",
+    )
+
+
+def lookup_quant(name: str, catalog: EstimateCatalog) -> str:
+    """The recipe name for a GGUF quant name (case-insensitive, with aliases)."""
+    upper = name.strip().upper().replace("-", "_")
+    upper = catalog.quants.aliases.get(upper, upper)
+    if upper in catalog.quants.recipes:
+        return upper
+    names = list(catalog.quants.recipes)
+    close = difflib.get_close_matches(upper, names, n=3, cutoff=0.4)
+    raise EstimateError(
+        f"unknown quant '{name}'",
+        hint=f"closest: {', '.join(close)}" if close else f"known: {', '.join(names)}",
+    )

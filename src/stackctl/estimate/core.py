@@ -1,0 +1,312 @@
+"""`estimate(request, hardware)`: memory per device, fit, and speed with its basis.
+
+The catalogs are read from `catalog_dir()` unless the caller passes `catalog=` (tests and
+the resolver can load them once with `load_estimate_catalog`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackctl.errors import EstimateError
+from stackctl.estimate.catalog import (
+    EstimateCatalog,
+    load_estimate_catalog,
+    lookup_model,
+    lookup_quant,
+)
+from stackctl.estimate.devices import build_devices, device_speeds
+from stackctl.estimate.gguf import read_gguf
+from stackctl.estimate.layout import layout_tensors
+from stackctl.estimate.memory import (
+    ComputeTerms,
+    ContextParams,
+    compute_bytes,
+    kv_bytes_per_layer,
+    output_bytes,
+    state_bytes_per_layer,
+)
+from stackctl.estimate.placement import Device, Placement, place_tensor, split_layers
+from stackctl.estimate.recipe import TypedTensor, assign_types, tensor_bytes
+from stackctl.estimate.shape import ModelShape, shape_from_entry, shape_from_gguf
+from stackctl.estimate.speed import speed_figures
+from stackctl.models.estimate import (
+    DeviceMemory,
+    Estimate,
+    EstimateRequest,
+    MemoryEstimate,
+    PlacementInfo,
+    SpeedEstimate,
+)
+from stackctl.models.hardware import HardwareProfile
+from stackctl.resources import catalog_dir
+
+# CPU compute buffer, fitted to llama-fit-params (tests/data/estimate/fit_params_cpu.json).
+CPU_COMPUTE = ComputeTerms(logits=1.0, per_token_embd=0.0, per_kv_cell_token=0.0)
+
+
+@dataclass
+class ModelView:
+    """One model, from a file or from the catalog: its shape and typed tensor table."""
+
+    label: str
+    shape: ModelShape
+    tensors: list[TypedTensor]
+    basis: list[str]
+
+
+def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> ModelView:
+    if request.gguf_path:
+        return _view_from_gguf(Path(request.gguf_path), catalog)
+    model_id = lookup_model(request.model, catalog)
+    entry = catalog.models[model_id]
+    if not entry.estimable:
+        raise EstimateError(
+            f"model '{model_id}': its cache layout is not known well enough to estimate",
+            hint="; ".join(entry.notes) or None,
+        )
+    recipe_name = lookup_quant(request.quant, catalog)
+    recipe = catalog.quants.recipes[recipe_name]
+    shape = shape_from_entry(entry)
+    tensors = assign_types(
+        layout_tensors(entry),
+        recipe,
+        catalog.quants,
+        n_head=entry.n_head,
+        n_head_kv=entry.n_head_kv or 1,
+        n_expert=entry.moe.experts if entry.moe else 0,
+        n_layer_all=entry.n_layer + entry.mtp_layers,
+    )
+    basis = [
+        f"weights: per-tensor layout of catalog model '{model_id}' ({entry.gguf_arch}) "
+        f"with llama.cpp's {recipe_name} recipe (catalog/quants.yaml), no file read",
+    ]
+    return ModelView(label=f"{model_id} {recipe_name}", shape=shape, tensors=tensors, basis=basis)
+
+
+def _view_from_gguf(path: Path, catalog: EstimateCatalog) -> ModelView:
+    gguf = read_gguf(path)
+    names = catalog.quants.type_by_id()
+    tensors: list[TypedTensor] = []
+    for raw in gguf.tensors:
+        type_name = names.get(raw.type_id)
+        if type_name is None:
+            raise EstimateError(f"{path}: tensor '{raw.name}' has unknown type id {raw.type_id}")
+        nbytes = tensor_bytes(raw.shape, type_name, catalog.quants)
+        if gguf.data_offset + raw.offset + nbytes > gguf.file_size:
+            raise EstimateError(f"{path}: truncated GGUF: tensor '{raw.name}' runs past the end")
+        tensors.append(TypedTensor(raw.name, raw.shape, type_name, nbytes))
+    shape = shape_from_gguf(gguf)
+    # whole nextn blocks are MTP, not only their nextn.* tensors
+    tensors = [
+        TypedTensor(x.name, x.shape, x.type, x.nbytes, mtp=True)
+        if x.layer is not None and x.layer >= shape.n_layer
+        else x
+        for x in tensors
+    ]
+    basis = [f"weights: tensor table of {path.name} ({len(tensors)} tensors, {shape.arch})"]
+    return ModelView(label=path.name, shape=shape, tensors=tensors, basis=basis)
+
+
+def _context_params(request: EstimateRequest) -> ContextParams:
+    return ContextParams(
+        n_ctx=request.ctx,
+        n_seq=request.parallel,
+        n_ubatch=min(request.ubatch, request.batch),
+        n_batch=request.batch,
+        type_k=request.cache_type_k,
+        type_v=request.cache_type_v,
+        flash_attn=request.flash_attn,
+        kv_unified=request.kv_unified,
+        swa_full=request.swa_full,
+    )
+
+
+def _check_request(request: EstimateRequest, shape: ModelShape) -> None:
+    if (
+        shape.n_ctx_train
+        and request.ctx // max(1, request.parallel) > shape.n_ctx_train
+        and (not request.kv_unified or request.ctx > shape.n_ctx_train)
+    ):
+        raise EstimateError(
+            f"context {request.ctx} is above the model's native {shape.n_ctx_train} tokens "
+            f"per sequence",
+            hint=f"use --ctx {shape.n_ctx_train * request.parallel} or less",
+        )
+
+
+def _fill(
+    view: ModelView,
+    devices: list[Device],
+    placement: Placement,
+    request: EstimateRequest,
+    catalog: EstimateCatalog,
+) -> None:
+    """Add weights, KV/state, compute and output bytes to their devices."""
+    cpu = len(devices) - 1
+    params = _context_params(request)
+    for t in view.tensors:
+        if t.mtp:
+            continue  # llama.cpp skips nextn tensors unless MTP is loaded
+        dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
+        devices[dev].weights += t.nbytes
+        if (
+            t.name == "token_embd.weight"
+            and view.shape.tied_embeddings
+            and (placement.output_device != cpu)
+        ):
+            devices[placement.output_device].weights += t.nbytes  # TENSOR_DUPLICATED
+    kv = kv_bytes_per_layer(view.shape, params, catalog.quants)
+    state = state_bytes_per_layer(view.shape, params)
+    for il, dev in enumerate(placement.layer_device):
+        devices[dev].kv += kv[il]
+        devices[dev].state += state[il]
+        devices[dev].layers.append(il)
+    compute = compute_bytes(view.shape, params, CPU_COMPUTE)
+    for index, device in enumerate(devices):
+        if device.layers or index in (placement.output_device, cpu):
+            device.compute = compute
+    devices[cpu].output = output_bytes(view.shape, params)
+
+
+def _placement(
+    view: ModelView, devices: list[Device], request: EstimateRequest, catalog: EstimateCatalog
+) -> Placement:
+    gpus = devices[:-1]
+    n_layer = view.shape.n_layer
+    cpu = len(devices) - 1
+    if not gpus:
+        return Placement(ngl=0, n_cpu_moe=0, layer_device=[cpu] * n_layer, output_device=cpu)
+    n_cpu_moe = request.n_cpu_moe if isinstance(request.n_cpu_moe, int) else 0
+    if request.ngl != "auto":
+        return _placement_for(view, devices, request.ngl, n_cpu_moe)
+    # auto: the most layers that fit, as --fit does when the user sets nothing.
+    for ngl in range(n_layer + 1, -1, -1):
+        placement = _placement_for(view, devices, ngl, n_cpu_moe)
+        trial = [
+            Device(d.name, d.budget, d.backend, d.bandwidth_gbps, d.peak_gops, d.unified)
+            for d in devices
+        ]
+        _fill(view, trial, placement, request, catalog)
+        if all(d.budget is None or d.total <= d.budget for d in trial[:-1]):
+            return placement
+    return _placement_for(view, devices, 0, n_cpu_moe)
+
+
+def _placement_for(view: ModelView, devices: list[Device], ngl: int, n_cpu_moe: int) -> Placement:
+    gpus = devices[:-1]
+    cpu = len(devices) - 1
+    n_layer = view.shape.n_layer
+    budgets = [d.budget or 0 for d in gpus]
+    layer_device = split_layers(n_layer, ngl, budgets, None)
+    output_device = cpu
+    if gpus and ngl > n_layer:
+        output_device = layer_device[-1] if layer_device else 0
+    return Placement(
+        ngl=ngl, n_cpu_moe=n_cpu_moe, layer_device=layer_device, output_device=output_device
+    )
+
+
+def _device_rows(devices: list[Device]) -> list[DeviceMemory]:
+    rows = []
+    for d in devices:
+        total = d.total
+        short = max(0, total - d.budget) if d.budget is not None else 0
+        rows.append(
+            DeviceMemory(
+                device=d.name,
+                weights_bytes=d.weights,
+                kv_bytes=d.kv + d.state,
+                compute_bytes=d.compute,
+                output_bytes=d.output,
+                total_bytes=total,
+                budget_bytes=d.budget,
+                shortfall_bytes=short,
+            )
+        )
+    return rows
+
+
+def estimate(
+    request: EstimateRequest,
+    hardware: HardwareProfile,
+    *,
+    catalog: EstimateCatalog | None = None,
+) -> Estimate:
+    """Memory per device, whether it fits, and decode/prefill speed, each with its basis."""
+    catalog = catalog or load_estimate_catalog(catalog_dir())
+    view = load_model_view(request, catalog)
+    _check_request(request, view.shape)
+    devices = build_devices(hardware, request, catalog)
+    placement = _placement(view, devices, request, catalog)
+    _fill(view, devices, placement, request, catalog)
+    merged = merge_unified(devices)
+    rows = _device_rows(merged)
+    memory = MemoryEstimate(
+        weights_bytes=sum(d.weights for d in devices),
+        kv_bytes=sum(d.kv for d in devices),
+        state_bytes=sum(d.state for d in devices),
+        compute_bytes=sum(d.compute for d in devices),
+        output_bytes=sum(d.output for d in devices),
+        total_bytes=sum(d.total for d in devices),
+        devices=rows,
+    )
+    speeds, speed_basis = device_speeds(view, devices, placement, request, catalog)
+    figures = speed_figures(speeds, request.depth, catalog.backends)
+    speed = SpeedEstimate(
+        tg_tps=figures.tg,
+        tg_tps_range=figures.tg_range,
+        pp_tps=figures.pp,
+        pp_tps_range=figures.pp_range,
+        depth=request.depth,
+        ttft_s=figures.ttft_s,
+    )
+    info = PlacementInfo(
+        ngl=placement.ngl,
+        n_cpu_moe=placement.n_cpu_moe,
+        cpu_moe=request.cpu_moe,
+        layers={d.name: len(d.layers) for d in devices if d.layers},
+    )
+    basis = [*view.basis, *memory_basis(request, view), *speed_basis]
+    return Estimate(
+        model=view.label,
+        memory=memory,
+        fits=all(r.shortfall_bytes == 0 for r in rows),
+        speed=speed,
+        placement=info,
+        basis=basis,
+    )
+
+
+def merge_unified(devices: list[Device]) -> list[Device]:
+    """A unified-memory GPU is reported once: host-side buffers count against its budget."""
+    unified = [d for d in devices[:-1] if d.unified]
+    if not unified:
+        return devices
+    host = devices[-1]
+    gpu = unified[0]
+    merged = Device(gpu.name, gpu.budget, gpu.backend, gpu.bandwidth_gbps, gpu.peak_gops, True)
+    for part in (gpu, host):
+        merged.weights += part.weights
+        merged.kv += part.kv
+        merged.state += part.state
+        merged.compute += part.compute
+        merged.output += part.output
+    return [d if d is not gpu else merged for d in devices[:-1]]
+
+
+def memory_basis(request: EstimateRequest, view: ModelView) -> list[str]:
+    params = _context_params(request)
+    swa = " (SWA full)" if params.swa_full else ""
+    lines = [
+        f"kv: llama.cpp layout, ctx {request.ctx} padded to 256, {request.parallel} seq, "
+        f"K {params.type_k} / V {params.type_v}, window {view.shape.swa_window or 'none'}{swa}",
+        "compute: fitted to llama-fit-params CPU measurements (tests/data/estimate)",
+        "output: n_vocab x 4 bytes per sequence (logits buffer)",
+    ]
+    if view.shape.is_recurrent:
+        lines.append("state: f32 conv + recurrent state per sequence (llama_memory_recurrent)")
+    if any(t.mtp for t in view.tensors):
+        lines.append("mtp: nextn layers not loaded (no speculative decoding requested)")
+    return lines

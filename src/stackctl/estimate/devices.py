@@ -1,0 +1,170 @@
+"""Devices from a HardwareProfile: memory budgets, bandwidth, peak compute.
+
+Budgets: a GPU's `memory_budget_bytes` (else `memory_bytes`); on a unified-memory device that
+budget minus the OS reserve of catalog/backends.yaml (never the free system RAM); the host's
+`available_bytes` (else `total_bytes`) minus the host reserve. Peak FP16 for a GPU comes from
+catalog/hardware.yaml (the detection issue's chip table) when the name matches.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stackctl.errors import StackctlError
+from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.placement import Device, Placement, place_tensor
+from stackctl.estimate.speed import DeviceSpeed, active_share, attention_per_ctx
+from stackctl.models.estimate import EstimateRequest
+from stackctl.models.hardware import Accelerator, HardwareProfile
+from stackctl.resources import catalog_dir
+from stackctl.yamlio import plain, read_yaml
+
+if TYPE_CHECKING:
+    from stackctl.estimate.core import ModelView
+
+
+def _chip_peaks() -> dict[str, float]:
+    """name/alias (lower case) -> dense FP16 TFLOPS from catalog/hardware.yaml, if present."""
+    path = catalog_dir() / "hardware.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data: Any = plain(read_yaml(path))
+    except StackctlError:
+        return {}
+    peaks: dict[str, float] = {}
+    for chip in data.get("chips", []) if isinstance(data, dict) else []:
+        peak = chip.get("peak_tflops_fp16")
+        if not peak:
+            continue
+        for name in [chip.get("name", ""), chip.get("id", ""), *chip.get("aliases", [])]:
+            peaks[str(name).lower()] = float(peak)
+    return peaks
+
+
+def _gpu_budget(acc: Accelerator, os_name: str, catalog: EstimateCatalog) -> int | None:
+    budget = acc.memory_budget_bytes or acc.memory_bytes
+    if budget is None:
+        return None
+    if acc.unified:
+        key = "darwin_unified" if os_name == "darwin" else "linux_unified"
+        budget -= catalog.backends.os_reserve.get(key, 0)
+    return max(budget, 0)
+
+
+def _host_budget(hardware: HardwareProfile, catalog: EstimateCatalog) -> int | None:
+    mem = hardware.memory
+    base = mem.available_bytes if mem.available_bytes is not None else mem.total_bytes
+    if base is None:
+        return None
+    return max(base - catalog.backends.os_reserve.get("host", 0), 0)
+
+
+def _cpu_peak(hardware: HardwareProfile, threads: int, catalog: EstimateCatalog) -> float:
+    flags = set(hardware.cpu.flags)
+    isa = "generic"
+    if any(f.startswith("avx512") for f in flags):
+        isa = "avx512"
+    elif "avx2" in flags:
+        isa = "avx2"
+    elif hardware.cpu.arch in ("aarch64", "arm64"):
+        isa = "neon"
+    peak = catalog.backends.cpu_peak[isa]
+    return peak.flops_per_cycle_per_core * peak.clock_ghz * threads
+
+
+def cpu_threads(hardware: HardwareProfile, request: EstimateRequest) -> int:
+    return request.threads or hardware.cpu.cores or hardware.cpu.threads or 1
+
+
+def build_devices(
+    hardware: HardwareProfile, request: EstimateRequest, catalog: EstimateCatalog
+) -> list[Device]:
+    """GPUs first (for a GPU backend), the host last."""
+    devices: list[Device] = []
+    if request.backend != "cpu":
+        peaks = _chip_peaks()
+        for i, acc in enumerate(hardware.accelerators):
+            tflops = peaks.get(acc.name.lower())
+            devices.append(
+                Device(
+                    name=f"gpu{i}",
+                    budget=_gpu_budget(acc, hardware.os.system, catalog),
+                    backend=request.backend,
+                    bandwidth_gbps=acc.bandwidth_gbps,
+                    peak_gops=tflops * 1000 if tflops else None,
+                    unified=acc.unified,
+                )
+            )
+    threads = cpu_threads(hardware, request)
+    cpu_factors = catalog.backends.backends["cpu"]
+    bandwidth = hardware.cpu.bandwidth_gbps
+    if cpu_factors.per_core_bandwidth_gbps:
+        per_core = cpu_factors.per_core_bandwidth_gbps * threads
+        bandwidth = min(bandwidth, per_core) if bandwidth else per_core
+    devices.append(
+        Device(
+            name="host",
+            budget=_host_budget(hardware, catalog),
+            backend="cpu",
+            bandwidth_gbps=bandwidth,
+            peak_gops=_cpu_peak(hardware, threads, catalog),
+        )
+    )
+    return devices
+
+
+def device_speeds(
+    view: ModelView,
+    devices: list[Device],
+    placement: Placement,
+    request: EstimateRequest,
+    catalog: EstimateCatalog,
+) -> tuple[list[DeviceSpeed], list[str]]:
+    """Bytes and ops per token on each device, and the basis lines for the speed figures."""
+    cpu = len(devices) - 1
+    speeds = [DeviceSpeed(d.name, d.bandwidth_gbps, d.peak_gops, d.backend) for d in devices]
+    for t in view.tensors:
+        if t.mtp:
+            continue
+        share = active_share(t, view.shape)
+        dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
+        if t.name == "token_embd.weight" and view.shape.tied_embeddings:
+            dev = placement.output_device  # the tied matrix is read as the output layer
+        speeds[dev].weight_bytes += t.nbytes * share
+        lookup = t.name == "token_embd.weight" and not view.shape.tied_embeddings
+        if len(t.shape) >= 2 and not lookup:
+            speeds[dev].weight_ops += 2.0 * t.n_elements * share
+    kv_total = sum(d.kv for d in devices)
+    cells = max(request.ctx, 1)
+    for il, dev in enumerate(placement.layer_device):
+        layer = view.shape.layers[il]
+        if layer.kv_k and not layer.swa:
+            _, ops = attention_per_ctx(view.shape, 0.0)
+            n_full = sum(1 for x in view.shape.layers if x.kv_k and not x.swa)
+            speeds[dev].attn_ops_per_ctx += ops / max(n_full, 1)
+    for d, s in zip(devices, speeds, strict=True):
+        s.kv_bytes_per_ctx = d.kv / cells if kv_total else 0.0
+    return [s for s in speeds if s.weight_bytes or s.kv_bytes_per_ctx], _speed_basis(
+        speeds, request, catalog
+    )
+
+
+def _speed_basis(
+    speeds: list[DeviceSpeed], request: EstimateRequest, catalog: EstimateCatalog
+) -> list[str]:
+    lines = []
+    for s in speeds:
+        if not s.weight_bytes:
+            continue
+        bw = f"{s.bandwidth_gbps:.0f} GB/s" if s.bandwidth_gbps else "unknown bandwidth"
+        peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
+        lines.append(
+            f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
+            f"{peak} ({s.backend} factors from catalog/backends.yaml)"
+        )
+    lines.append(
+        f"speed: roofline at depth {request.depth}; ranges = backend efficiency spread; "
+        "ttft = 512-token prompt at that depth + one decode step"
+    )
+    return lines

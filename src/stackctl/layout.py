@@ -1,0 +1,39 @@
+"""Host paths derived from a lock and a HostLayout, shared by render and the day-two commands."""
+
+from __future__ import annotations
+
+from stackctl.models.lock import Lockfile
+from stackctl.models.render import HostLayout
+
+
+def engine_dir(lock: Lockfile, layout: HostLayout) -> str:
+    engine = lock.resolved.engine
+    return f"{layout.prefix}/engines/{engine.name}-{engine.build_key}"
+
+
+def server_binary(lock: Lockfile, layout: HostLayout) -> str:
+    return f"{engine_dir(lock, layout)}/bin/llama-server"
+
+
+def model_path(lock: Lockfile, layout: HostLayout) -> str:
+    artefact = lock.resolved.model.artefact
+    folder = artefact.sha256[:16] if artefact.sha256 else f"unverified-{lock.resolved.model.id}"
+    return f"{layout.state_dir}/models/{folder}/{artefact.file}"
+
+
+def service_argv(lock: Lockfile, layout: HostLayout) -> list[str]:
+    """The one command line, shared by the systemd unit and the supervised process."""
+    return [
+        server_binary(lock, layout),
+        "--model",
+        model_path(lock, layout),
+        *lock.resolved.runtime.server_args,
+    ]
+
+
+def pid_file(lock: Lockfile, layout: HostLayout) -> str:
+    return f"{layout.state_dir}/run/{lock.resolved.service}.pid"
+
+
+def log_file(lock: Lockfile, layout: HostLayout) -> str:
+    return f"{layout.log_dir}/{lock.resolved.service}.log"

@@ -1,0 +1,51 @@
+"""Results of running playbooks and of checking the served model."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from stackctl.models.base import StrictModel
+
+
+class HostStats(StrictModel):
+    ok: int = 0
+    changed: int = 0
+    failures: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+class TaskOutcome(StrictModel):
+    host: str
+    task: str
+    status: str
+    message: str = ""
+
+
+class PlaybookResult(StrictModel):
+    playbook: str
+    check: bool
+    hosts: dict[str, HostStats]
+    changed_tasks: list[TaskOutcome]
+    failed_tasks: list[TaskOutcome]
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_tasks) or any(
+            h.failures or h.unreachable for h in self.hosts.values()
+        )
+
+
+class SmokeResult(StrictModel):
+    endpoint: str
+    prompt: str
+    text: str
+    tokens: int
+    tg_tps: float | None = Field(description="decode tok/s the server measured for this request")
+    pp_tps: float | None

@@ -1,0 +1,103 @@
+"""Day-two state of a deployed stack on this box: is it running, where are its logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from stackctl import layout
+from stackctl.models.base import StrictModel
+from stackctl.models.lock import Lockfile
+from stackctl.models.render import HostLayout
+
+SYSTEMD_DIR = Path("/run/systemd/system")
+
+
+class ServiceStatus(StrictModel):
+    service: str
+    manager: str
+    running: bool
+    pid: int | None
+    healthy: bool
+    url: str
+    log: str
+
+
+def has_systemd() -> bool:
+    return SYSTEMD_DIR.is_dir()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _supervised_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _server_pid(pid_file: Path) -> int | None:
+    try:
+        state = json.loads(Path(f"{pid_file}.json").read_text())
+        return int(state["server_pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def base_url(lock: Lockfile) -> str:
+    host = lock.resolved.runtime.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{host}:{lock.resolved.runtime.port}"
+
+
+def is_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=3) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _systemd_main_pid(service: str) -> int | None:
+    shown = subprocess.run(
+        ["systemctl", "show", "--property=MainPID", "--value", service],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    pid = int(shown.stdout.strip() or 0) if shown.returncode == 0 else 0
+    return pid or None
+
+
+def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
+    host = host or HostLayout()
+    url = base_url(lock)
+    if has_systemd():
+        manager, pid = "systemd", _systemd_main_pid(lock.resolved.service)
+    else:
+        pid_file = Path(layout.pid_file(lock, host))
+        supervisor = _supervised_pid(pid_file)
+        manager = "stackctl-supervise"
+        pid = _server_pid(pid_file) if supervisor is not None else None
+    return ServiceStatus(
+        service=lock.resolved.service,
+        manager=manager,
+        running=pid is not None,
+        pid=pid,
+        healthy=is_healthy(url),
+        url=url,
+        log=layout.log_file(lock, host),
+    )
