@@ -1,8 +1,8 @@
 """Memory estimate vs llama.cpp's own accounting (llama-fit-params), CPU backend.
 
 For each case: write a shape-only sparse GGUF of a catalog model, run
-`llama-fit-params -lv 4 --fit-print on` on it, parse the model / context / compute breakdown
-(the 2-decimal MiB buffer lines of the debug log, falling back to the integer MiB table), and
+`llama-fit-params -lv 5 --fit-print on` on it, parse the model / context / compute breakdown
+(2-decimal KV and compute sizes of the trace log; the integer-MiB breakdown table for model), and
 compare with `estimate()` on the same file. Also checks the real Gemma 3 270M file when present.
 
     STACKCTL_LLAMA_BIN=/path/to/bin .venv/bin/python benchmarks/memory_vs_fit_params.py [--json OUT]
@@ -55,9 +55,12 @@ CASES: list[tuple[str, str, int, str, str, int]] = [
     ("mistral-small-3.2-24b", "Q6_K", 8192, "f16", "f16", 1),
 ]
 
-_BUFFER = re.compile(
-    r"(?P<buf>[\w_]+)\s+(?P<what>model|KV|RS|compute|output) buffer size =\s+(?P<mib>[\d.]+) MiB"
-)
+# -lv 5 lines: "llama_kv_cache: size = X MiB", "RS buffer size", "compute buffer size = X MiB",
+# and the breakdown table rows "| - Host | self = model + context + compute |" (integer MiB).
+_KV = re.compile(r"llama_kv_cache: size =\s+([\d.]+) MiB")
+_RS = re.compile(r"llama_memory_recurrent: size =\s+([\d.]+) MiB|RS buffer size =\s+([\d.]+) MiB")
+_COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
+_ROW = re.compile(r"\|\s+- (Host|CPU_\w+)\s+\|\s+\d+ =\s+(\d+) \+\s+(\d+) \+\s+(\d+)")
 
 
 def host_profile() -> HardwareProfile:
@@ -70,26 +73,19 @@ def host_profile() -> HardwareProfile:
 
 
 def parse_fit_log(text: str) -> dict[str, float]:
-    """MiB per category from llama.cpp's buffer-size log lines (last graph reserve wins)."""
-    out = {"model": 0.0, "context": 0.0, "compute": 0.0, "output": 0.0}
+    """MiB per category from llama.cpp's -lv 5 log (2-decimal KV/compute, integer model)."""
+    model = sum(float(m[1]) for m in _ROW.findall(text))
+    kv = sum(float(v) for v in _KV.findall(text))
+    rs = sum(float(a or b) for a, b in _RS.findall(text))
     compute: dict[str, float] = {}
-    for match in _BUFFER.finditer(text):
-        what, mib = match["what"], float(match["mib"])
-        if what == "model":
-            out["model"] += mib
-        elif what in ("KV", "RS"):
-            out["context"] += mib
-        elif what == "output":
-            out["output"] = mib
-        else:
-            compute[match["buf"]] = mib
-    out["compute"] = sum(compute.values())
-    return out
+    for name, mib in _COMPUTE.findall(text):
+        compute[name] = float(mib)  # the last reserve of each buffer wins
+    return {"model": model, "context": kv + rs, "compute": sum(compute.values()), "output": 0.0}
 
 
 def run_fit(binary: Path, model: Path, ctx: int, ctk: str, ctv: str, np_: int) -> dict[str, float]:
     argv = [str(binary), "-m", str(model), "-c", str(ctx), "-ctk", ctk, "-ctv", ctv,
-            "-np", str(np_), "-fa", "on", "--fit-print", "on", "-lv", "4", "-t", "2"]  # fmt: skip
+            "-np", str(np_), "-fa", "on", "--fit-print", "on", "-lv", "5", "-t", "2"]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-800:]
@@ -97,7 +93,9 @@ def run_fit(binary: Path, model: Path, ctx: int, ctk: str, ctv: str, np_: int) -
     return parse_fit_log(proc.stderr + proc.stdout)
 
 
-def ours(path: Path, ctx: int, ctk: str, ctv: str, np_: int, cat: EstimateCatalog) -> dict[str, float]:
+def ours(
+    path: Path, ctx: int, ctk: str, ctv: str, np_: int, cat: EstimateCatalog
+) -> dict[str, float]:
     request = EstimateRequest(
         model="", quant="", ctx=ctx, cache_type_k=_cache(ctk), cache_type_v=_cache(ctv),
         parallel=np_, gguf_path=str(path), threads=2,

@@ -29,6 +29,7 @@ TickHandler = Callable[[float], None]
 
 CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
 TICK_SECONDS = 15.0
+FETCHED_MARK = "stackctl-fetched"  # debug lines the roles print with each artefact's sha256
 
 
 def ansible_playbook_path() -> str:
@@ -103,6 +104,7 @@ def run_playbook(
     on_tick: TickHandler = lambda _t: None,
 ) -> PlaybookResult:
     """ansible-playbook -i inventory.yml PLAYBOOK, following its events as they come."""
+    tree = tree.resolve()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(extra_vars, handle)  # a file, so no value ever passes through a shell
         vars_file = handle.name
@@ -151,12 +153,18 @@ def _result(
             f"ansible-playbook {playbook} exited with {code} before running", details=detail
         )
     results = [e for e in events if e.get("event") == "result"]
+    fetched = {}
+    for event in results:
+        words = str(event.get("msg", "")).split()
+        if len(words) == 3 and words[0] == FETCHED_MARK:
+            fetched[words[1]] = words[2]
     return PlaybookResult(
         playbook=playbook,
         check=check,
         hosts={h: HostStats.model_validate(s) for h, s in stats["hosts"].items()},
         changed_tasks=[_outcome(e) for e in results if e["status"] == "changed"],
         failed_tasks=[_outcome(e) for e in results if e["status"] in ("failed", "unreachable")],
+        fetched=fetched,
     )
 
 

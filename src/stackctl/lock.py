@@ -16,7 +16,7 @@ from stackctl.errors import LockError
 from stackctl.fsio import write_text_atomic
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import LOCK_VERSION, InputRef, Lockfile, LockInputs, LockStatus
-from stackctl.models.resolved import ResolvedStack
+from stackctl.models.resolved import ArtefactPin, ResolvedStack
 from stackctl.quoting import to_yaml
 from stackctl.yamlio import read_yaml, validate_yaml
 
@@ -98,6 +98,27 @@ def read_lockfile(path: Path) -> Lockfile:
             hint="re-lock with `stackctl lock` instead of editing the file",
         )
     return lock
+
+
+def _filled(pin: ArtefactPin, sha256: str | None, host: str) -> ArtefactPin:
+    if pin.sha256 is not None or sha256 is None:
+        return pin
+    origin = f"{pin.origin} sha256 recorded at the first fetch on {host}".strip()
+    return pin.model_copy(update={"sha256": sha256, "verified": True, "origin": origin})
+
+
+def fill_fetched_pins(lock: Lockfile, fetched: dict[str, str], host: str) -> Lockfile:
+    """Pins that were unknown offline take the sha256 of their first fetch (trust on first use)."""
+    r = lock.resolved
+    engine = r.engine.model_copy(
+        update={"source": _filled(r.engine.source, fetched.get("engine-source"), host)}
+    )
+    model = r.model.model_copy(
+        update={"artefact": _filled(r.model.artefact, fetched.get("model"), host)}
+    )
+    if engine == r.engine and model == r.model:
+        return lock
+    return make_lockfile(r.model_copy(update={"engine": engine, "model": model}), lock.inputs)
 
 
 def check_lockfile(lock: Lockfile, current: LockInputs) -> LockStatus:

@@ -107,7 +107,7 @@ def test_host_state(deployment: Deployment) -> None:
     binary = host.file(deployment.binary)
     assert binary.exists
     assert binary.mode & 0o111
-    assert "version: 11434" in host.run(f"{deployment.binary} --version").stderr
+    assert "(build 11434," in host.run(f"{deployment.binary} --version").stderr
     model = host.file(deployment.model_path)
     assert model.exists
     assert model.sha256sum == GEMMA_SHA256

@@ -39,7 +39,12 @@ def compare(expected: dict[str, Any], out: dict[str, Any]) -> list[str]:
         field = key.removesuffix("_contains").replace("flags_include", "flags")
         _check(f"cpu.{key}", want, out["cpu"].get(field), problems)
     if "memory_total_bytes" in expected:
-        _check("memory_total_bytes", expected["memory_total_bytes"], out["memory"]["total_bytes"], problems)
+        _check(
+            "memory_total_bytes",
+            expected["memory_total_bytes"],
+            out["memory"]["total_bytes"],
+            problems,
+        )
     accels = out["accelerators"]
     if "accelerator_count" in expected and len(accels) != expected["accelerator_count"]:
         problems.append(f"accelerator_count: {len(accels)} != {expected['accelerator_count']}")
@@ -76,7 +81,8 @@ def _detect(name: str) -> dict[str, Any]:
 def test_a100_mig_warns_about_undescribed_gpus() -> None:
     out = _detect("a100-sxm4-80gb-mig")
     acc = out["accelerators"][0]
-    assert acc["mig_enabled"] is True and acc["mig_instances"] == 4
+    assert acc["mig_enabled"] is True
+    assert acc["mig_instances"] == 4
     assert acc["budget_source"] == "one MIG instance"
     assert any("4 attached GPUs" in w for w in out["warnings"])
 
@@ -104,7 +110,8 @@ def test_strix_halo_sysfs_only_reports_both_pools_and_no_guessed_budget() -> Non
 def test_dgx_spark_unified_without_host_memory_warns() -> None:
     out = _detect("dgx-spark-gb10-drv580.126")
     acc = out["accelerators"][0]
-    assert acc["unified"] is True and acc["memory_bytes"] is None
+    assert acc["unified"] is True
+    assert acc["memory_bytes"] is None
     assert acc["pci_bus_id"] == "000f:01:00.0"
     assert any("system memory" in w for w in out["warnings"])
 
@@ -113,7 +120,8 @@ def test_apple_default_share_is_flagged_as_default() -> None:
     out = _detect("apple-m1-pro-macbookpro18-1")
     assert out["accelerators"][0]["memory_budget_bytes"] is not None
     assert "accelerators.0.memory_budget_bytes" in out["defaults"]
-    assert out["cpu"]["performance_cores"] == 8 and out["cpu"]["efficiency_cores"] == 2
+    assert out["cpu"]["performance_cores"] == 8
+    assert out["cpu"]["efficiency_cores"] == 2
     assert out["os"]["system"] == "darwin"
 
 

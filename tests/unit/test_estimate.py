@@ -44,7 +44,8 @@ def test_aliases(name: str, cat: EstimateCatalog) -> None:
 def test_unknown_model_names_closest(cat: EstimateCatalog) -> None:
     with pytest.raises(EstimateError) as err:
         lookup_model("gemma-3-27", cat)
-    assert err.value.hint is not None and "gemma-3-27b" in err.value.hint
+    assert err.value.hint is not None
+    assert "gemma-3-27b" in err.value.hint
 
 
 def test_unknown_quant(cat: EstimateCatalog) -> None:
@@ -99,7 +100,7 @@ def test_truncated_gguf(tmp_path: Path, cat: EstimateCatalog) -> None:
     write_catalog_shape(path, "gemma-3-270m", "Q4_K_M", cat)
     data = path.read_bytes()[:5000]
     path.write_bytes(data)
-    with pytest.raises(EstimateError, match="t.gguf"):
+    with pytest.raises(EstimateError, match=r"t\.gguf"):
         read_gguf(path)
     with pytest.raises(EstimateError, match="truncated"):
         estimate(EstimateRequest(model="", quant="", gguf_path=str(path)), cpu_host(), catalog=cat)
@@ -108,7 +109,9 @@ def test_truncated_gguf(tmp_path: Path, cat: EstimateCatalog) -> None:
 def test_ctx_above_native(cat: EstimateCatalog) -> None:
     with pytest.raises(EstimateError, match="above the model's native"):
         estimate(
-            EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", ctx=65536), cpu_host(), catalog=cat
+            EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", ctx=65536),
+            cpu_host(),
+            catalog=cat,
         )
 
 
@@ -158,7 +161,8 @@ def test_cli_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert out["schema_version"] == 1
     assert set(out["memory"]) >= {"weights_bytes", "kv_bytes", "compute_bytes", "total_bytes"}
     device = out["memory"]["devices"][0]
-    assert device["device"] == "host" and device["budget_bytes"] > 0
+    assert device["device"] == "host"
+    assert device["budget_bytes"] > 0
     assert set(out["speed"]) >= {"tg_tps", "tg_tps_range", "pp_tps", "pp_tps_range", "ttft_s"}
     assert out["basis"]
     assert main(["estimate", "--model", "nope-9b", "--hardware", str(profile)]) == 2

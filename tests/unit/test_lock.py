@@ -10,6 +10,7 @@ from stackctl.lock import (
     canonical_json,
     check_lockfile,
     content_hash,
+    fill_fetched_pins,
     lockfile_text,
     make_lockfile,
     read_lockfile,
@@ -101,3 +102,17 @@ def test_check_says_what_changed(lock: Lockfile) -> None:
     assert not status.fresh
     assert any("stack 'tiny-cpu'" in r and "edited" in r for r in status.reasons)
     assert any("catalog" in r and "updated" in r for r in status.reasons)
+
+
+def test_unknown_pins_take_the_sha256_of_their_first_fetch(lock: Lockfile) -> None:
+    unknown = lock.resolved.model.artefact.model_copy(update={"sha256": None, "verified": False})
+    model = lock.resolved.model.model_copy(update={"artefact": unknown})
+    offline = make_lockfile(lock.resolved.model_copy(update={"model": model}), lock.inputs)
+    filled = fill_fetched_pins(offline, {"model": "9" * 64, "engine-source": "8" * 64}, "box")
+    assert filled.resolved.model.artefact.sha256 == "9" * 64
+    assert filled.resolved.model.artefact.verified
+    assert "first fetch on box" in filled.resolved.model.artefact.origin
+    # a pin that was known stays as it was: a fetch never overrides the catalog
+    assert filled.resolved.engine.source == offline.resolved.engine.source
+    assert filled.content_hash == content_hash(filled.inputs, filled.resolved)
+    assert fill_fetched_pins(filled, {"model": "7" * 64}, "box") == filled

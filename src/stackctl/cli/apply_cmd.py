@@ -23,7 +23,7 @@ from stackctl.cli.pipeline import (
 )
 from stackctl.cli.progress import PlaybookProgress
 from stackctl.errors import ApplyError
-from stackctl.lock import write_lockfile
+from stackctl.lock import fill_fetched_pins, write_lockfile
 from stackctl.mirror import find_in_mirror
 from stackctl.models.apply import PlaybookResult, SmokeResult
 from stackctl.models.lock import Lockfile
@@ -97,6 +97,14 @@ def _smoke(lock: Lockfile) -> SmokeResult:
     return smoke_test(base, model=lock.resolved.model.id, kind=lock.resolved.model.kind)
 
 
+def _record_fetched(lock: Lockfile, path: Path, result: PlaybookResult) -> Lockfile:
+    filled = fill_fetched_pins(lock, result.fetched, host="localhost")
+    if filled != lock:
+        write_lockfile(filled, path)
+        info(f"recorded the sha256 of first-fetched artefacts in {path}")
+    return filled
+
+
 def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -> None:
     for name, stats in result.hosts.items():
         info(
@@ -139,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
             "the playbook failed",
             details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
         )
+    if not args.check:
+        lock = _record_fetched(lock, lock_path, result)
     smoke = None if args.check else _smoke(lock)
     if args.json:
         print_json(

@@ -155,5 +155,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print(_summary(result))  # noqa: T201 - the CLI prints
+        print(_summary(result))
     return EXIT_OK

@@ -139,5 +139,5 @@ def inputs_for_lock(args: argparse.Namespace, lock: Lockfile) -> Inputs:
         getattr(args, name, None) for name in ("hardware", "gpu", "cpu", "ram", "system")
     )
     if no_hardware_args and lock.inputs.hardware.path:
-        args.hardware = str(recorded_path(lock.inputs.hardware.path))
+        args.hardware = recorded_path(lock.inputs.hardware.path)
     return load_inputs(args)

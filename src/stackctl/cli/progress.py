@@ -43,7 +43,7 @@ class PlaybookProgress:
             self.count += 1
             self.task = str(event["task"])
             self.task_started = time.monotonic()
-            if self.verbose or "minutes" in self.task or "Download" in self.task:
+            if self.verbose or "minutes" in self.task:
                 info(f"  [{self.count}] {self.task} ...")
         elif kind == "result" and event["status"] in ("changed", "failed", "unreachable"):
             mark = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE"}

@@ -51,7 +51,14 @@ def looks_binary(text: str) -> bool:
     return "\x00" in sample or bad > len(sample) // 10
 
 
-def probe(ctx: Context, name: str, parser: Callable[[str], T], *, file: bool = False) -> T | None:
+def probe(
+    ctx: Context,
+    name: str,
+    parser: Callable[[str], T],
+    *,
+    file: bool = False,
+    may_be_empty: bool = False,
+) -> T | None:
     """Read one source and parse it; odd, empty or unparseable text gives a warning, not a crash."""
     text = ctx.runner.read_file(name) if file else ctx.runner.run(name)
     label = name if file else f"cmd/{name}"
@@ -69,7 +76,7 @@ def probe(ctx: Context, name: str, parser: Callable[[str], T], *, file: bool = F
         ctx.warnings.append(f"{label} could not be parsed ({type(exc).__name__}); ignored")
         return None
     ctx.seen[label] = text
-    if _empty(result):
+    if _empty(result) and not may_be_empty:
         ctx.warnings.append(f"{label}: nothing recognisable in it; ignored")
     return result
 

@@ -155,7 +155,10 @@ def clean(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip().strip('"').strip()
-    if value.lower() in {"", "n/a", "[n/a]", "not supported", "[not supported]", "unknown", "none"}:
+    low = value.lower()
+    if low in {"", "n/a", "[n/a]", "unknown", "none"} or low.lstrip("[").startswith(
+        "not supported"
+    ):
         return None
     return value
 

@@ -96,7 +96,10 @@ def _os(ctx: Context, uname: lx.UnameFacts | None) -> OsInfo:
     if cmdline_text is not None and not cmdline_text.strip():
         cmdline_text = None
     if cmdline_text is not None:
-        ctx.cmdline = probe(ctx, "/proc/cmdline", lx.parse_cmdline, file=True) or ctx.cmdline
+        ctx.cmdline = (
+            probe(ctx, "/proc/cmdline", lx.parse_cmdline, file=True, may_be_empty=True)
+            or ctx.cmdline
+        )
         ctx.warnings.extend(ctx.cmdline.warnings)
     system = uname.system if uname and uname.system else None
     if system is None and (ctx.sysctl or ctx.mac.chip):

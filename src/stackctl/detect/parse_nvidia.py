@@ -85,7 +85,14 @@ def _xml_gpus(text: str) -> tuple[list[ET.Element], dict[str, str], str | None]:
         error = str(exc)
     # Elements completed before a parse error are still queued: a cut-short file keeps them.
     events: Any = parser.read_events()  # typeshed's union of event shapes; "end" gives elements
-    for _kind, elem in events:
+    while True:
+        try:
+            _kind, elem = next(events)
+        except StopIteration:
+            break
+        except ET.ParseError as exc:  # the pull parser queues its error as an event
+            error = error or str(exc)
+            break
         if not isinstance(elem, ET.Element):
             continue
         if elem.tag == "gpu":

@@ -43,7 +43,7 @@ from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
 
 # CPU compute buffer, fitted to llama-fit-params (tests/data/estimate/fit_params_cpu.json).
-CPU_COMPUTE = ComputeTerms(logits=1.0, per_token_embd=0.0, per_kv_cell_token=0.0)
+CPU_COMPUTE = ComputeTerms()
 
 
 @dataclass

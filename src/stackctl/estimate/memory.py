@@ -98,27 +98,26 @@ def output_bytes(shape: ModelShape, params: ContextParams) -> int:
 
 @dataclass(frozen=True)
 class ComputeTerms:
-    """Fitted coefficients of the CPU compute buffer (bytes), see module docstring."""
+    """Coefficients of the CPU compute buffer, fitted to llama-fit-params (b11434, CPU, FA on).
 
-    logits: float = 1.0
-    per_token_embd: float = 0.0
-    per_kv_cell_token: float = 0.0
-    per_kv_cell_head_token: float = 0.0
-    per_ffn_token: float = 0.0
-    constant: int = 0
+    Gemma 3 270M Q4_K_M measured 524.53 / 262.14 / 522.53 / 551.28 MiB at (c4096 ub512),
+    (c4096 ub256), (c4096 ub512 np2), (c32768 ub512): logits f32 + 6 f32 activations of
+    n_embd per token + an f16 mask row per KV cell and token (full and SWA caches).
+    """
+
+    logits: float = 1.0  # x n_vocab x tokens x 4
+    embd_rows: float = 6.0  # x n_embd x tokens x 4
+    mask_bytes: float = 2.0  # x kv cells x tokens
 
 
 def compute_bytes(shape: ModelShape, params: ContextParams, terms: ComputeTerms) -> int:
     """The graph allocator's peak for a worst-case ubatch (n_ubatch tokens, full KV)."""
     tokens = min(params.n_ubatch, params.n_batch)
     sizes = cache_sizes(shape, params)
-    n_kv = sizes.n_ctx_seq
-    heads = max((layer.n_head for layer in shape.layers), default=0)
-    has_kv = any(layer.kv_k for layer in shape.layers)
     total = terms.logits * shape.n_vocab * tokens * F32
-    total += terms.per_token_embd * shape.n_embd * tokens * F32
-    if has_kv:
-        total += terms.per_kv_cell_token * n_kv * tokens
-        if not params.flash_attn:
-            total += terms.per_kv_cell_head_token * n_kv * tokens * heads * F32
-    return int(total + terms.constant)
+    total += terms.embd_rows * shape.n_embd * tokens * F32
+    if any(layer.kv_k and not layer.swa for layer in shape.layers):
+        total += terms.mask_bytes * sizes.kv_size * tokens
+    if any(layer.kv_k and layer.swa for layer in shape.layers):
+        total += terms.mask_bytes * sizes.swa_size * tokens
+    return int(total)

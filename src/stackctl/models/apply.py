@@ -30,6 +30,9 @@ class PlaybookResult(StrictModel):
     hosts: dict[str, HostStats]
     changed_tasks: list[TaskOutcome]
     failed_tasks: list[TaskOutcome]
+    fetched: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each artefact as fetched: engine-source, model"
+    )
 
     @property
     def changed(self) -> int:
