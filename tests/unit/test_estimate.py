@@ -168,3 +168,20 @@ def test_cli_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["estimate", "--model", "nope-9b", "--hardware", str(profile)]) == 2
     assert main(["estimate", "--model", "gemma-3-270m", "--ctx", "-5", "--hardware",
                  str(profile)]) == 2  # fmt: skip
+
+
+DATA = Path(__file__).parent.parent / "data" / "estimate" / "fit_params_cpu.json"
+
+
+@pytest.mark.parametrize("ctx", [4096, 32768])
+def test_memory_matches_fit_params_measurements(ctx: int, cat: EstimateCatalog) -> None:
+    """The catalog layout of Gemma 3 270M against llama-fit-params on the real file."""
+    rows = json.loads(DATA.read_text(encoding="utf-8"))["rows"]
+    real = next(r["real"] for r in rows if r["case"] == f"REAL gemma-3-270m Q4_K_M c{ctx}")
+    mem = estimate(
+        EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", ctx=ctx), cpu_host(), catalog=cat
+    ).memory
+    mib = float(1 << 20)
+    assert abs(mem.kv_bytes / mib - real["context"]) <= 0.01 * real["context"]
+    assert abs(mem.compute_bytes / mib - real["compute"]) <= 0.01 * real["compute"]
+    assert abs(mem.weights_bytes / mib - real["model"]) <= 1.0 + 0.01 * real["model"]
