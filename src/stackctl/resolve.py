@@ -1,228 +1,306 @@
 """Resolve intent + hardware into one concrete stack, explaining each choice.
 
-This is the walking-skeleton resolver: a CPU-only box and the catalog's artefacts. It already
-goes through the estimator for every candidate, so deeper resolution (issue 5) adds candidates
-and scoring, not a new path.
+Candidates are model artefact x engine x backend (x placement, context, KV type and
+speculative decoding, which follow from the data per candidate). Each is screened against
+the stack's hard constraints, scored on quality for the workload (catalog/quality.yaml minus
+quant degradation), and evaluated with the estimator in score order until the best ones that
+fit and meet the speed floor are known. When none meets the floor, the floor is relaxed and
+the plan says so; hard constraints (pins, preferences, context, fit) are never relaxed: the
+error names the closest stack that would work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from stackctl.engines import llamacpp
 from stackctl.errors import ResolutionError
-from stackctl.estimate import estimate
+from stackctl.estimate.catalog import ModelEntry
 from stackctl.models.catalog import Catalog, EngineEntry, ModelArtefact
-from stackctl.models.estimate import Backend, CacheType, Estimate, EstimateRequest
 from stackctl.models.hardware import HardwareProfile
-from stackctl.models.resolved import (
-    ArtefactPin,
-    EnginePin,
-    ModelChoice,
-    Prediction,
-    ResolvedStack,
-    RuntimeFlags,
-)
+from stackctl.models.policy import Policy
+from stackctl.models.resolved import ResolvedStack
 from stackctl.models.spec import StackSpec
+from stackctl.resolve_build import build_resolved
+from stackctl.resolve_eval import Candidate, Session, place_ds4, place_llamacpp
+from stackctl.resolve_quirks import backend_points, matching_quirks, raise_gtt_budget, shape_of
+from stackctl.resolve_score import is_moe, params_b, quality_score
 
-BACKEND: Backend = "cpu"
-CACHE_TYPE: CacheType = "f16"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    artefact: ModelArtefact
-    estimate: Estimate | None
-    rejected: str | None
+GIB = 1024**3
+DEFAULT_TOP = 3
 
 
-def _threads(hardware: HardwareProfile) -> int:
-    # Decode is memory-bound: one thread per physical core beats SMT siblings.
-    return hardware.cpu.cores or hardware.cpu.threads or 1
+@dataclass
+class Resolution:
+    resolved: ResolvedStack
+    chosen: Candidate
+    alternatives: list[Candidate]
+    rejected: list[Candidate]
+    not_evaluated: int
+    estimate_calls: int
+    relaxed: list[str] = field(default_factory=list)
 
 
-def _request(
-    spec: StackSpec, artefact: ModelArtefact, hardware: HardwareProfile
-) -> EstimateRequest:
-    return EstimateRequest(
-        model=artefact.model,
-        quant=artefact.quant,
-        ctx=spec.context * spec.users,
-        parallel=spec.users,
-        backend=BACKEND,
-        threads=_threads(hardware),
-        cache_type_k=CACHE_TYPE,
-        cache_type_v=CACHE_TYPE,
-    )
+@dataclass
+class Resolver:
+    """Everything resolution reads, loaded once; `resolve` may be called for many hosts."""
+
+    catalog: Catalog
+    policy: Policy
+    session: Session
+
+    def resolve(
+        self, spec: StackSpec, hardware: HardwareProfile, *, top: int = DEFAULT_TOP
+    ) -> Resolution:
+        return resolve_plan(spec, hardware, self, top=top)
 
 
-def _candidates(spec: StackSpec, catalog: Catalog) -> list[ModelArtefact]:
-    if spec.pin is None:
-        return list(catalog.artefacts)
-    pin = spec.pin
-    found = [
-        a
-        for a in catalog.artefacts
-        if a.model == pin.model and (pin.quant is None or a.quant == pin.quant)
-    ]
-    if not found:
-        known = sorted({f"{a.model} {a.quant}" for a in catalog.artefacts})
-        raise ResolutionError(
-            f"stack '{spec.name}' pins {pin.model} {pin.quant or ''}".rstrip()
-            + ", which the catalog has no file for",
-            hint="catalog models with files: " + ", ".join(known),
-        )
-    return found
+def make_resolver(catalog: Catalog) -> Resolver:
+    from stackctl.estimate import load_estimate_catalog
+    from stackctl.policy import load_policy
+    from stackctl.resources import catalog_dir
 
-
-def _judge(spec: StackSpec, artefact: ModelArtefact, hardware: HardwareProfile) -> Candidate:
-    result = estimate(_request(spec, artefact, hardware), hardware)
-    if not result.fits:
-        short = max(d.shortfall_bytes for d in result.memory.devices)
-        return Candidate(artefact, result, f"does not fit: {short / 2**20:.0f} MiB short")
-    if spec.pin is None and result.speed.tg_tps_range[1] < spec.min_tg_tps:
-        return Candidate(
-            artefact,
-            result,
-            f"too slow: at most {result.speed.tg_tps_range[1]:.1f} tok/s decode, "
-            f"the stack asks for {spec.min_tg_tps:g}",
-        )
-    return Candidate(artefact, result, None)
-
-
-def _engine(catalog: Catalog) -> EngineEntry:
-    for engine in catalog.engines:
-        if BACKEND in engine.backends:
-            return engine
-    raise ResolutionError(f"the catalog has no engine build for backend '{BACKEND}'")
-
-
-def _engine_pin(engine: EngineEntry) -> EnginePin:
-    flags = llamacpp.cmake_flags(engine, BACKEND)
-    src = engine.source
-    return EnginePin(
-        name=engine.name,
-        version=engine.version,
-        build_number=engine.build_number,
-        commit=engine.commit,
-        backend=BACKEND,
-        source=ArtefactPin(
-            url=src.url,
-            file=src.file,
-            sha256=src.sha256,
-            size=src.size,
-            verified=src.sha256 is not None,
-            origin=src.origin,
-        ),
-        source_subdir=src.subdir,
-        cmake_flags=flags,
-        targets=list(engine.binaries),
-        build_key=llamacpp.build_key(src.sha256, src.url, flags, list(engine.binaries)),
-    )
-
-
-def _model_choice(artefact: ModelArtefact) -> ModelChoice:
-    return ModelChoice(
-        id=artefact.model,
-        quant=artefact.quant,
-        kind=artefact.kind,
-        repo=artefact.repo,
-        revision=artefact.revision,
-        license=artefact.license,
-        artefact=ArtefactPin(
-            url=artefact.url,
-            file=artefact.file,
-            sha256=artefact.sha256,
-            size=artefact.size,
-            verified=artefact.sha256 is not None,
-            origin=artefact.origin,
-        ),
-    )
-
-
-def _runtime(spec: StackSpec, hardware: HardwareProfile, model_id: str) -> RuntimeFlags:
-    context = spec.context * spec.users  # llama-server splits -c across its slots
-    threads = _threads(hardware)
-    args = llamacpp.server_args(
-        host=spec.serve.host,
-        port=spec.serve.port,
-        context=context,
-        threads=threads,
-        flash_attn="on",
-        parallel=spec.users,
-        cache_type_k=CACHE_TYPE,
-        cache_type_v=CACHE_TYPE,
-        alias=model_id,
-    )
-    return RuntimeFlags(
-        host=spec.serve.host,
-        port=spec.serve.port,
-        context=context,
-        threads=threads,
-        flash_attn="on",
-        parallel=spec.users,
-        cache_type_k=CACHE_TYPE,
-        cache_type_v=CACHE_TYPE,
-        server_args=args,
-    )
-
-
-def _prediction(result: Estimate) -> Prediction:
-    return Prediction(
-        memory_total_bytes=result.memory.total_bytes,
-        tg_tps=round(result.speed.tg_tps, 1),
-        tg_tps_range=(
-            round(result.speed.tg_tps_range[0], 1),
-            round(result.speed.tg_tps_range[1], 1),
-        ),
-        pp_tps=round(result.speed.pp_tps, 1),
-        pp_tps_range=(
-            round(result.speed.pp_tps_range[0], 1),
-            round(result.speed.pp_tps_range[1], 1),
-        ),
-        basis=list(result.basis),
-    )
-
-
-def _pick(candidates: list[Candidate]) -> Candidate:
-    accepted = [c for c in candidates if c.rejected is None]
-    if not accepted:
-        raise ResolutionError(
-            "no candidate fits this box",
-            details=[f"{c.artefact.model} {c.artefact.quant}: {c.rejected}" for c in candidates],
-        )
-    # Skeleton scoring: the largest model that fits and is fast enough.
-    return max(accepted, key=lambda c: (c.artefact.size or 0, c.artefact.model))
+    root = catalog_dir()
+    return Resolver(catalog, load_policy(root), Session(load_estimate_catalog(root)))
 
 
 def resolve_stack(spec: StackSpec, hardware: HardwareProfile, catalog: Catalog) -> ResolvedStack:
-    candidates = [_judge(spec, a, hardware) for a in _candidates(spec, catalog)]
-    chosen = _pick(candidates)
-    assert chosen.estimate is not None
-    reasons = [
-        f"{chosen.artefact.model} {chosen.artefact.quant}: "
-        + (
-            "pinned by the stack"
-            if spec.pin
-            else "largest catalog model that fits and is fast enough"
-        ),
-        f"backend {BACKEND}: {len(hardware.accelerators)} accelerator(s) detected; "
-        "GPU backends are not resolved yet, so the CPU serves",
-        f"threads {_threads(hardware)}: physical cores",
-    ]
-    reasons += [
-        f"rejected {c.artefact.model} {c.artefact.quant}: {c.rejected}"
-        for c in candidates
-        if c.rejected
-    ]
-    return ResolvedStack(
-        stack=spec.name,
-        workload=spec.workload,
-        hardware=hardware.name,
-        engine=_engine_pin(_engine(catalog)),
-        model=_model_choice(chosen.artefact),
-        runtime=_runtime(spec, hardware, chosen.artefact.model),
-        service=f"stackctl-{spec.name}",
-        predicted=_prediction(chosen.estimate),
-        reasons=reasons,
+    """The stage contract: one resolved stack (see `resolve_plan` for the alternatives)."""
+    return make_resolver(catalog).resolve(spec, hardware).resolved
+
+
+def _backends(hardware: HardwareProfile, engine: EngineEntry, policy: Policy) -> list[str]:
+    if not hardware.accelerators:
+        return ["cpu"] if "cpu" in engine.backends else []
+    vendor = hardware.accelerators[0].vendor
+    wanted = policy.runtime.backends_by_vendor.get(vendor, [])
+    return [b for b in wanted if b in engine.backends]
+
+
+def _preference_reason(spec: StackSpec, entry: ModelEntry, artefact: ModelArtefact) -> str | None:
+    p = spec.preferences
+    if p.families and entry.family not in p.families:
+        return f"preference: family {entry.family} not in {p.families}"
+    if entry.family in p.exclude_families:
+        return f"preference: family {entry.family} excluded"
+    license_ = artefact.license or entry.license
+    if p.licenses and license_ not in p.licenses:
+        return f"preference: licence {license_ or 'unknown'} not in {p.licenses}"
+    if p.architecture == "dense" and is_moe(entry):
+        return "preference: dense models only"
+    if p.architecture == "moe" and not is_moe(entry):
+        return "preference: MoE models only"
+    return None
+
+
+def _pin_reason(spec: StackSpec, artefact: ModelArtefact, backend: str) -> str | None:
+    pin = spec.pin
+    if pin is None:
+        return None
+    if artefact.model != pin.model or (pin.quant and artefact.quant != pin.quant):
+        return "pin: not the pinned model"
+    if pin.backend and backend != pin.backend:
+        return f"pin: backend {backend} is not the pinned {pin.backend}"
+    if pin.engine and artefact.engine != pin.engine:
+        return f"pin: engine {artefact.engine} is not the pinned {pin.engine}"
+    return None
+
+
+def _approx_weights(entry: ModelEntry, artefact: ModelArtefact, policy: Policy) -> float | None:
+    """Screening only: file size if known, else params x bits per weight (quants_quality)."""
+    if artefact.size:
+        return float(artefact.size)
+    total, _ = params_b(entry, policy)
+    row = policy.quants.quants.get(artefact.quant)
+    if total is None or row is None:
+        return None
+    return total * 1e9 * row.bpw / 8
+
+
+def _capacity(hardware: HardwareProfile) -> int:
+    gpu = sum(a.memory_budget_bytes or a.memory_bytes or 0 for a in hardware.accelerators)
+    host = 0 if any(a.unified for a in hardware.accelerators) else hardware.memory.total_bytes or 0
+    return gpu + host
+
+
+def _screen(c: Candidate, spec: StackSpec, hardware: HardwareProfile, policy: Policy) -> None:
+    """Hard constraints that need no estimate."""
+    reason = _pin_reason(spec, c.artefact, c.backend) or _preference_reason(
+        spec, c.entry, c.artefact
+    )
+    if reason is None and c.ctx > c.entry.ctx_native:
+        reason = f"context: model's native {c.entry.ctx_native} < {c.ctx} asked per user"
+    weights = _approx_weights(c.entry, c.artefact, policy)
+    cap = spec.preferences.max_download_gib
+    if reason is None and cap and weights and weights > cap * GIB:
+        reason = f"preference: download ~{weights / GIB:.0f} GiB > max {cap:g} GiB"
+    if reason is None and weights and weights * 0.9 > _capacity(hardware):
+        reason = (
+            f"does not fit: weights alone ~{weights / GIB:.0f} GiB, "
+            f"the box has {_capacity(hardware) / GIB:.0f} GiB"
+        )
+    c.reject = reason
+
+
+def _kv_type(ctx: int, policy: Policy) -> str:
+    return policy.runtime.kv_quant_type if ctx > policy.runtime.kv_quantize_above_ctx else "f16"
+
+
+def _points(hardware: HardwareProfile, entry: ModelEntry, backend: str, engine: str,
+            policy: Policy) -> float:  # fmt: skip
+    shape = shape_of(hardware, backend=backend, moe=is_moe(entry), speculative="none",
+                     engine=engine)  # fmt: skip
+    quirks = matching_quirks(policy, shape)
+    return policy.runtime.backend_points.get(backend, 0.0) + backend_points(quirks, backend)
+
+
+def enumerate_candidates(
+    spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, *, context: int
+) -> list[Candidate]:
+    engines = {e.name: e for e in resolver.catalog.engines}
+    models = resolver.session.estimates.models
+    out: list[Candidate] = []
+    for artefact in resolver.catalog.artefacts:
+        entry = models.get(artefact.model)
+        engine = engines.get(artefact.engine)
+        if entry is None or engine is None:
+            continue
+        if engine.models is not None and entry.id not in engine.models:
+            continue
+        score = quality_score(entry, artefact.quant, spec.workload, resolver.policy)
+        for backend in _backends(hardware, engine, resolver.policy):
+            c = Candidate(
+                artefact=artefact,
+                entry=entry,
+                engine=engine,
+                backend=backend,
+                ctx=context,
+                kv=_kv_type(context, resolver.policy),
+                score=score,
+                points=_points(hardware, entry, backend, engine.name, resolver.policy),
+            )
+            _screen(c, spec, hardware, resolver.policy)
+            out.append(c)
+    out.sort(key=lambda c: (-c.rank, c.entry.id, c.artefact.quant, c.backend))
+    return out
+
+
+def _evaluate(c: Candidate, spec: StackSpec, hardware: HardwareProfile, resolver: Resolver) -> None:
+    if c.engine.name == "ds4":
+        place_ds4(c, hardware)
+    else:
+        place_llamacpp(resolver.session, c, hardware, spec.users)
+
+
+def _meets_floor(c: Candidate, spec: StackSpec) -> bool:
+    return spec.pin is not None or c.tg >= spec.min_tg_tps
+
+
+def _walk(
+    spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, cands: list[Candidate], top: int
+) -> list[Candidate]:
+    accepted: list[Candidate] = []
+    for c in cands:
+        if c.reject is not None:
+            continue
+        _evaluate(c, spec, hardware, resolver)
+        if c.reject is None and _meets_floor(c, spec):
+            accepted.append(c)
+            if len(accepted) > top:
+                break
+    return accepted
+
+
+def _relax_floor(spec: StackSpec, cands: list[Candidate]) -> tuple[Candidate | None, str]:
+    fitting = [c for c in cands if c.evaluated and c.reject is None]
+    if not fitting:
+        return None, ""
+    usable = [c for c in fitting if c.tg >= spec.min_tg_tps / 2]
+    pick = max(usable, key=lambda c: c.rank) if usable else max(fitting, key=lambda c: c.tg)
+    best = max(fitting, key=lambda c: c.rank)
+    why = (
+        f"speed floor relaxed: no candidate decodes {spec.min_tg_tps:g} tok/s on this box; "
+        f"chose {pick.label} at ~{pick.tg:.1f} tok/s (you give up "
+        f"{spec.min_tg_tps - pick.tg:.1f} tok/s of the floor"
+    )
+    if best is not pick:
+        why += f"; the best-scored that fits, {best.label}, decodes only ~{best.tg:.1f} tok/s"
+    return pick, why + ")"
+
+
+def resolve_plan(
+    spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, *, top: int = DEFAULT_TOP
+) -> Resolution:
+    _check_pin_known(spec, resolver.catalog)
+    planned, gtt = raise_gtt_budget(hardware, resolver.policy)
+    calls_before = resolver.session.calls
+    cands = enumerate_candidates(spec, planned, resolver, context=spec.context)
+    accepted = _walk(spec, planned, resolver, cands, top)
+    relaxed: list[str] = []
+    if not accepted:
+        pick, why = _relax_floor(spec, cands)
+        if pick is None:
+            raise _no_stack(spec, hardware, resolver, cands)
+        accepted, relaxed = [pick], [why]
+    chosen = accepted[0]
+    slow = [c for c in cands if c.evaluated and c.reject is None and not _meets_floor(c, spec)]
+    others = [c for c in accepted[1:] + slow if c is not chosen]
+    rejected = [c for c in cands if c.reject is not None]
+    resolved = build_resolved(spec, hardware, planned, chosen, resolver, gtt=gtt, relaxed=relaxed)
+    return Resolution(
+        resolved=resolved,
+        chosen=chosen,
+        alternatives=sorted(others, key=lambda c: -c.rank)[:top],
+        rejected=rejected,
+        not_evaluated=sum(1 for c in cands if not c.evaluated and c.reject is None),
+        estimate_calls=resolver.session.calls - calls_before,
+        relaxed=relaxed,
+    )
+
+
+def _check_pin_known(spec: StackSpec, catalog: Catalog) -> None:
+    pin = spec.pin
+    if pin is None:
+        return
+    if any(a.model == pin.model and (pin.quant is None or a.quant == pin.quant)
+           for a in catalog.artefacts):  # fmt: skip
+        return
+    known = sorted({f"{a.model} {a.quant}" for a in catalog.artefacts})
+    raise ResolutionError(
+        f"stack '{spec.name}' pins {pin.model} {pin.quant or ''}".rstrip()
+        + ", which the catalog has no file for",
+        hint="catalog models with files: " + ", ".join(known),
+    )
+
+
+def _closest(spec: StackSpec, hardware: HardwareProfile, resolver: Resolver) -> str | None:
+    """The nearest intent that works: the pin dropped, or a smaller context."""
+    trials: list[StackSpec] = []
+    if spec.pin is not None:
+        trials.append(spec.model_copy(update={"pin": None}))
+    ctx = spec.context // 2
+    while ctx >= 2048:
+        trials.append(spec.model_copy(update={"context": ctx, "pin": None}))
+        ctx //= 2
+    for trial in trials:
+        try:
+            r = resolve_plan(trial, hardware, resolver, top=0)
+        except ResolutionError:
+            continue
+        what = "without the pin" if trial.context == spec.context else f"at context {trial.context}"
+        return f"closest that works: {r.chosen.label} {what} (~{r.chosen.tg:.1f} tok/s)"
+    return None
+
+
+def _no_stack(
+    spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, cands: list[Candidate]
+) -> ResolutionError:
+    details = [f"{c.label}: {c.reject}" for c in cands if c.reject][:12]
+    what = f"{spec.workload} with {spec.context} tokens for {spec.users} user(s)"
+    if spec.pin:
+        what = f"pinned {spec.pin.model} {spec.pin.quant or ''}".rstrip() + f" ({what})"
+    return ResolutionError(
+        f"stack '{spec.name}' cannot run on '{hardware.name}': {what}",
+        details=details,
+        hint=_closest(spec, hardware, resolver)
+        or "no catalog model fits this box even at a small context",
     )

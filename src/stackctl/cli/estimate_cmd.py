@@ -19,6 +19,7 @@ from stackctl.models.hardware import HardwareProfile
 MAX_CTX = 1 << 24
 CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"]
 MIB = 1 << 20
+ENGINES = ["llama.cpp", "vllm", "mlx", "ds4"]
 BACKENDS: dict[str, Backend] = {
     "cuda": "cuda", "rocm": "rocm", "vulkan": "vulkan", "metal": "metal", "cpu": "cpu"
 }  # fmt: skip
@@ -47,13 +48,16 @@ def register(sub: Any) -> None:
     parser.add_argument("--kv-unified", action="store_true")
     parser.add_argument("--swa-full", action="store_true")
     parser.add_argument("--no-flash-attn", action="store_true")
-    parser.add_argument("--engine", default="llama.cpp", choices=["llama.cpp"])
+    parser.add_argument(
+        "--engine", default="llama.cpp", choices=["llama.cpp", "vllm", "mlx", "ds4"]
+    )
     parser.add_argument("--backend", default=None, choices=list(BACKENDS))
     parser.add_argument("--ngl", default="auto", help="GPU layers or 'auto'")
     parser.add_argument("--n-cpu-moe", default="0", help="expert layers kept on the CPU, or 'auto'")
     parser.add_argument("--cpu-moe", action="store_true", help="all experts on the CPU")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--depth", type=int, default=0, help="tokens already in the cache")
+    _companion_options(parser)
     hw_args = _hardware_args()
     if hw_args is not None:
         hw_args.add_hardware_options(parser)
@@ -61,6 +65,40 @@ def register(sub: Any) -> None:
         parser.add_argument("--hardware", required=True, help="a HardwareProfile YAML")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
+
+
+def _companion_options(parser: Any) -> None:
+    parser.add_argument("--tensor-split", "-ts", help="GPU proportions, e.g. 3,1")
+    parser.add_argument("--override-tensor", "-ot", action="append", default=[],
+                        help="llama.cpp -ot 'regex=BUFFER' (repeatable)")  # fmt: skip
+    parser.add_argument("--mmproj", help="a multimodal projector GGUF")
+    parser.add_argument("--no-mmproj-offload", action="store_true")
+    parser.add_argument("--spec-type", default="none", choices=["none", "draft", "mtp"])
+    parser.add_argument("--draft-model", help="catalog id of a draft model")
+    parser.add_argument("--draft-quant", default="Q8_0")
+    parser.add_argument("--draft-gguf", help="a local draft GGUF")
+    parser.add_argument("--spec-draft-n", type=int, default=3, help="--spec-draft-n-max")
+    parser.add_argument("--spec-acceptance", type=float, default=None,
+                        help="per-token acceptance rate (0-1)")  # fmt: skip
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM")
+
+
+def _split(value: str | None) -> list[float] | None:
+    if not value:
+        return None
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise EstimateError(f"--tensor-split '{value}': expected numbers like 3,1") from None
+    if any(p < 0 for p in parts) or not sum(parts):
+        raise EstimateError(f"--tensor-split '{value}': proportions must be >= 0, not all 0")
+    return parts
+
+
+def _fraction(value: float | None, name: str) -> float | None:
+    if value is not None and not 0 < value < 1 + (name == "gpu-memory-utilization"):
+        raise EstimateError(f"--{name} {value} must be between 0 and 1")
+    return value
 
 
 def _count(value: str, name: str, *, low: int = 0, high: int = MAX_CTX) -> int | str:
@@ -81,6 +119,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
               ("depth", args.depth, 0, MAX_CTX)]  # fmt: skip
     if args.threads is not None:
         checks.append(("threads", args.threads, 1, 4096))
+    checks.append(("spec-draft-n", args.spec_draft_n, 1, 64))
     for name, value, low, high in checks:
         if not low <= value <= high:
             raise EstimateError(f"--{name} {value} is out of range [{low}, {high}]")
@@ -121,6 +160,18 @@ def build_request(args: argparse.Namespace, hardware: HardwareProfile) -> Estima
         depth=args.depth,
         threads=args.threads,
         gguf_path=args.gguf,
+        tensor_split=_split(args.tensor_split),
+        override_tensor=args.override_tensor,
+        mmproj_gguf=args.mmproj,
+        mmproj_offload=not args.no_mmproj_offload,
+        spec_type=args.spec_type,
+        draft_model=args.draft_model,
+        draft_quant=args.draft_quant,
+        draft_gguf=args.draft_gguf,
+        spec_draft_n=args.spec_draft_n,
+        spec_acceptance=_fraction(args.spec_acceptance, "spec-acceptance"),
+        gpu_memory_utilization=_fraction(args.gpu_memory_utilization, "gpu-memory-utilization"),
+        engine=args.engine,
     )
 
 
@@ -141,6 +192,11 @@ def _summary(result: Estimate) -> str:
         if d.shortfall_bytes:
             line += f"  SHORT by {d.shortfall_bytes / MIB:.0f} MiB"
         lines.append(line)
+    p = result.placement
+    if p is not None:
+        where = ", ".join(f"{k} {v}" for k, v in p.layers.items())
+        lines.append(f"  placement: -ngl {p.ngl}, --n-cpu-moe {p.n_cpu_moe}"
+                     f"{', --cpu-moe' if p.cpu_moe else ''}; layers: {where}")  # fmt: skip
     s = result.speed
     lines.append(f"  decode {s.tg_tps:.1f} tok/s ({s.tg_tps_range[0]:.1f}-{s.tg_tps_range[1]:.1f})"
                  f", prefill {s.pp_tps:.0f} tok/s ({s.pp_tps_range[0]:.0f}-{s.pp_tps_range[1]:.0f})"

@@ -48,6 +48,8 @@ class PlaybookProgress:
         elif kind == "result" and event["status"] in ("changed", "failed", "unreachable"):
             mark = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE"}
             info(f"  [{self.count}] {event['task']}: {mark[event['status']]} ({event['host']})")
+        elif kind == "result" and "minutes" in str(event["task"]):
+            info(f"  [{self.count}] {event['task']}: up to date ({event['host']})")
         elif kind == "retry":
             info(f"  [{self.count}] {event['task']}: waiting ({event.get('attempt')})")
 

@@ -157,7 +157,10 @@ class BackendFactors(StrictModel):
     prefill_range: tuple[float, float]
     compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
     per_core_bandwidth_gbps: float | None = Field(
-        None, description="CPU only: memory bandwidth one core sustains in decode"
+        None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
+    )
+    assumed_bandwidth_range: tuple[float, float] = Field(
+        (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
     sources: list[str] = Field(default_factory=list)
 
@@ -165,6 +168,23 @@ class BackendFactors(StrictModel):
 class CpuPeak(StrictModel):
     flops_per_cycle_per_core: float
     clock_ghz: float
+    sources: list[str] = Field(default_factory=list)
+
+
+class SpeculativeFacts(StrictModel):
+    default_acceptance: float = Field(gt=0, lt=1, description="per-token, when none is given")
+    acceptance_spread: float = Field(ge=0, lt=1, description="+/- for the range")
+    sources: list[str] = Field(default_factory=list)
+
+
+class EngineRules(StrictModel):
+    """Memory rules of engines other than llama.cpp (catalog/backends.yaml `engines`)."""
+
+    vllm_gpu_memory_utilization: float = Field(gt=0, le=1)
+    vllm_profile_tokens: int = Field(ge=1, description="tokens of vLLM's activation profile run")
+    ds4_weights_bytes: dict[str, int] = Field(default_factory=dict)
+    ds4_kv_bytes_per_token: float = 0.0
+    ds4_active_params: float = 0.0
     sources: list[str] = Field(default_factory=list)
 
 
@@ -176,6 +196,8 @@ class BackendCatalog(StrictModel):
     os_reserve: dict[str, int]
     os_reserve_sources: list[str] = Field(default_factory=list)
     reference_points: list[dict[str, str | float | int]] = Field(default_factory=list)
+    speculative: SpeculativeFacts
+    engines: EngineRules
 
 
 class ModelCatalogFile(StrictModel):

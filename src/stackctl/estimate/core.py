@@ -6,6 +6,7 @@ the resolver can load them once with `load_estimate_catalog`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from stackctl.estimate.catalog import (
     lookup_model,
     lookup_quant,
 )
+from stackctl.estimate.companions import Companion, companions
 from stackctl.estimate.devices import build_devices, device_speeds
+from stackctl.estimate.engines import estimate_ds4, estimate_mlx, estimate_vllm
 from stackctl.estimate.gguf import read_gguf
 from stackctl.estimate.layout import layout_tensors
 from stackctl.estimate.memory import (
@@ -27,17 +30,22 @@ from stackctl.estimate.memory import (
     output_bytes,
     state_bytes_per_layer,
 )
-from stackctl.estimate.placement import Device, Placement, place_tensor, split_layers
+from stackctl.estimate.placement import (
+    Device,
+    Placement,
+    parse_overrides,
+    place_tensor,
+    split_layers,
+)
 from stackctl.estimate.recipe import TypedTensor, assign_types, tensor_bytes
 from stackctl.estimate.shape import ModelShape, shape_from_entry, shape_from_gguf
-from stackctl.estimate.speed import speed_figures
+from stackctl.estimate.speculative import spec_draft, speculative_basis, speed_estimate
 from stackctl.models.estimate import (
     DeviceMemory,
     Estimate,
     EstimateRequest,
     MemoryEstimate,
     PlacementInfo,
-    SpeedEstimate,
 )
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
@@ -109,6 +117,19 @@ def _view_from_gguf(path: Path, catalog: EstimateCatalog) -> ModelView:
     return ModelView(label=path.name, shape=shape, tensors=tensors, basis=basis)
 
 
+# Architectures whose load_arch_tensors creates the tied output (TENSOR_DUPLICATED) before
+# token_embd, so llama.cpp finds no tensor to share and holds two copies even on one device
+# (src/models/gemma3n.cpp, gemma4.cpp, b11434).
+OUTPUT_FIRST = frozenset({"gemma3n", "gemma4"})
+
+
+def has_output_copy(shape: ModelShape, placement: Placement, cpu: int) -> bool:
+    """Whether a tied output matrix costs a second copy of token_embd."""
+    if not shape.tied_embeddings:
+        return False
+    return placement.output_device != cpu or shape.arch in OUTPUT_FIRST
+
+
 def _context_params(request: EstimateRequest) -> ContextParams:
     return ContextParams(
         n_ctx=request.ctx,
@@ -142,8 +163,9 @@ def _fill(
     placement: Placement,
     request: EstimateRequest,
     catalog: EstimateCatalog,
+    extras: list[Companion] | None = None,
 ) -> None:
-    """Add weights, KV/state, compute and output bytes to their devices."""
+    """Add weights, KV/state, compute and output bytes (and companions) to their devices."""
     cpu = len(devices) - 1
     params = _context_params(request)
     for t in view.tensors:
@@ -151,11 +173,7 @@ def _fill(
             continue  # llama.cpp skips nextn tensors unless MTP is loaded
         dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
         devices[dev].weights += t.nbytes
-        if (
-            t.name == "token_embd.weight"
-            and view.shape.tied_embeddings
-            and (placement.output_device != cpu)
-        ):
+        if t.name == "token_embd.weight" and has_output_copy(view.shape, placement, cpu):
             devices[placement.output_device].weights += t.nbytes  # TENSOR_DUPLICATED
     kv = kv_bytes_per_layer(view.shape, params, catalog.quants)
     state = state_bytes_per_layer(view.shape, params)
@@ -168,44 +186,117 @@ def _fill(
         if device.layers or index in (placement.output_device, cpu):
             device.compute = compute
     devices[cpu].output = output_bytes(view.shape, params)
+    for extra in extras or []:
+        dev = _companion_device(extra, placement, cpu)
+        devices[dev].weights += extra.weights
+        devices[dev].kv += extra.kv
+        devices[dev].compute += extra.compute
+        devices[dev].draft += extra.total if extra.kind != "mmproj" else 0
+        devices[dev].mmproj += extra.weights if extra.kind == "mmproj" else 0
+
+
+def _companion_device(extra: Companion, placement: Placement, cpu: int) -> int:
+    if extra.at_output:
+        return placement.output_device
+    if extra.on_gpu and cpu > 0 and placement.ngl > 0:
+        return 0
+    return cpu
+
+
+def _fits(
+    view: ModelView,
+    devices: list[Device],
+    placement: Placement,
+    request: EstimateRequest,
+    ctx: _Ctx,
+) -> bool:
+    trial = [
+        Device(d.name, d.budget, d.backend, d.bandwidth_gbps, d.peak_gops, d.unified)
+        for d in devices
+    ]  # empty copies: same budgets, nothing placed yet
+    _fill(view, trial, placement, request, ctx.catalog, ctx.extras)
+    return all(d.budget is None or d.total <= d.budget for d in merge_unified(trial)[:-1])
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    catalog: EstimateCatalog
+    extras: list[Companion]
+    overrides: tuple[tuple[re.Pattern[str], int], ...]
 
 
 def _placement(
-    view: ModelView, devices: list[Device], request: EstimateRequest, catalog: EstimateCatalog
+    view: ModelView, devices: list[Device], request: EstimateRequest, ctx: _Ctx
 ) -> Placement:
-    gpus = devices[:-1]
     n_layer = view.shape.n_layer
     cpu = len(devices) - 1
-    if not gpus:
-        return Placement(ngl=0, n_cpu_moe=0, layer_device=[cpu] * n_layer, output_device=cpu)
-    n_cpu_moe = request.n_cpu_moe if isinstance(request.n_cpu_moe, int) else 0
+    if cpu == 0:
+        return Placement(0, 0, [cpu] * n_layer, cpu, ctx.overrides)
+    if request.n_cpu_moe == "auto":
+        return _auto_cpu_moe(view, devices, request, ctx)
     if request.ngl != "auto":
-        return _placement_for(view, devices, request.ngl, n_cpu_moe)
-    # auto: the most layers that fit, as --fit does when the user sets nothing.
-    for ngl in range(n_layer + 1, -1, -1):
-        placement = _placement_for(view, devices, ngl, n_cpu_moe)
-        trial = [
-            Device(d.name, d.budget, d.backend, d.bandwidth_gbps, d.peak_gops, d.unified)
-            for d in devices
-        ]
-        _fill(view, trial, placement, request, catalog)
-        if all(d.budget is None or d.total <= d.budget for d in trial[:-1]):
+        return _placement_for(view, devices, request, request.ngl, request.n_cpu_moe, ctx)
+    return _auto_ngl(view, devices, request, request.n_cpu_moe, ctx)
+
+
+def _auto_ngl(
+    view: ModelView, devices: list[Device], request: EstimateRequest, n_cpu_moe: int, ctx: _Ctx
+) -> Placement:
+    """The most layers that fit, as --fit does when the user sets nothing."""
+    for ngl in range(view.shape.n_layer + 1, -1, -1):
+        placement = _placement_for(view, devices, request, ngl, n_cpu_moe, ctx)
+        if _fits(view, devices, placement, request, ctx):
             return placement
-    return _placement_for(view, devices, 0, n_cpu_moe)
+    return _placement_for(view, devices, request, 0, n_cpu_moe, ctx)
 
 
-def _placement_for(view: ModelView, devices: list[Device], ngl: int, n_cpu_moe: int) -> Placement:
+def _auto_cpu_moe(
+    view: ModelView, devices: list[Device], request: EstimateRequest, ctx: _Ctx
+) -> Placement:
+    """`--n-cpu-moe auto`: the fewest leading layers whose experts go to system RAM so that
+    everything else fits the GPUs (all layers offloaded unless -ngl says otherwise)."""
+    n_layer = view.shape.n_layer
+    ngl = n_layer + 1 if request.ngl == "auto" else request.ngl
+    if not view.shape.n_expert:
+        return _auto_ngl(view, devices, request, 0, ctx) if request.ngl == "auto" else (
+            _placement_for(view, devices, request, ngl, 0, ctx)
+        )  # fmt: skip
+    low, high = 0, n_layer
+    if not _fits(view, devices, _placement_for(view, devices, request, ngl, high, ctx), request,
+                 ctx):  # fmt: skip
+        if request.ngl == "auto":
+            return _auto_ngl(view, devices, request, n_layer, ctx)
+        return _placement_for(view, devices, request, ngl, n_layer, ctx)
+    while low < high:  # fitting is monotonic in N: more experts in RAM never needs more VRAM
+        mid = (low + high) // 2
+        if _fits(view, devices, _placement_for(view, devices, request, ngl, mid, ctx), request,
+                 ctx):  # fmt: skip
+            high = mid
+        else:
+            low = mid + 1
+    return _placement_for(view, devices, request, ngl, low, ctx)
+
+
+def _placement_for(
+    view: ModelView,
+    devices: list[Device],
+    request: EstimateRequest,
+    ngl: int,
+    n_cpu_moe: int,
+    ctx: _Ctx,
+) -> Placement:
     gpus = devices[:-1]
     cpu = len(devices) - 1
     n_layer = view.shape.n_layer
     budgets = [d.budget or 0 for d in gpus]
-    layer_device = split_layers(n_layer, ngl, budgets, None)
+    split = request.tensor_split
+    if split is not None and len(split) != len(gpus):
+        raise EstimateError(f"--tensor-split has {len(split)} values for {len(gpus)} GPUs")
+    layer_device = split_layers(n_layer, ngl, budgets, split)
     output_device = cpu
     if gpus and ngl > n_layer:
         output_device = layer_device[-1] if layer_device else 0
-    return Placement(
-        ngl=ngl, n_cpu_moe=n_cpu_moe, layer_device=layer_device, output_device=output_device
-    )
+    return Placement(ngl, n_cpu_moe, layer_device, output_device, ctx.overrides)
 
 
 def _device_rows(devices: list[Device]) -> list[DeviceMemory]:
@@ -236,46 +327,58 @@ def estimate(
 ) -> Estimate:
     """Memory per device, whether it fits, and decode/prefill speed, each with its basis."""
     catalog = catalog or load_estimate_catalog(catalog_dir())
+    if request.engine == "ds4":
+        return estimate_ds4(request, hardware, catalog)
     view = load_model_view(request, catalog)
+    if request.engine == "vllm":
+        return estimate_vllm(request, hardware, view, catalog)
+    if request.engine == "mlx":
+        return estimate_mlx(request, hardware, view, catalog)
     _check_request(request, view.shape)
     devices = build_devices(hardware, request, catalog)
-    placement = _placement(view, devices, request, catalog)
-    _fill(view, devices, placement, request, catalog)
-    merged = merge_unified(devices)
-    rows = _device_rows(merged)
-    memory = MemoryEstimate(
+    extras = companions(request, view, _context_params(request), catalog, load_model_view)
+    overrides = parse_overrides(request.override_tensor, len(devices) - 1)
+    ctx = _Ctx(catalog, extras, overrides)
+    placement = _placement(view, devices, request, ctx)
+    _fill(view, devices, placement, request, catalog, extras)
+    rows = _device_rows(merge_unified(devices))
+    speeds, speed_basis = device_speeds(view, devices, placement, request, catalog)
+    speed = speed_estimate(speeds, request, catalog, spec_draft(devices, placement, extras))
+    basis = [*view.basis, *memory_basis(request, view), *(b for e in extras for b in e.basis)]
+    return Estimate(
+        model=view.label,
+        memory=_memory(devices, rows),
+        fits=all(r.shortfall_bytes == 0 for r in rows),
+        speed=speed,
+        placement=_placement_info(placement, request, devices),
+        basis=[*basis, *speed_basis, *speculative_basis(request, speed)],
+    )
+
+
+def _memory(devices: list[Device], rows: list[DeviceMemory]) -> MemoryEstimate:
+    return MemoryEstimate(
         weights_bytes=sum(d.weights for d in devices),
         kv_bytes=sum(d.kv for d in devices),
         state_bytes=sum(d.state for d in devices),
         compute_bytes=sum(d.compute for d in devices),
         output_bytes=sum(d.output for d in devices),
+        draft_bytes=sum(d.draft for d in devices),
+        mmproj_bytes=sum(d.mmproj for d in devices),
         total_bytes=sum(d.total for d in devices),
         devices=rows,
     )
-    speeds, speed_basis = device_speeds(view, devices, placement, request, catalog)
-    figures = speed_figures(speeds, request.depth, catalog.backends)
-    speed = SpeedEstimate(
-        tg_tps=figures.tg,
-        tg_tps_range=figures.tg_range,
-        pp_tps=figures.pp,
-        pp_tps_range=figures.pp_range,
-        depth=request.depth,
-        ttft_s=figures.ttft_s,
-    )
-    info = PlacementInfo(
+
+
+def _placement_info(
+    placement: Placement, request: EstimateRequest, devices: list[Device]
+) -> PlacementInfo:
+    return PlacementInfo(
         ngl=placement.ngl,
         n_cpu_moe=placement.n_cpu_moe,
         cpu_moe=request.cpu_moe,
         layers={d.name: len(d.layers) for d in devices if d.layers},
-    )
-    basis = [*view.basis, *memory_basis(request, view), *speed_basis]
-    return Estimate(
-        model=view.label,
-        memory=memory,
-        fits=all(r.shortfall_bytes == 0 for r in rows),
-        speed=speed,
-        placement=info,
-        basis=basis,
+        tensor_split=request.tensor_split,
+        override_tensor=request.override_tensor,
     )
 
 
@@ -293,6 +396,8 @@ def merge_unified(devices: list[Device]) -> list[Device]:
         merged.state += part.state
         merged.compute += part.compute
         merged.output += part.output
+        merged.draft += part.draft
+        merged.mmproj += part.mmproj
     return [d if d is not gpu else merged for d in devices[:-1]]
 
 
@@ -307,6 +412,6 @@ def memory_basis(request: EstimateRequest, view: ModelView) -> list[str]:
     ]
     if view.shape.is_recurrent:
         lines.append("state: f32 conv + recurrent state per sequence (llama_memory_recurrent)")
-    if any(t.mtp for t in view.tensors):
-        lines.append("mtp: nextn layers not loaded (no speculative decoding requested)")
+    if any(t.mtp for t in view.tensors) and request.spec_type != "mtp":
+        lines.append("mtp: nextn layers not loaded (no --spec-type mtp)")
     return lines

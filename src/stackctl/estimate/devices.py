@@ -96,22 +96,35 @@ def build_devices(
                     unified=acc.unified,
                 )
             )
-    threads = cpu_threads(hardware, request)
-    cpu_factors = catalog.backends.backends["cpu"]
-    bandwidth = hardware.cpu.bandwidth_gbps
-    if cpu_factors.per_core_bandwidth_gbps:
-        per_core = cpu_factors.per_core_bandwidth_gbps * threads
-        bandwidth = min(bandwidth, per_core) if bandwidth else per_core
+    bandwidth, assumed = host_bandwidth(hardware, cpu_threads(hardware, request), catalog)
     devices.append(
         Device(
             name="host",
             budget=_host_budget(hardware, catalog),
             backend="cpu",
             bandwidth_gbps=bandwidth,
-            peak_gops=_cpu_peak(hardware, threads, catalog),
+            peak_gops=_cpu_peak(hardware, cpu_threads(hardware, request), catalog),
+            bandwidth_assumed=assumed,
         )
     )
     return devices
+
+
+def host_bandwidth(
+    hardware: HardwareProfile, threads: int, catalog: EstimateCatalog
+) -> tuple[float | None, bool]:
+    """(GB/s, assumed?): the profile's figure unless `threads` cores cannot pull it.
+
+    A socket's spec bandwidth needs many cores; a few cores (a small VM) are limited by how
+    many misses each core keeps in flight. That per-core figure is an assumption in
+    catalog/backends.yaml, so an estimate resting on it is flagged and its range widened.
+    """
+    spec = hardware.cpu.bandwidth_gbps
+    per_core = catalog.backends.backends["cpu"].per_core_bandwidth_gbps
+    cap = per_core * threads if per_core else None
+    if spec and (cap is None or spec <= cap):
+        return spec, False
+    return cap, True
 
 
 def device_speeds(
@@ -123,7 +136,10 @@ def device_speeds(
 ) -> tuple[list[DeviceSpeed], list[str]]:
     """Bytes and ops per token on each device, and the basis lines for the speed figures."""
     cpu = len(devices) - 1
-    speeds = [DeviceSpeed(d.name, d.bandwidth_gbps, d.peak_gops, d.backend) for d in devices]
+    speeds = [
+        DeviceSpeed(d.name, d.bandwidth_gbps, d.peak_gops, d.backend, assumed=d.bandwidth_assumed)
+        for d in devices
+    ]
     for t in view.tensors:
         if t.mtp:
             continue
@@ -132,6 +148,9 @@ def device_speeds(
         if t.name == "token_embd.weight" and view.shape.tied_embeddings:
             dev = placement.output_device  # the tied matrix is read as the output layer
         speeds[dev].weight_bytes += t.nbytes * share
+        if t.is_expert and view.shape.n_expert:
+            speeds[dev].expert_bytes_all += t.nbytes
+            speeds[dev].expert_share = view.shape.n_expert_used / view.shape.n_expert
         lookup = t.name == "token_embd.weight" and not view.shape.tied_embeddings
         if len(t.shape) >= 2 and not lookup:
             speeds[dev].weight_ops += 2.0 * t.n_elements * share
@@ -158,10 +177,24 @@ def _speed_basis(
         if not s.weight_bytes:
             continue
         bw = f"{s.bandwidth_gbps:.0f} GB/s" if s.bandwidth_gbps else "unknown bandwidth"
+        if s.assumed:
+            factors = catalog.backends.backends[s.backend]
+            low, high = factors.assumed_bandwidth_range
+            bw += (
+                f" ASSUMED (per-core {factors.per_core_bandwidth_gbps} GB/s x threads: no "
+                f"measured or spec figure that {request.threads or 'these'} threads reach; "
+                f"range widened x{low}-x{high})"
+            )
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from catalog/backends.yaml)"
+        )
+    unknown = [s.name for s in speeds if s.weight_bytes and not s.peak_gops]
+    if unknown:
+        lines.append(
+            f"prefill: not estimated (0): no peak compute known for {', '.join(unknown)} "
+            "(catalog/hardware.yaml has no peak_tflops_fp16 for it)"
         )
     lines.append(
         f"speed: roofline at depth {request.depth}; ranges = backend efficiency spread; "

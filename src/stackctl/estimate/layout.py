@@ -58,7 +58,8 @@ def _attention(
         _add(out, p + "attn_q.bias", q)
         _add(out, p + "attn_k.bias", n_kv * head_k)
         _add(out, p + "attn_v.bias", n_kv * head_v)
-        _add(out, p + "attn_output.bias", e)
+        if entry.gguf_arch == "gpt-oss":  # GLM-4.5 has Q/K/V biases only
+            _add(out, p + "attn_output.bias", e)
     if qk_norm:
         _add(out, p + "attn_q_norm.weight", head_k)
         _add(out, p + "attn_k_norm.weight", head_k)
@@ -183,10 +184,51 @@ def _gdn_block(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
     _add(out, p + "ssm_conv1d.weight", gdn.conv_kernel, 2 * key_dim + value_dim)
     _add(out, p + "ssm_dt.bias", gdn.value_heads)
     _add(out, p + "ssm_a", gdn.value_heads)
-    _add(out, p + "ssm_beta.weight", e, gdn.value_heads)
-    _add(out, p + "ssm_alpha.weight", e, gdn.value_heads)
+    if entry.gguf_arch == "qwen3next":  # one fused beta/alpha projection
+        _add(out, p + "ssm_ba.weight", e, 2 * gdn.value_heads)
+    else:
+        _add(out, p + "ssm_beta.weight", e, gdn.value_heads)
+        _add(out, p + "ssm_alpha.weight", e, gdn.value_heads)
     _add(out, p + "ssm_norm.weight", gdn.value_dim)
     _add(out, p + "ssm_out.weight", value_dim, e)
+
+
+def _gemma4(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
+    """gemma4.cpp load_arch_tensors: per-layer head widths, PLE, optional MoE next to the MLP."""
+    e, p = entry.hidden, f"blk.{il}."
+    if il == 0:
+        _gemma4_globals(entry, out)
+    _add(out, p + "attn_norm.weight", e)
+    _attention(entry, il, out, qk_norm=True)
+    _add(out, p + "post_attention_norm.weight", e)
+    _add(out, p + "ffn_norm.weight", e)
+    _dense_ffn(entry, il, out)
+    _add(out, p + "post_ffw_norm.weight", e)
+    moe = entry.moe
+    if moe:
+        x, f = moe.experts, moe.expert_ffn
+        _add(out, p + "ffn_gate_inp.weight", e, x)
+        _add(out, p + "ffn_gate_inp.scale", e)
+        for norm in ("pre_ffw_norm_2", "post_ffw_norm_1", "post_ffw_norm_2"):
+            _add(out, p + norm + ".weight", e)
+        _add(out, p + "ffn_gate_exps.weight", e, f, x)
+        _add(out, p + "ffn_up_exps.weight", e, f, x)
+        _add(out, p + "ffn_down_exps.weight", f, e, x)
+        _add(out, p + "ffn_down_exps.scale", x)
+    if entry.ple_dim:
+        _add(out, p + "inp_gate.weight", e, entry.ple_dim)
+        _add(out, p + "proj.weight", entry.ple_dim, e)
+        _add(out, p + "post_norm.weight", e)
+
+
+def _gemma4_globals(entry: ModelEntry, out: list[TensorShape]) -> None:
+    """The one rope_freqs table of the full layers (duplicated, not copied) and PLE tables."""
+    _add(out, "rope_freqs.weight", (entry.global_head_dim or entry.head_dim) // 2)
+    if entry.ple_dim:
+        width = entry.ple_dim * entry.n_layer
+        _add(out, "per_layer_token_embd.weight", width, entry.vocab)
+        _add(out, "per_layer_model_proj.weight", entry.hidden, width)
+        _add(out, "per_layer_proj_norm.weight", entry.ple_dim)
 
 
 def _nemotron_h(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
@@ -212,11 +254,25 @@ def _nemotron_h(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
     elif kind == "F":
         _attention(entry, il, out, qk_norm=False)
     elif kind == "E":
-        _moe_ffn(entry, il, out, shexp_gate=False)
-        _add(out, p + "exp_probs_b.bias", entry.moe.experts if entry.moe else 0)
+        _nemotron_moe(entry, il, out)
     else:
         _add(out, p + "ffn_up.weight", e, entry.ffn)
         _add(out, p + "ffn_down.weight", entry.ffn, e)
+
+
+def _nemotron_moe(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
+    """relu2 experts: up/down only, no gate (nemotron-h.cpp load_arch_tensors)."""
+    moe = entry.moe
+    if moe is None:
+        raise EstimateError(f"catalog model '{entry.id}' needs `moe` facts")
+    e, f, x, p = entry.hidden, moe.expert_ffn, moe.experts, f"blk.{il}."
+    _add(out, p + "ffn_gate_inp.weight", e, x)
+    _add(out, p + "exp_probs_b.bias", x)
+    _add(out, p + "ffn_down_exps.weight", f, e, x)
+    _add(out, p + "ffn_up_exps.weight", e, f, x)
+    fs = moe.shared_ffn or f
+    _add(out, p + "ffn_down_shexp.weight", fs, e)
+    _add(out, p + "ffn_up_shexp.weight", e, fs)
 
 
 def _deepseek2(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
@@ -265,11 +321,13 @@ BUILDERS: dict[str, Builder] = {
     "qwen3moe": _llama,
     "phi3": _phi3,
     "gemma3": _gemma3,
-    "openai-moe": _gpt_oss,
+    "gpt-oss": _gpt_oss,
     "lfm2": _lfm2,
     "lfm2moe": _lfm2,
     "qwen35": _qwen35,
     "qwen35moe": _qwen35,
+    "qwen3next": _qwen35,
+    "gemma4": _gemma4,
     "nemotron_h": _nemotron_h,
     "nemotron_h_moe": _nemotron_h,
     "deepseek2": _deepseek2,
@@ -278,15 +336,11 @@ BUILDERS: dict[str, Builder] = {
 
 
 def _mtp_block(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
-    """A nextn block: one attention layer plus the embedding/hidden projection."""
+    """A nextn block: the architecture's own decoder block (full attention) plus the
+    embedding/hidden projection (qwen35*, deepseek2, glm4moe load_arch_tensors)."""
     block: list[TensorShape] = []
     e = entry.hidden
-    _add(block, f"blk.{il}.attn_norm.weight", e)
-    _attention(entry, il, block, qk_norm=True, gate=entry.gguf_arch.startswith("qwen35"))
-    if entry.moe:
-        _moe_ffn(entry, il, block, shexp_gate=entry.gguf_arch.startswith("qwen35"))
-    else:
-        _dense_ffn(entry, il, block)
+    BUILDERS[entry.gguf_arch](entry, il, block)
     _add(block, f"blk.{il}.nextn.eh_proj.weight", 2 * e, e)
     _add(block, f"blk.{il}.nextn.enorm.weight", e)
     _add(block, f"blk.{il}.nextn.hnorm.weight", e)

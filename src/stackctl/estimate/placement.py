@@ -5,13 +5,21 @@ llama.cpp (src/llama-model.cpp, b11434): the input embedding stays on the CPU; w
 layer); layers are split over GPUs by the cumulative `tensor_split` fractions (default: by
 free memory); `--n-cpu-moe N` keeps the expert tensors of the first N layers in system
 memory and `--cpu-moe` all of them; a layer's KV cache lives with the layer (`-kvo` default).
+`-ot regex=BUFFER` entries are tried in order before those rules (common/arg.cpp appends the
+--n-cpu-moe/--cpu-moe patterns after the user's, so an earlier `-ot` wins).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from stackctl.errors import EstimateError
 from stackctl.estimate.recipe import TypedTensor
+
+# ggml backend buffer names per backend (ggml-cuda "CUDA%d", ggml-hip "ROCm%d", "Vulkan%d",
+# Metal "MTL%d"); CPU_REPACK and CPU_Mapped are host buffers.
+_GPU_BUFFER = re.compile(r"^(?:CUDA|ROCm|Vulkan|MTL|Metal)(\d*)$", re.IGNORECASE)
 
 
 @dataclass
@@ -22,11 +30,14 @@ class Device:
     bandwidth_gbps: float | None
     peak_gops: float | None
     unified: bool = False
+    bandwidth_assumed: bool = False
     weights: int = 0
     kv: int = 0
     state: int = 0
     compute: int = 0
     output: int = 0
+    draft: int = 0  # of the above, what the draft model / MTP head adds
+    mmproj: int = 0  # of the above, projector weights
     layers: list[int] = field(default_factory=list)
 
     @property
@@ -40,6 +51,7 @@ class Placement:
     n_cpu_moe: int
     layer_device: list[int]  # per trunk layer: index into the device list
     output_device: int
+    overrides: tuple[tuple[re.Pattern[str], int], ...] = ()
 
 
 def split_layers(
@@ -69,8 +81,39 @@ def split_layers(
     return result
 
 
+def parse_overrides(entries: list[str], n_gpu: int) -> tuple[tuple[re.Pattern[str], int], ...]:
+    """`-ot` entries ('regex=BUFFER', comma lists allowed) as (pattern, device index)."""
+    result = []
+    for entry in (part for item in entries for part in item.split(",") if part):
+        pattern, sep, buffer = entry.rpartition("=")
+        if not sep or not pattern:
+            raise EstimateError(f"-ot '{entry}': expected <tensor name regex>=<buffer type>")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise EstimateError(f"-ot '{entry}': bad regex: {exc}") from None
+        result.append((compiled, _buffer_device(buffer, n_gpu, entry)))
+    return tuple(result)
+
+
+def _buffer_device(buffer: str, n_gpu: int, entry: str) -> int:
+    if buffer.upper() in ("CPU", "CPU_REPACK", "CPU_MAPPED"):
+        return n_gpu
+    match = _GPU_BUFFER.match(buffer)
+    index = int(match.group(1) or 0) if match else -1
+    if not 0 <= index < n_gpu:
+        known = ", ".join(["CPU", *(f"GPU buffer {i}" for i in range(n_gpu))])
+        raise EstimateError(
+            f"-ot '{entry}': unknown buffer type '{buffer}'", hint=f"known: {known}"
+        )
+    return index
+
+
 def place_tensor(tensor: TypedTensor, placement: Placement, cpu: int, *, cpu_moe: bool) -> int:
     """Device index of one weight tensor."""
+    for pattern, device in placement.overrides:
+        if pattern.search(tensor.name):
+            return device
     layer = tensor.layer
     if tensor.name == "token_embd.weight":
         return cpu

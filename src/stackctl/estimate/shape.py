@@ -167,9 +167,7 @@ def _swa_flags(gguf: GgufFile, n_layer: int) -> list[bool]:
         return [bool(v) for v in pattern[:n_layer]]
     # Hard-coded periods in llama.cpp src/models/<arch>.cpp: layer il slides when
     # il % period < period - 1 (llama_hparams::set_swa_pattern).
-    period = (
-        int(pattern) if pattern else {"gemma3": 6, "gemma2": 2, "openai-moe": 2}.get(gguf.arch, 0)
-    )
+    period = int(pattern) if pattern else {"gemma3": 6, "gemma2": 2, "gpt-oss": 2}.get(gguf.arch, 0)
     if not period:
         return [False] * n_layer
     return [il % period < period - 1 for il in range(n_layer)]

@@ -104,7 +104,6 @@ def _per_layer_keys(entry: ModelEntry, arch: str) -> dict[str, Any]:
     if arch.startswith("nemotron_h"):
         return {
             f"{arch}.attention.head_count_kv": [entry.n_head_kv if k == "F" else 0 for k in kinds],
-            f"{arch}.attention.head_count": [entry.n_head if k == "F" else 0 for k in kinds],
             f"{arch}.feed_forward_length": [
                 entry.ffn if k == "-" else (entry.moe.expert_ffn if entry.moe and k == "E" else 0)
                 for k in kinds
@@ -129,9 +128,32 @@ def _moe_keys(entry: ModelEntry, arch: str) -> dict[str, Any]:
     if moe.shared_experts:
         keys[f"{arch}.expert_shared_count"] = moe.shared_experts
         keys[f"{arch}.expert_shared_feed_forward_length"] = moe.shared_ffn or moe.expert_ffn
-    if arch in ("deepseek2", "glm4moe"):
+    if arch in ("deepseek2", "glm4moe", "lfm2moe"):
         keys[f"{arch}.expert_gating_func"] = 2  # sigmoid (LLAMA_EXPERT_GATING_FUNC_TYPE)
         keys[f"{arch}.expert_weights_scale"] = 1.0
+    return keys
+
+
+def _gemma4_keys(entry: ModelEntry, arch: str) -> dict[str, Any]:
+    """gemma4 load_arch_hparams: an SWA flag per layer, SWA/global head widths, PLE width
+    (conversion/gemma.py Gemma4Model.set_gguf_parameters writes the same keys)."""
+    kinds = entry.layer_kinds()
+    full = entry.global_head_dim or entry.head_dim
+    keys: dict[str, Any] = {
+        f"{arch}.attention.sliding_window_pattern": [k == "S" for k in kinds],
+        f"{arch}.attention.shared_kv_layers": entry.kv_shared_layers,
+        f"{arch}.embedding_length_per_layer_input": entry.ple_dim,
+        f"{arch}.attention.key_length": full,
+        f"{arch}.attention.value_length": full,
+        f"{arch}.attention.key_length_swa": entry.head_dim,
+        f"{arch}.attention.value_length_swa": entry.head_dim,
+        f"{arch}.rope.dimension_count": full,
+        f"{arch}.rope.dimension_count_swa": entry.head_dim,
+    }
+    if entry.global_n_head_kv:
+        keys[f"{arch}.attention.head_count_kv"] = [
+            entry.n_head_kv if k == "S" else entry.global_n_head_kv for k in kinds
+        ]
     return keys
 
 
@@ -173,6 +195,10 @@ def shape_metadata(entry: ModelEntry, file_type: int) -> dict[str, Any]:
         })  # fmt: skip
     if entry.mtp_layers:
         meta[f"{arch}.nextn_predict_layers"] = entry.mtp_layers
+    if arch.startswith("qwen35"):
+        meta[f"{arch}.rope.dimension_sections"] = [11, 11, 10, 0]  # Qwen3.5 mrope (required)
+    if arch == "gemma4":
+        meta.update(_gemma4_keys(entry, arch))
     meta.update(_moe_keys(entry, arch))
     meta.update(_ssm_keys(entry, arch))
     return meta

@@ -31,6 +31,9 @@ class DeviceSpeed:
     weight_ops: float = 0.0  # 2 x active weight elements
     kv_bytes_per_ctx: float = 0.0  # KV bytes read per cached token
     attn_ops_per_ctx: float = 0.0  # attention ops per cached token
+    expert_bytes_all: float = 0.0  # every expert tensor byte on this device
+    expert_share: float = 0.0  # experts used / experts: the share one token reads
+    assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     basis: list[str] = field(default_factory=list)
 
 
@@ -77,6 +80,44 @@ def prefill_tps(devices: list[DeviceSpeed], depth: int, eff: dict[str, float]) -
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
+def verify_devices(devices: list[DeviceSpeed], tokens: int) -> list[DeviceSpeed]:
+    """The same devices for one forward pass over `tokens` tokens (a speculative verify).
+
+    Dense weights and the cached KV are read once; each token may route to other experts, so
+    the expert bytes read grow to all experts x (1 - (1 - k/E)^tokens) (uniform routing).
+    """
+    out = []
+    for dev in devices:
+        active = dev.expert_bytes_all * dev.expert_share
+        distinct = 1.0 - (1.0 - dev.expert_share) ** tokens if dev.expert_share else 0.0
+        out.append(
+            DeviceSpeed(
+                dev.name,
+                dev.bandwidth_gbps,
+                dev.peak_gops,
+                dev.backend,
+                weight_bytes=dev.weight_bytes - active + dev.expert_bytes_all * distinct,
+                weight_ops=dev.weight_ops * tokens,
+                kv_bytes_per_ctx=dev.kv_bytes_per_ctx,
+                attn_ops_per_ctx=dev.attn_ops_per_ctx * tokens,
+            )
+        )
+    return out
+
+
+def speculative_tps(
+    t_draft: float, t_verify: float, n_draft: int, acceptance: float
+) -> tuple[float, float]:
+    """(tok/s, tokens per step) of draft-then-verify decoding.
+
+    Expected tokens per step with n drafted tokens and per-token acceptance a:
+    (1 - a^(n+1)) / (1 - a) (Leviathan et al. 2023, "Fast Inference from Transformers via
+    Speculative Decoding", eq. 1); a step costs n draft passes plus one verify pass.
+    """
+    tokens = (1.0 - acceptance ** (n_draft + 1)) / (1.0 - acceptance)
+    return tokens / (n_draft * t_draft + t_verify), tokens
+
+
 @dataclass(frozen=True)
 class SpeedFigures:
     tg: float
@@ -90,8 +131,12 @@ def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatal
     names = {dev.backend for dev in devices}
     factors = {name: backends.backends[name] for name in names}
     mid = {n: f.decode_efficiency for n, f in factors.items()}
+    assumed = {dev.backend for dev in devices if dev.assumed}
     low = {n: f.decode_range[0] for n, f in factors.items()}
     high = {n: f.decode_range[1] for n, f in factors.items()}
+    for name in assumed:
+        low[name] *= factors[name].assumed_bandwidth_range[0]
+        high[name] *= factors[name].assumed_bandwidth_range[1]
     tg = decode_tps(devices, depth, mid)
     tg_range = (decode_tps(devices, depth, low), decode_tps(devices, depth, high))
     pmid = {n: f.prefill_efficiency for n, f in factors.items()}

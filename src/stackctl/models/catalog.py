@@ -20,14 +20,28 @@ class SourceArchive(StrictModel):
     origin: str = ""
 
 
+class MeasuredSpeed(StrictModel):
+    """A published measurement an engine without an estimator model is predicted from."""
+
+    chip: str = Field(description="catalog/hardware.yaml chip id")
+    bandwidth_gbps: float
+    tg_tps: float
+    pp_tps: float
+    source: str
+
+
 class EngineEntry(StrictModel):
-    name: Literal["llama.cpp"]
+    name: Literal["llama.cpp", "ds4"]
     version: str
     build_number: int | None = None
     commit: str | None = None
     source: SourceArchive
     binaries: list[str]
     backends: list[str]
+    models: list[str] | None = Field(None, description="the only models it serves; null = any")
+    min_memory_gib: float | None = Field(None, description="smallest GPU budget it supports")
+    measured: list[MeasuredSpeed] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class ModelArtefact(StrictModel):
@@ -43,6 +57,8 @@ class ModelArtefact(StrictModel):
     size: int | None = None
     license: str | None = None
     origin: str = ""
+    parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
+    engine: Literal["llama.cpp", "ds4"] = "llama.cpp"
 
 
 class Catalog(StrictModel):

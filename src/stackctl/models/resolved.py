@@ -21,7 +21,7 @@ class ArtefactPin(StrictModel):
 
 
 class EnginePin(StrictModel):
-    name: Literal["llama.cpp"]
+    name: Literal["llama.cpp", "ds4"]
     version: str = Field(description="upstream build, b<N>")
     build_number: int | None
     commit: str | None
@@ -55,6 +55,8 @@ class RuntimeFlags(StrictModel):
     cache_type_k: str
     cache_type_v: str
     server_args: list[str] = Field(description="llama-server arguments after the binary and -m")
+    ubatch: int | None = Field(None, description="physical batch; null = engine default")
+    load_mode: str | None = Field(None, description="--load-mode; null = engine default")
 
 
 class Prediction(StrictModel):
@@ -64,6 +66,39 @@ class Prediction(StrictModel):
     pp_tps: float
     pp_tps_range: tuple[float, float]
     basis: list[str]
+
+
+class Placement(StrictModel):
+    ngl: int = Field(description="layers on GPUs; 0 = CPU only, 999 = all")
+    n_cpu_moe: int = Field(0, description="experts of the first N layers kept in system RAM")
+    tensor_split: list[float] | None = Field(None, description="per-GPU share of layers")
+
+
+class Speculative(StrictModel):
+    kind: Literal["mtp", "draft", "none"] = "none"
+    draft_model: str | None = None
+    n_max: int | None = None
+    speedup: float | None = Field(None, description="measured decode speed-up applied")
+    source: str | None = None
+
+
+class QuirkApplied(StrictModel):
+    id: str
+    summary: str
+    source: str
+
+
+class Requirements(StrictModel):
+    """What the host must provide: the lock records it, `apply` checks or sets it."""
+
+    driver: str | None = None
+    runtime: dict[str, str] = Field(default_factory=dict, description="e.g. rocm: '>=7.2'")
+    kernel: str | None = None
+    kernel_params: list[str] = Field(default_factory=list)
+    firmware: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    packages: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class ResolvedStack(StrictModel):
@@ -78,3 +113,12 @@ class ResolvedStack(StrictModel):
     service: str = Field(description="service unit / process name")
     predicted: Prediction
     reasons: list[str] = Field(description="why this stack was chosen, in words")
+    placement: Placement = Field(default_factory=lambda: Placement(ngl=0))
+    speculative: Speculative = Field(default_factory=Speculative)
+    quirks: list[QuirkApplied] = Field(default_factory=list)
+    requirements: Requirements = Field(default_factory=Requirements)
+    score: float = Field(0.0, description="quality score for the workload (catalog/quality.yaml)")
+    score_basis: list[str] = Field(default_factory=list)
+    relaxed: list[str] = Field(
+        default_factory=list, description="constraints relaxed to find a stack, and the cost"
+    )

@@ -1,0 +1,91 @@
+"""Wall time of `stackctl plan` (a subprocess, Python start-up included) and of resolving 500
+declared hosts in one process.
+
+    .venv/bin/python benchmarks/plan_speed.py [--hosts 500] [--cache-chip-table]
+
+--cache-chip-table memoises stackctl.estimate.devices._chip_peaks (the estimator re-parses
+catalog/hardware.yaml on every estimate call) to show the time once the estimator caches it;
+no figure changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANS = [
+    ["plan", "tiny-cpu", "--hardware", "tests/data/profiles/cpu-x86-2core.yaml", "--json"],
+    ["plan", "agentic-coder", "--gpu", "rtx 4090", "--cpu", "ryzen 9 7950x", "--ram", "64",
+     "--json"],
+]
+HOSTS = [
+    {"gpus": ["rtx 4060"], "cpu": "ryzen 9 7950x", "ram_gib": 64},
+    {"gpus": ["rtx 4090"], "cpu": "ryzen 9 7950x", "ram_gib": 64},
+    {"gpus": ["rtx 4080"], "cpu": "ryzen 9 7950x", "ram_gib": 32},
+    {"gpus": ["rtx 3090"], "cpu": "ryzen 9 9950x", "ram_gib": 128},
+    {"gpus": [], "system": "strix halo 128gb"},
+    {"gpus": [], "system": "strix halo 64gb"},
+    {"gpus": [], "system": "mac studio m4 max 128gb"},
+    {"gpus": [], "system": "raspberry pi 5 8gb"},
+    {"gpus": ["rtx 6000 ada"], "gpu_count": 4, "cpu": "epyc 9474f", "ram_gib": 256},
+    {"gpus": [], "system": "dgx spark"},
+]
+STACKS = ["default", "agentic-coder", "chat", "edge-extract"]
+
+
+def time_plan(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "stackctl", *argv], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def time_hosts(n: int) -> tuple[float, int, int]:
+    from stackctl.catalog import load_catalog
+    from stackctl.detect import declare_hardware
+    from stackctl.errors import ResolutionError
+    from stackctl.resolve import make_resolver
+    from stackctl.resources import catalog_dir
+    from stackctl.spec import load_stack, stack_path
+
+    start = time.perf_counter()
+    resolver = make_resolver(load_catalog(catalog_dir()))
+    stacks = [load_stack(stack_path(s)) for s in STACKS]
+    failed = 0
+    pairs = itertools.islice(itertools.cycle(itertools.product(HOSTS, stacks)), n)
+    for hw_args, spec in pairs:
+        try:
+            resolver.resolve(spec, declare_hardware(**hw_args))  # type: ignore[arg-type]
+        except ResolutionError:
+            failed += 1
+    return time.perf_counter() - start, resolver.session.calls, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--cache-chip-table", action="store_true")
+    args = parser.parse_args()
+    for argv in PLANS:
+        best = min(time_plan(argv) for _ in range(3))
+        print(f"stackctl {' '.join(argv)}: {best:.2f} s (best of 3, target < 1 s)")
+    if args.cache_chip_table:
+        import stackctl.estimate.devices as devices
+
+        devices._chip_peaks = functools.cache(devices._chip_peaks)
+    seconds, calls, failed = time_hosts(args.hosts)
+    distinct = len(HOSTS) * len(STACKS)
+    print(f"{args.hosts} declared hosts ({distinct} distinct host x stack pairs) in one "
+          f"process: {seconds:.2f} s, {calls} estimator calls, {failed} without a stack "
+          "(target < 10 s)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

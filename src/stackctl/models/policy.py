@@ -1,0 +1,144 @@
+"""The resolver's data: quality scores, quant degradation, runtime policy and known quirks.
+
+Read from catalog/quality.yaml, catalog/quants_quality.yaml, catalog/runtime.yaml and
+catalog/quirks.yaml; every figure there names its source, every weight that is a choice says
+`policy`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stackctl.models.base import StrictModel
+
+CardVerdict = Literal["recommended", "not_recommended"]
+
+
+class QualityRule(StrictModel):
+    base: str
+    moe_effective: str
+    points_per_pct: float
+    evidence_weight: float
+    card_fit_points: dict[CardVerdict, float]
+
+
+class WorkloadPolicy(StrictModel):
+    benchmarks: list[str] = Field(default_factory=list)
+    moe_penalty: float = 0.0
+    prefer_long_context: bool = False
+
+
+class BenchmarkFigure(StrictModel):
+    value: float
+    source: str
+
+
+class ModelQuality(StrictModel):
+    params_b: float | None = None
+    params_source: str | None = None
+    card: str | None = None
+    card_fit: dict[str, CardVerdict] = Field(default_factory=dict)
+    benchmarks: dict[str, BenchmarkFigure] = Field(default_factory=dict)
+
+
+class QualityFile(StrictModel):
+    schema_version: Literal[1]
+    rule: QualityRule
+    workloads: dict[str, WorkloadPolicy]
+    sources: dict[str, str]
+    models: dict[str, ModelQuality]
+
+
+class QuantQuality(StrictModel):
+    ppl_delta_pct: float | None
+    bpw: float
+    source: str | None
+    native_for: list[str] = Field(default_factory=list, description="families released so")
+
+
+class QuantQualityFile(StrictModel):
+    schema_version: Literal[1]
+    fallback: Literal["nearest_lower_bpw"]
+    quants: dict[str, QuantQuality]
+
+
+class QuirkMatch(StrictModel):
+    arch: list[str] | None = None
+    vendor: str | None = None
+    unified: bool | None = None
+    os: str | None = None
+    backend: list[str] | None = None
+    moe: bool | None = None
+    multi_gpu: bool | None = None
+    speculative: str | None = None
+    engine: str | None = None
+
+
+class QuirkRequires(StrictModel):
+    driver: str | None = None
+    runtime: dict[str, str] = Field(default_factory=dict)
+    kernel: str | None = None
+    firmware: str | None = None
+    packages: list[str] = Field(default_factory=list)
+
+
+class QuirkEffect(StrictModel):
+    requires: QuirkRequires = Field(default_factory=QuirkRequires)
+    kernel_params: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    server: dict[str, str] = Field(default_factory=dict, description="load_mode: none")
+    backend_points: dict[str, float] = Field(default_factory=dict, description="policy")
+    raise_gtt_budget: bool = Field(False, description="set GTT = RAM - reserve via ttm")
+    notes: list[str] = Field(default_factory=list)
+
+
+class Quirk(StrictModel):
+    id: str
+    summary: str
+    source: str
+    match: QuirkMatch
+    effect: QuirkEffect = Field(default_factory=QuirkEffect)
+
+
+class QuirksFile(StrictModel):
+    schema_version: Literal[1]
+    quirks: list[Quirk]
+
+
+class MtpSpeedup(StrictModel):
+    speedup: float = Field(gt=1)
+    n_max: int = Field(ge=1)
+    source: str
+
+
+class UbatchRule(StrictModel):
+    backend: str
+    arch: str | None = None
+    moe: bool | None = None
+    ubatch: int
+    source: str
+
+
+class RuntimeFile(StrictModel):
+    schema_version: Literal[1]
+    kv_quantize_above_ctx: int
+    kv_quant_type: Literal["q8_0", "q4_0"]
+    kv_source: str
+    speculative_max_users: int
+    speculative_source: str
+    mtp: dict[str, MtpSpeedup] = Field(default_factory=dict)
+    backends_by_vendor: dict[str, list[str]]
+    backend_points: dict[str, float] = Field(default_factory=dict, description="policy")
+    ubatch: list[UbatchRule] = Field(default_factory=list)
+    gtt_reserve_gib: float
+    gtt_source: str
+    cuda_driver_min: dict[str, str] = Field(default_factory=dict, description="CUDA -> driver")
+
+
+class Policy(StrictModel):
+    quality: QualityFile
+    quants: QuantQualityFile
+    quirks: QuirksFile
+    runtime: RuntimeFile

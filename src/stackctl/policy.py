@@ -1,0 +1,23 @@
+"""Load the resolver's data files (quality, quant degradation, runtime policy, quirks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stackctl.errors import CatalogError
+from stackctl.models.policy import Policy, QualityFile, QuantQualityFile, QuirksFile, RuntimeFile
+from stackctl.yamlio import read_yaml, validate_yaml
+
+
+def _load(path: Path, model: type[Any]) -> Any:
+    return validate_yaml(model, read_yaml(path, error=CatalogError), path, error=CatalogError)
+
+
+def load_policy(root: Path) -> Policy:
+    return Policy(
+        quality=_load(root / "quality.yaml", QualityFile),
+        quants=_load(root / "quants_quality.yaml", QuantQualityFile),
+        quirks=_load(root / "quirks.yaml", QuirksFile),
+        runtime=_load(root / "runtime.yaml", RuntimeFile),
+    )

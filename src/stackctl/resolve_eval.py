@@ -1,0 +1,200 @@
+"""Evaluate one candidate: placement search with the estimator, or a measured prediction for
+engines the estimator does not model (ds4). Estimates are memoised in the session."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from stackctl.errors import EstimateError
+from stackctl.estimate import EstimateCatalog, estimate
+from stackctl.estimate.catalog import ModelEntry
+from stackctl.lock import canonical_json, hardware_sha256
+from stackctl.models.catalog import EngineEntry, ModelArtefact
+from stackctl.models.estimate import Backend, CacheType, Estimate, EstimateRequest
+from stackctl.models.hardware import HardwareProfile
+from stackctl.models.resolved import Placement
+from stackctl.resolve_score import Score
+
+GIB = 1024**3
+FULL = 999  # "all layers"
+
+
+@dataclass
+class Candidate:
+    artefact: ModelArtefact
+    entry: ModelEntry
+    engine: EngineEntry
+    backend: str
+    ctx: int  # per slot
+    kv: str
+    score: Score
+    points: float  # backend preference (policy + quirks)
+    reject: str | None = None
+    estimate: Estimate | None = None
+    placement: Placement = field(default_factory=lambda: Placement(ngl=0))
+    tg: float = 0.0
+    tg_range: tuple[float, float] = (0.0, 0.0)
+    pp: float = 0.0
+    pp_range: tuple[float, float] = (0.0, 0.0)
+    memory: int = 0
+    basis: list[str] = field(default_factory=list)
+    evaluated: bool = False
+
+    @property
+    def rank(self) -> float:
+        return self.score.value + self.points
+
+    @property
+    def label(self) -> str:
+        return f"{self.entry.id} {self.artefact.quant} {self.engine.name}/{self.backend}"
+
+
+@dataclass
+class Session:
+    """Catalogs loaded once and an estimate memo: resolving many hosts reuses both."""
+
+    estimates: EstimateCatalog
+    memo: dict[str, Estimate | str] = field(default_factory=dict)
+    calls: int = 0
+
+
+def _estimate(
+    session: Session, request: EstimateRequest, hardware: HardwareProfile, hw_key: str
+) -> Estimate | str:
+    key = hw_key + canonical_json(request.model_dump(mode="json"))
+    if key not in session.memo:
+        session.calls += 1
+        try:
+            session.memo[key] = estimate(request, hardware, catalog=session.estimates)
+        except EstimateError as exc:
+            session.memo[key] = exc.message
+    return session.memo[key]
+
+
+def threads_of(hardware: HardwareProfile) -> int:
+    # Decode is memory-bound: one thread per physical core beats SMT siblings.
+    return hardware.cpu.cores or hardware.cpu.threads or 1
+
+
+def _request(
+    c: Candidate, hardware: HardwareProfile, users: int, **place: object
+) -> EstimateRequest:
+    backend: Backend = c.backend  # type: ignore[assignment]
+    kv: CacheType = c.kv  # type: ignore[assignment]
+    return EstimateRequest(
+        model=c.entry.id,
+        quant=c.artefact.quant,
+        ctx=c.ctx * users,
+        parallel=users,
+        backend=backend,
+        threads=threads_of(hardware),
+        cache_type_k=kv,
+        cache_type_v=kv,
+        **place,  # type: ignore[arg-type]
+    )
+
+
+def _gpu_total(result: Estimate) -> int:
+    return sum(d.total_bytes for d in result.memory.devices if d.device != "host")
+
+
+def _gpu_budget(result: Estimate) -> int:
+    return sum(d.budget_bytes or 0 for d in result.memory.devices if d.device != "host")
+
+
+def _moe_offload(
+    session: Session, c: Candidate, hw: HardwareProfile, key: str, users: int, full: Estimate
+) -> tuple[Estimate | str, int]:
+    """Smallest --n-cpu-moe N whose remaining weights fit the GPUs."""
+    all_cpu = _estimate(session, _request(c, hw, users, ngl=FULL, cpu_moe=True), hw, key)
+    if isinstance(all_cpu, str) or not all_cpu.fits:
+        return all_cpu, 0
+    n_layer = c.entry.n_layer
+    per_layer = max((_gpu_total(full) - _gpu_total(all_cpu)) / n_layer, 1.0)
+    n = min(n_layer, math.ceil((_gpu_total(full) - _gpu_budget(full)) / per_layer))
+    for _ in range(4):
+        trial = _estimate(session, _request(c, hw, users, ngl=FULL, n_cpu_moe=n), hw, key)
+        if isinstance(trial, str) or trial.fits or n >= n_layer:
+            return trial, n
+        n = min(n_layer, n + max(1, n_layer // 16))
+    return all_cpu, n_layer
+
+
+def _tensor_split(hw: HardwareProfile) -> list[float] | None:
+    if len(hw.accelerators) < 2:
+        return None
+    budgets = [a.memory_budget_bytes or a.memory_bytes or 0 for a in hw.accelerators]
+    low = min(budgets) or 1
+    return [round(b / low, 2) for b in budgets]
+
+
+def place_llamacpp(session: Session, c: Candidate, hw: HardwareProfile, users: int) -> None:
+    """Full offload, else MoE experts to RAM (--n-cpu-moe N), else as many layers as fit."""
+    key = hardware_sha256(hw)
+    if c.backend == "cpu":
+        result = _estimate(session, _request(c, hw, users), hw, key)
+        _take(c, result, Placement(ngl=0))
+        return
+    split = _tensor_split(hw)
+    full = _estimate(session, _request(c, hw, users, ngl=FULL), hw, key)
+    if isinstance(full, str) or full.fits:
+        _take(c, full, Placement(ngl=FULL, tensor_split=split))
+        return
+    if c.entry.moe is not None:
+        moe, n = _moe_offload(session, c, hw, key, users, full)
+        if not isinstance(moe, str) and moe.fits:
+            c.basis.append(
+                f"experts of the first {n} of {c.entry.n_layer} layers in system RAM "
+                "(--n-cpu-moe): decode is bound by system-RAM bandwidth"
+            )
+            _take(c, moe, Placement(ngl=FULL, n_cpu_moe=n, tensor_split=split))
+            return
+    auto = _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+    ngl = auto.placement.ngl if not isinstance(auto, str) and auto.placement else 0
+    if not isinstance(auto, str) and auto.fits and ngl > 0:
+        c.basis.append(f"{ngl} of {c.entry.n_layer + 1} layers on the GPU, the rest on the CPU")
+    _take(c, auto, Placement(ngl=ngl, tensor_split=split if ngl else None))
+
+
+def _take(c: Candidate, result: Estimate | str, placement: Placement) -> None:
+    c.evaluated = True
+    c.placement = placement
+    if isinstance(result, str):
+        c.reject = f"estimator: {result}"
+        return
+    c.estimate = result
+    c.tg, c.tg_range = result.speed.tg_tps, result.speed.tg_tps_range
+    c.pp, c.pp_range = result.speed.pp_tps, result.speed.pp_tps_range
+    c.memory = result.memory.total_bytes
+    if not result.fits:
+        short = max(d.shortfall_bytes for d in result.memory.devices)
+        c.reject = f"does not fit: {short / GIB:.1f} GiB short"
+
+
+def place_ds4(c: Candidate, hw: HardwareProfile) -> None:
+    """ds4 has no estimator model: scale its published measurement by memory bandwidth."""
+    c.evaluated = True
+    acc = hw.accelerators[0] if hw.accelerators else None
+    budget = (acc.memory_budget_bytes or acc.memory_bytes or 0) if acc else 0
+    need = (c.engine.min_memory_gib or 0) * GIB * 0.98
+    if acc is None or budget < need:
+        have = budget / GIB
+        need_gib = c.engine.min_memory_gib or 0
+        c.reject = f"ds4 needs {need_gib:g} GiB for the GPU, the box gives {have:.0f}"
+        return
+    rows = [m for m in c.engine.measured if (m.chip == "gb10") == (c.backend == "cuda")]
+    if not rows or not acc.bandwidth_gbps:
+        c.reject = "no ds4 measurement for this kind of device to predict from"
+        return
+    ref = rows[0]
+    ratio = acc.bandwidth_gbps / ref.bandwidth_gbps
+    c.tg, c.pp = round(ref.tg_tps * ratio, 1), round(ref.pp_tps * ratio, 1)
+    c.tg_range = (round(c.tg * 0.75, 1), round(c.tg * 1.1, 1))
+    c.pp_range = (round(c.pp * 0.75, 1), round(c.pp * 1.1, 1))
+    c.memory = int(need)
+    c.placement = Placement(ngl=FULL)
+    c.basis.append(
+        f"ds4: {ref.tg_tps:g} tok/s decode measured on {ref.chip} ({ref.source}), scaled by "
+        f"bandwidth {acc.bandwidth_gbps:g}/{ref.bandwidth_gbps:g} GB/s; range -25%/+10% (policy)"
+    )

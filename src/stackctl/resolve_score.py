@@ -1,0 +1,114 @@
+"""Quality score of a (model, quant) for a workload, from catalog/quality.yaml and
+catalog/quants_quality.yaml. Pure functions; every term comes back with its basis in words."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from stackctl.estimate.catalog import ModelEntry
+from stackctl.models.policy import Policy
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    basis: tuple[str, ...]
+
+
+def is_moe(entry: ModelEntry) -> bool:
+    return entry.moe is not None
+
+
+def params_b(entry: ModelEntry, policy: Policy) -> tuple[float | None, str]:
+    """Total parameters in billions and where the figure comes from."""
+    if entry.params_total:
+        return entry.params_total, "catalog/models.yaml params_total"
+    extra = policy.quality.models.get(entry.id)
+    if extra and extra.params_b:
+        return extra.params_b, f"catalog/quality.yaml ({extra.params_source})"
+    return None, "unknown"
+
+
+def effective_params(entry: ModelEntry, policy: Policy) -> tuple[float | None, str]:
+    total, where = params_b(entry, policy)
+    if total is None:
+        return None, "parameter count unknown"
+    if is_moe(entry) and entry.params_active:
+        eff = math.sqrt(total * entry.params_active)
+        return eff, (
+            f"MoE {total:g}B total / {entry.params_active:g}B active -> "
+            f"{eff:.1f}B effective ({policy.quality.rule.moe_effective}, heuristic; {where})"
+        )
+    return total, f"dense {total:g}B ({where})"
+
+
+def quant_loss(quant: str, family: str, policy: Policy) -> tuple[float, str]:
+    """Perplexity increase in percent for a quant, with the fallback rule where none is known."""
+    table = policy.quants.quants
+    row = table.get(quant)
+    if row is not None and family in row.native_for:
+        return 0.0, f"{quant}: the release precision of {family} ({row.source})"
+    if row is not None and row.ppl_delta_pct is not None and not row.native_for:
+        return row.ppl_delta_pct, f"{quant}: +{row.ppl_delta_pct:g}% perplexity ({row.source})"
+    bpw = row.bpw if row is not None else 0.0
+    lower = [
+        (r.bpw, name, r.ppl_delta_pct)
+        for name, r in table.items()
+        if r.ppl_delta_pct is not None and r.bpw <= max(bpw, 0.0) and not r.native_for
+    ]
+    if not lower:
+        worst = max(
+            (r.ppl_delta_pct or 0.0, n) for n, r in table.items() if r.ppl_delta_pct is not None
+        )
+        return worst[0], f"{quant}: no published figure; worst known loss ({worst[1]}) assumed"
+    _, name, pct = max(lower)
+    assert pct is not None
+    return pct, (
+        f"{quant}: no published figure; nearest lower-bpw quant {name} (+{pct:g}%) assumed"
+    )
+
+
+def _evidence(model_id: str, workload: str, policy: Policy) -> tuple[float, list[str]]:
+    benchmarks = policy.quality.workloads[workload].benchmarks
+    mine = policy.quality.models.get(model_id)
+    points = 0.0
+    lines: list[str] = []
+    for bench in benchmarks:
+        figures = [
+            m.benchmarks[bench].value
+            for m in policy.quality.models.values()
+            if bench in m.benchmarks
+        ]
+        if mine is None or bench not in mine.benchmarks or len(figures) < 2:
+            continue
+        fig = mine.benchmarks[bench]
+        delta = (fig.value - statistics.median(figures)) * policy.quality.rule.evidence_weight
+        points += delta
+        lines.append(f"{bench} {fig.value:g} vs catalog median: {delta:+.1f} ({fig.source})")
+    return points, lines
+
+
+def quality_score(entry: ModelEntry, quant: str, workload: str, policy: Policy) -> Score:
+    rule = policy.quality.rule
+    eff, eff_basis = effective_params(entry, policy)
+    if eff is None:
+        return Score(0.0, (f"{entry.id}: {eff_basis}; scored 0",))
+    base = 10 * math.log2(10 * eff)
+    lines = [f"size rule {base:.1f} ({eff_basis})"]
+    extra = policy.quality.models.get(entry.id)
+    verdict = extra.card_fit.get(workload) if extra else None
+    card = rule.card_fit_points[verdict] if verdict else 0.0
+    if verdict and extra:
+        source = policy.quality.sources.get(extra.card or "", extra.card or "model card")
+        lines.append(f"model card: {verdict.replace('_', ' ')} for {workload} {card:+g} ({source})")
+    evidence, ev_lines = _evidence(entry.id, workload, policy)
+    lines += ev_lines
+    loss, loss_basis = quant_loss(quant, entry.family, policy)
+    penalty = loss * rule.points_per_pct
+    lines.append(f"quant -{penalty:.1f} ({loss_basis})")
+    moe = policy.quality.workloads[workload].moe_penalty if is_moe(entry) else 0.0
+    if moe:
+        lines.append(f"MoE over long multi-turn {workload} context -{moe:g} (policy)")
+    return Score(round(base + card + evidence - penalty - moe, 2), tuple(lines))

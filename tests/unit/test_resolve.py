@@ -1,0 +1,186 @@
+"""The resolver's decision table: declared hardware + workload -> the kind of stack experts pick.
+
+Every row must fall out of catalog data and scoring (catalog/quality.yaml, quants_quality.yaml,
+runtime.yaml, quirks.yaml) and the estimator; nothing in resolve*.py names a model or a box.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import stackctl.estimate.devices as estimate_devices
+from stackctl.catalog import load_catalog
+from stackctl.detect import declare_hardware
+from stackctl.errors import ResolutionError, SpecError
+from stackctl.models.spec import StackSpec
+from stackctl.resolve import Resolver, make_resolver
+from stackctl.resources import catalog_dir
+from stackctl.spec import load_stack, stack_path
+from stackctl.yamlio import validate_yaml
+
+
+@pytest.fixture(scope="module")
+def resolver() -> Iterator[Resolver]:
+    # The estimator re-reads catalog/hardware.yaml on every call (devices._chip_peaks, ~1 s on
+    # this box); caching it here keeps the table fast and does not change any figure.
+    original = estimate_devices._chip_peaks
+    estimate_devices._chip_peaks = functools.cache(original)
+    yield make_resolver(load_catalog(catalog_dir()))
+    estimate_devices._chip_peaks = original
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    hardware: dict[str, Any]
+    workload: str
+    context: int
+    family: str | tuple[str, ...]
+    moe: bool
+    offload: bool  # experts or layers in system RAM
+    speculative: bool
+    backend: str
+    users: int = 1
+    min_params_b: float = 0.0
+    engine: str = "llama.cpp"
+    families: tuple[str, ...] = ()
+
+
+RYZEN: dict[str, Any] = {"cpu": "ryzen 9 7950x", "ram_gib": 64}
+CASES = [
+    Case("8GB GPU + 64GB RAM chat: MoE, experts in RAM", {"gpus": ["rtx 4060"], **RYZEN},
+         "chat", 8192, ("gpt-oss", "qwen3.6", "qwen3"), moe=True, offload=True,
+         speculative=False, backend="cuda"),
+    Case("24GB agentic: dense 27B fully on the GPU, MTP", {"gpus": ["rtx 4090"], **RYZEN},
+         "agentic", 65536, "qwen3.6", moe=False, offload=False, speculative=True,
+         backend="cuda", min_params_b=27),
+    Case("16GB agentic: smaller quant of the dense model", {"gpus": ["rtx 4080"], **RYZEN},
+         "agentic", 65536, "qwen3.6", moe=False, offload=False, speculative=True,
+         backend="cuda"),
+    Case("24GB agentic, 8 users: no speculative decoding", {"gpus": ["rtx 4090"], **RYZEN},
+         "agentic", 8192, "qwen3.6", moe=False, offload=False, speculative=False,
+         backend="cuda", users=8),
+    Case("Strix Halo 128GB chat: big MoE on Vulkan RADV",
+         {"gpus": [], "system": "strix halo 128gb"}, "chat", 8192, ("gpt-oss", "qwen3"),
+         moe=True, offload=False, speculative=False, backend="vulkan", min_params_b=100),
+    Case("Strix Halo agentic: dense too slow, MoE meets the floor",
+         {"gpus": [], "system": "strix halo 128gb"}, "agentic", 65536,
+         ("gpt-oss", "qwen3", "qwen3.6"), moe=True, offload=False, speculative=False,
+         backend="vulkan"),
+    Case("Mac M4 Max 128GB chat: big MoE on Metal",
+         {"gpus": [], "system": "mac studio m4 max 128gb"}, "chat", 8192, ("qwen3", "gpt-oss"),
+         moe=True, offload=False, speculative=False, backend="metal", min_params_b=100),
+    Case("Mac M3 Ultra 256GB, DeepSeek wanted: ds4 on Metal",
+         {"gpus": [], "system": "mac studio m3 ultra 256gb"}, "chat", 8192, "deepseek", moe=True,
+         offload=False, speculative=False, backend="metal", engine="ds4", families=("deepseek",)),
+    Case("Raspberry Pi 5 extract: LFM2 small at int8", {"gpus": [], "system": "raspberry pi 5 8gb"},
+         "extract", 4096, "lfm2", moe=False, offload=False, speculative=False, backend="cpu"),
+    Case("4x 48GB (192GB) chat: big model, tensor split", {"gpus": ["rtx 6000 ada"],
+         "gpu_count": 4, "cpu": "epyc 9474f", "ram_gib": 256}, "chat", 8192, "qwen3",
+         moe=True, offload=False, speculative=False, backend="cuda", min_params_b=200),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_decision_table(case: Case, resolver: Resolver) -> None:
+    hardware = declare_hardware(**case.hardware)
+    spec = StackSpec.model_validate({
+        "name": "t", "workload": case.workload, "context": case.context, "users": case.users,
+        "preferences": {"families": list(case.families)},
+    })  # fmt: skip
+    result = resolver.resolve(spec, hardware)
+    r, entry = result.resolved, result.chosen.entry
+    families = (case.family,) if isinstance(case.family, str) else case.family
+    assert entry.family in families, r.reasons
+    assert (entry.moe is not None) is case.moe
+    offload = r.placement.n_cpu_moe > 0 or (r.engine.backend != "cpu" and r.placement.ngl < 999)
+    assert offload is case.offload
+    assert (r.speculative.kind != "none") is case.speculative
+    assert r.engine.backend == case.backend
+    assert r.engine.name == case.engine
+    assert (entry.params_total or 0) >= case.min_params_b
+    if len(hardware.accelerators) > 1:
+        assert r.placement.tensor_split is not None
+        assert "--tensor-split" in r.runtime.server_args
+    if case.offload:
+        assert "--n-cpu-moe" in r.runtime.server_args
+        assert any("system-RAM bandwidth" in b for b in r.predicted.basis)
+
+
+def test_pi_extract_is_int8(resolver: Resolver) -> None:
+    result = resolver.resolve(load_stack(stack_path("edge-extract")),
+                              declare_hardware(gpus=[], system="raspberry pi 5 8gb"))  # fmt: skip
+    assert result.resolved.model.quant == "Q8_0"
+
+
+def test_strix_halo_gets_its_quirks_and_kernel_params(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="chat", context=8192)
+    r = resolver.resolve(spec, declare_hardware(gpus=[], system="strix halo 128gb")).resolved
+    ids = {q.id for q in r.quirks}
+    assert {"amd-apu-gtt-ttm", "apu-load-mode-none", "amdvlk-discontinued"} <= ids
+    assert any(p.startswith("ttm.pages_limit=") for p in r.requirements.kernel_params)
+    assert not any("gttsize" in p for p in r.requirements.kernel_params)
+    assert r.runtime.server_args[r.runtime.server_args.index("--load-mode") + 1] == "none"
+    assert r.requirements.kernel == ">=6.18.4"
+
+
+def test_dense_too_slow_on_strix_halo_is_explained(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="agentic", context=65536)
+    result = resolver.resolve(spec, declare_hardware(gpus=[], system="strix halo 128gb"))
+    slow = [c for c in result.alternatives if c.entry.moe is None and c.tg < 20]
+    assert slow, "the dense 27B shows as an alternative below the floor"
+
+
+def test_floor_relaxed_with_explanation(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="agentic", context=65536, min_tg_tps=500,
+                     preferences={"architecture": "dense"})  # type: ignore[arg-type]  # fmt: skip
+    r = resolver.resolve(spec, declare_hardware(gpus=[], system="strix halo 128gb")).resolved
+    assert r.relaxed
+    assert "speed floor relaxed" in r.relaxed[0]
+    assert "give up" in r.relaxed[0]
+
+
+def test_impossible_intent_names_the_closest_stack(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="agentic", context=262144)
+    with pytest.raises(ResolutionError) as err:
+        resolver.resolve(spec, declare_hardware(gpus=[], system="raspberry pi 5 8gb"))
+    assert err.value.exit_code == 2
+    assert err.value.hint is not None
+    assert "closest that works" in err.value.hint
+    assert "at context" in err.value.hint
+
+
+def test_pin_that_cannot_fit_is_an_error_not_a_downgrade(resolver: Resolver) -> None:
+    spec = StackSpec.model_validate(
+        {"name": "t", "pin": {"model": "qwen3-235b-a22b", "quant": "Q4_K_M"}}
+    )
+    with pytest.raises(ResolutionError) as err:
+        resolver.resolve(spec, declare_hardware(gpus=[], system="raspberry pi 5 8gb"))
+    assert "pinned qwen3-235b-a22b" in err.value.message
+    assert err.value.hint is not None
+    assert "without the pin" in err.value.hint
+
+
+def test_contradictory_preferences_are_a_spec_error(tmp_path: Any) -> None:
+    data = {"name": "t", "preferences": {"families": ["qwen3"], "exclude_families": ["qwen3"]}}
+    with pytest.raises(SpecError, match="both allowed and excluded"):
+        validate_yaml(StackSpec, data, tmp_path / "s.yaml", error=SpecError)
+
+
+def test_excluded_family_is_never_chosen(resolver: Resolver) -> None:
+    spec = StackSpec.model_validate(
+        {"name": "t", "workload": "agentic", "context": 65536,
+         "preferences": {"exclude_families": ["qwen3.6"]}}
+    )  # fmt: skip
+    r = resolver.resolve(spec, declare_hardware(gpus=["rtx 4090"], **RYZEN))
+    assert r.chosen.entry.family != "qwen3.6"
+
+
+def test_shipped_stacks_validate() -> None:
+    for name in ("default", "tiny-cpu", "agentic-coder", "chat", "edge-extract"):
+        assert load_stack(stack_path(name)).name == name
