@@ -185,6 +185,8 @@ class EngineRules(StrictModel):
     ds4_weights_bytes: dict[str, int] = Field(default_factory=dict)
     ds4_kv_bytes_per_token: float = 0.0
     ds4_active_params: float = 0.0
+    ds4_decode_efficiency: float = Field(0.1, gt=0, le=1)
+    ds4_decode_range: tuple[float, float] = (0.05, 0.2)
     sources: list[str] = Field(default_factory=list)
 
 

@@ -351,8 +351,19 @@ def estimate(
         fits=all(r.shortfall_bytes == 0 for r in rows),
         speed=speed,
         placement=_placement_info(placement, request, devices),
-        basis=[*basis, *speed_basis, *speculative_basis(request, speed)],
+        basis=[*basis, *speed_basis, *speculative_basis(request, speed), *budget_basis(rows)],
     )
+
+
+def budget_basis(rows: list[DeviceMemory]) -> list[str]:
+    """Say so when a device has no budget: its fit was not checked."""
+    unknown = [r.device for r in rows if r.budget_bytes is None]
+    if not unknown:
+        return []
+    return [
+        f"fit: no memory budget known for {', '.join(unknown)} (declare the memory, e.g. "
+        "--ram, or use a profile): 'fits' was not checked there"
+    ]
 
 
 def _memory(devices: list[Device], rows: list[DeviceMemory]) -> MemoryEstimate:
@@ -401,13 +412,29 @@ def merge_unified(devices: list[Device]) -> list[Device]:
     return [d if d is not gpu else merged for d in devices[:-1]]
 
 
+def _compute_basis(request: EstimateRequest, view: ModelView) -> str:
+    line = (
+        "compute: CPU formula fitted to llama-fit-params b11434 (tests/data/estimate/"
+        "fit_params_cpu.json: median 1.5 %, worst 3.2 % off; MLA models 3.5-17 % off)"
+    )
+    if view.shape.arch in ("deepseek2", "glm-dsa", "deepseek32"):
+        line += "; this is an MLA model: expect the buffer to be larger than shown"
+    if request.backend != "cpu":
+        line += (
+            f"; {request.backend}: the same formula is reused per device and NOT measured on "
+            "that backend (no GPU was available to calibrate; GPU graphs and kernels differ), "
+            "and the host-side buffer of an offloaded run is over-counted"
+        )
+    return line
+
+
 def memory_basis(request: EstimateRequest, view: ModelView) -> list[str]:
     params = _context_params(request)
     swa = " (SWA full)" if params.swa_full else ""
     lines = [
         f"kv: llama.cpp layout, ctx {request.ctx} padded to 256, {request.parallel} seq, "
         f"K {params.type_k} / V {params.type_v}, window {view.shape.swa_window or 'none'}{swa}",
-        "compute: fitted to llama-fit-params CPU measurements (tests/data/estimate)",
+        _compute_basis(request, view),
         "output: n_vocab x 4 bytes per sequence (logits buffer)",
     ]
     if view.shape.is_recurrent:

@@ -6,7 +6,9 @@ per layer of n_embd_{k,v}_gqa x kv_size x n_stream; MLA caches K only; V padded 
 layer without flash attention); SWA size `llama_kv_cache_iswa` (pad256(min(n_ctx_seq,
 n_swa*(unified ? n_seq : 1) + n_ubatch))); recurrent state `llama_memory_recurrent` (f32 rows
 n_embd_r + n_embd_s per sequence per recurrent layer). Compute buffers are fitted to
-llama-fit-params measurements (tests/data/estimate/fit_params_cpu.json).
+llama-fit-params measurements on the CPU backend (tests/data/estimate/fit_params_cpu.json,
+37 cases over 15 architectures); GPU backends reuse the same formula unmeasured, which the
+estimate's basis says.
 """
 
 from __future__ import annotations
