@@ -1,17 +1,12 @@
 """Wall time of `stackctl plan` (a subprocess, Python start-up included) and of resolving 500
 declared hosts in one process.
 
-    .venv/bin/python benchmarks/plan_speed.py [--hosts 500] [--cache-chip-table]
-
---cache-chip-table memoises stackctl.estimate.devices._chip_peaks (the estimator re-parses
-catalog/hardware.yaml on every estimate call) to show the time once the estimator caches it;
-no figure changes.
+    .venv/bin/python benchmarks/plan_speed.py [--hosts 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import subprocess
 import sys
@@ -48,7 +43,7 @@ def time_plan(argv: list[str]) -> float:
 
 def time_hosts(n: int) -> tuple[float, int, int]:
     from stackctl.catalog import load_catalog
-    from stackctl.detect import declare_hardware
+    from stackctl.detect import declare_hardware, load_chip_table
     from stackctl.errors import ResolutionError
     from stackctl.resolve import make_resolver
     from stackctl.resources import catalog_dir
@@ -56,12 +51,13 @@ def time_hosts(n: int) -> tuple[float, int, int]:
 
     start = time.perf_counter()
     resolver = make_resolver(load_catalog(catalog_dir()))
+    table = load_chip_table()  # a fleet run reads the chip table once, not once a host
     stacks = [load_stack(stack_path(s)) for s in STACKS]
     failed = 0
     pairs = itertools.islice(itertools.cycle(itertools.product(HOSTS, stacks)), n)
     for hw_args, spec in pairs:
         try:
-            resolver.resolve(spec, declare_hardware(**hw_args))  # type: ignore[arg-type]
+            resolver.resolve(spec, declare_hardware(**hw_args, table=table))  # type: ignore[arg-type]
         except ResolutionError:
             failed += 1
     return time.perf_counter() - start, resolver.session.calls, failed
@@ -70,15 +66,10 @@ def time_hosts(n: int) -> tuple[float, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=500)
-    parser.add_argument("--cache-chip-table", action="store_true")
     args = parser.parse_args()
     for argv in PLANS:
         best = min(time_plan(argv) for _ in range(3))
         print(f"stackctl {' '.join(argv)}: {best:.2f} s (best of 3, target < 1 s)")
-    if args.cache_chip_table:
-        import stackctl.estimate.devices as devices
-
-        devices._chip_peaks = functools.cache(devices._chip_peaks)
     seconds, calls, failed = time_hosts(args.hosts)
     distinct = len(HOSTS) * len(STACKS)
     print(f"{args.hosts} declared hosts ({distinct} distinct host x stack pairs) in one "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,15 +33,57 @@ def _dumper() -> YAML:
     return yaml
 
 
-def read_yaml(path: Path, *, error: type[InputError] = InputError) -> Any:
-    """Parse a YAML file; syntax errors become `error` naming the file and line."""
+def _cache_file(raw: bytes) -> Path | None:
+    root = os.environ.get("STACKCTL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(root) if root else Path.home() / ".cache"
+    if not root and not Path.home().is_dir():
+        return None
+    return base / "stackctl" / "yaml" / f"{hashlib.sha256(raw).hexdigest()}.json"
+
+
+def _cached(cache: Path | None) -> Any:
+    if cache is None:
+        return None
     try:
-        text = path.read_text(encoding="utf-8")
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _store(cache: Path | None, data: Any) -> None:
+    """Keep the parse of an unchanged file: ruamel's round-trip parser is slow on the catalog."""
+    if cache is None:
+        return
+    try:
+        text = json.dumps(plain(data), ensure_ascii=False)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(cache)
+    except (OSError, TypeError, ValueError):
+        return  # a read-only home or a value JSON cannot hold (dates): just parse next time
+
+
+def read_yaml(path: Path, *, error: type[InputError] = InputError) -> Any:
+    """Parse a YAML file; syntax errors become `error` naming the file and line.
+
+    An unchanged file comes back from a JSON cache of its earlier parse (plain dicts and lists,
+    so `validate_yaml` re-reads the file for line numbers only when it has an error to report).
+    """
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read: {exc}") from None
-    return parse_yaml(text, path, error=error)
+    cache = _cache_file(raw)
+    data = _cached(cache)
+    if data is not None:
+        return data
+    data = parse_yaml(text, path, error=error)
+    _store(cache, data)
+    return data
 
 
 def parse_yaml(text: str, path: Path, *, error: type[InputError] = InputError) -> Any:
@@ -80,6 +125,8 @@ def validate_yaml(
     try:
         return model.model_validate(plain(data))
     except ValidationError as exc:
+        if not isinstance(data, CommentedMap | CommentedSeq) and path.is_file():
+            data = parse_yaml(path.read_text(encoding="utf-8"), path, error=error)
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         line, col = locate(data, loc)

@@ -6,14 +6,11 @@ runtime.yaml, quirks.yaml) and the estimator; nothing in resolve*.py names a mod
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-import stackctl.estimate.devices as estimate_devices
 from stackctl.catalog import load_catalog
 from stackctl.detect import declare_hardware
 from stackctl.errors import ResolutionError, SpecError
@@ -25,13 +22,8 @@ from stackctl.yamlio import validate_yaml
 
 
 @pytest.fixture(scope="module")
-def resolver() -> Iterator[Resolver]:
-    # The estimator re-reads catalog/hardware.yaml on every call (devices._chip_peaks, ~1 s on
-    # this box); caching it here keeps the table fast and does not change any figure.
-    original = estimate_devices._chip_peaks
-    estimate_devices._chip_peaks = functools.cache(original)
-    yield make_resolver(load_catalog(catalog_dir()))
-    estimate_devices._chip_peaks = original
+def resolver() -> Resolver:
+    return make_resolver(load_catalog(catalog_dir()))
 
 
 @dataclass(frozen=True)

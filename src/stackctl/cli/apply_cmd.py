@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stackctl.apply import run_playbook, smoke_test
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import (
     Inputs,
@@ -91,6 +90,8 @@ def _build_log(lock: Lockfile) -> Path:
 
 
 def _smoke(lock: Lockfile) -> SmokeResult:
+    from stackctl.apply import smoke_test
+
     host = lock.resolved.runtime.host
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{host}:{lock.resolved.runtime.port}"
@@ -124,6 +125,8 @@ def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackctl.apply import run_playbook
+
     inputs = load_inputs(args)
     lock, lock_path = _lock(inputs, args.relock)
     tree = render_lock(lock, lock_path, default_render_dir(lock))

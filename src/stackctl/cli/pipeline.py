@@ -21,7 +21,6 @@ from stackctl.models.catalog import Catalog
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import InputRef, Lockfile, LockInputs
 from stackctl.models.spec import StackSpec
-from stackctl.render import make_environment, render_stack, write_tree
 from stackctl.resolve import resolve_stack
 from stackctl.resources import catalog_dir, data_root, roles_dir, templates_dir
 from stackctl.spec import load_stack, stack_path
@@ -101,6 +100,9 @@ def require_fresh(lock: Lockfile, lock_path: Path, inputs: Inputs) -> None:
 
 
 def render_lock(lock: Lockfile, lock_path: Path, out: Path) -> Path:
+    # Jinja2 and the templates load only for commands that render: plan stays quick.
+    from stackctl.render import make_environment, render_stack, write_tree
+
     files = render_stack(
         lock,
         make_environment(templates_dir()),

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stackctl.apply import run_playbook
 from stackctl.cli.hardware_args import add_hardware_options, hardware_from_args
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import default_lock_path, default_render_dir, read_lock, render_lock
@@ -69,6 +68,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def _playbook(args: argparse.Namespace, playbook: str, extra: dict[str, Any]) -> int:
+    from stackctl.apply import run_playbook
+
     lock, path = _lock(args)
     tree = render_lock(lock, path, default_render_dir(lock))
     result = run_playbook(

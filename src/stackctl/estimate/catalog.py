@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from stackctl.errors import CatalogError, EstimateError
 from stackctl.models.base import StrictModel
@@ -212,6 +212,12 @@ class EstimateCatalog(StrictModel):
     models: dict[str, ModelEntry]
     quants: QuantCatalog
     backends: BackendCatalog
+    # Typed tensor tables already built from this catalog, by (model id, recipe): a resolver asks
+    # for the same model many times, and building one is most of an estimate's cost.
+    _views: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
+
+    def memo(self) -> dict[tuple[str, str], Any]:
+        return self._views
 
 
 def load_estimate_catalog(root: Path) -> EstimateCatalog:

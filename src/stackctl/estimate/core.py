@@ -75,6 +75,9 @@ def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> Model
             hint="; ".join(entry.notes) or None,
         )
     recipe_name = lookup_quant(request.quant, catalog)
+    cached: ModelView | None = catalog.memo().get((model_id, recipe_name))
+    if cached is not None:
+        return cached
     recipe = catalog.quants.recipes[recipe_name]
     shape = shape_from_entry(entry)
     tensors = assign_types(
@@ -90,7 +93,9 @@ def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> Model
         f"weights: per-tensor layout of catalog model '{model_id}' ({entry.gguf_arch}) "
         f"with llama.cpp's {recipe_name} recipe (catalog/quants.yaml), no file read",
     ]
-    return ModelView(label=f"{model_id} {recipe_name}", shape=shape, tensors=tensors, basis=basis)
+    view = ModelView(label=f"{model_id} {recipe_name}", shape=shape, tensors=tensors, basis=basis)
+    catalog.memo()[(model_id, recipe_name)] = view
+    return view
 
 
 def _view_from_gguf(path: Path, catalog: EstimateCatalog) -> ModelView:

@@ -8,38 +8,16 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from stackctl.errors import StackctlError
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.placement import Device, Placement, place_tensor
 from stackctl.estimate.speed import DeviceSpeed, active_share, attention_per_ctx
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
-from stackctl.resources import catalog_dir
-from stackctl.yamlio import plain, read_yaml
 
 if TYPE_CHECKING:
     from stackctl.estimate.core import ModelView
-
-
-def _chip_peaks() -> dict[str, float]:
-    """name/alias (lower case) -> dense FP16 TFLOPS from catalog/hardware.yaml, if present."""
-    path = catalog_dir() / "hardware.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        data: Any = plain(read_yaml(path))
-    except StackctlError:
-        return {}
-    peaks: dict[str, float] = {}
-    for chip in data.get("chips", []) if isinstance(data, dict) else []:
-        peak = chip.get("peak_tflops_fp16")
-        if not peak:
-            continue
-        for name in [chip.get("name", ""), chip.get("id", ""), *chip.get("aliases", [])]:
-            peaks[str(name).lower()] = float(peak)
-    return peaks
 
 
 def _gpu_budget(acc: Accelerator, os_name: str, catalog: EstimateCatalog) -> int | None:
@@ -83,9 +61,9 @@ def build_devices(
     """GPUs first (for a GPU backend), the host last."""
     devices: list[Device] = []
     if request.backend != "cpu":
-        peaks = _chip_peaks()
         for i, acc in enumerate(hardware.accelerators):
-            tflops = peaks.get(acc.name.lower())
+            # detection and declared hardware fill this from catalog/hardware.yaml
+            tflops = acc.peak_tflops_fp16
             devices.append(
                 Device(
                     name=f"gpu{i}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import QuantCatalog, Recipe, RecipeRule
@@ -25,12 +26,12 @@ class TypedTensor:
     nbytes: int
     mtp: bool = False
 
-    @property
+    @cached_property
     def layer(self) -> int | None:
         match = _LAYER.match(self.name)
         return int(match.group(1)) if match else None
 
-    @property
+    @cached_property
     def is_expert(self) -> bool:
         return "_exps." in self.name
 
