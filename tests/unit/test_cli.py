@@ -39,13 +39,19 @@ def test_lock_writes_named_lock_and_check_passes(
     assert "up to date" in capsys.readouterr().out
 
 
+def _lock_then_edit_stack(folder: Path, profile: Path) -> Path:
+    """Lock a copy of tiny-cpu, then edit the copy: the lock is now stale."""
+    stack = folder / "tiny-cpu.yaml"
+    shutil.copy(stacks_dir() / "tiny-cpu.yaml", stack)
+    assert main(["lock", str(stack), "--hardware", str(profile)]) == 0
+    stack.write_text(stack.read_text().replace("context: 2048", "context: 1024"))
+    return stack
+
+
 def test_lock_check_reports_edited_stack(
     in_tmp: Path, cpu_profile: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack = in_tmp / "tiny-cpu.yaml"
-    shutil.copy(stacks_dir() / "tiny-cpu.yaml", stack)
-    assert main(["lock", str(stack), "--hardware", str(cpu_profile)]) == 0
-    stack.write_text(stack.read_text().replace("context: 2048", "context: 1024"))
+    _lock_then_edit_stack(in_tmp, cpu_profile)
     lock = in_tmp / "lockfiles" / "tiny-cpu.cpu-x86-2core.lock.yaml"
     assert main(["lock", "--check", str(lock)]) == 3
     out = capsys.readouterr().out
@@ -133,10 +139,7 @@ def test_apply_refuses_a_mirror_without_the_artefact(
 def test_apply_refuses_a_stale_lock(
     in_tmp: Path, cpu_profile: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack = in_tmp / "tiny-cpu.yaml"
-    shutil.copy(stacks_dir() / "tiny-cpu.yaml", stack)
-    assert main(["lock", str(stack), "--hardware", str(cpu_profile)]) == 0
-    stack.write_text(stack.read_text().replace("context: 2048", "context: 1024"))
+    stack = _lock_then_edit_stack(in_tmp, cpu_profile)
     capsys.readouterr()
     assert main(["apply", str(stack), "--hardware", str(cpu_profile), "-y"]) == 3
     err = capsys.readouterr().err
