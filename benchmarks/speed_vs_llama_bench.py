@@ -115,8 +115,12 @@ def rows_for(records: list[dict[str, Any]], threads: int, bw: float) -> list[dic
         depth = int(rec["n_depth"])
         kind = "pp" if int(rec["n_prompt"]) else "tg"
         assumed, measured_bw = predict(threads, depth, None), predict(threads, depth, bw)
-        pick = (lambda e: (e.speed.pp_tps, e.speed.pp_tps_range)) if kind == "pp" else (
-            lambda e: (e.speed.tg_tps, e.speed.tg_tps_range))  # fmt: skip
+
+        def pick(e: Estimate, kind: str = kind) -> tuple[float, tuple[float, float]]:
+            if kind == "pp":
+                return e.speed.pp_tps, e.speed.pp_tps_range
+            return e.speed.tg_tps, e.speed.tg_tps_range
+
         rows.append({
             "test": f"{kind} @ d{depth}", "kind": kind, "depth": depth,
             "measured": rec["avg_ts"], "stddev": rec.get("stddev_ts"),
