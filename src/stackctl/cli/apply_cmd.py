@@ -47,17 +47,15 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _lock(inputs: Inputs, relock: bool) -> tuple[Lockfile, Path]:
+def _lock(inputs: Inputs, relock: bool) -> tuple[Lockfile, Path, bool]:
+    """The lock to apply, its path, and whether it is new (not yet written)."""
     path = default_lock_path(inputs.spec.name, inputs.hardware.name)
     if path.is_file() and not relock:
         lock = read_lock(path)
         require_fresh(lock, path, inputs)
         info(f"using {path}")
-        return lock, path
-    lock = make_lock(inputs)
-    write_lockfile(lock, path)
-    info(f"wrote {path}")
-    return lock, path
+        return lock, path, False
+    return make_lock(inputs), path, True
 
 
 def _extra_vars(lock: Lockfile, mirror: Path | None) -> dict[str, Any]:
@@ -128,13 +126,16 @@ def run(args: argparse.Namespace) -> int:
     from stackctl.apply import run_playbook
 
     inputs = load_inputs(args)
-    lock, lock_path = _lock(inputs, args.relock)
-    tree = render_lock(lock, lock_path, default_render_dir(lock))
-    info(f"rendered {tree}/")
-    extra = _extra_vars(lock, mirror_dir(args))
+    lock, lock_path, new = _lock(inputs, args.relock)
+    extra = _extra_vars(lock, mirror_dir(args))  # a missing artefact stops us before any write
     if not _confirm(args, lock):
         info("nothing applied")
         return 1
+    if new and not args.check:
+        write_lockfile(lock, lock_path)
+        info(f"wrote {lock_path}")
+    tree = render_lock(lock, lock_path, default_render_dir(lock))
+    info(f"rendered {tree}/")
     info("running ansible-playbook (check mode)" if args.check else "running ansible-playbook")
     progress = PlaybookProgress(build_log=_build_log(lock), verbose=args.verbose or args.check)
     result = run_playbook(
