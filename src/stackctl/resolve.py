@@ -21,7 +21,7 @@ from stackctl.models.policy import Policy
 from stackctl.models.resolved import ResolvedStack
 from stackctl.models.spec import StackSpec
 from stackctl.resolve_build import build_resolved
-from stackctl.resolve_eval import Candidate, Session, place_ds4, place_llamacpp
+from stackctl.resolve_eval import Candidate, Session, place_ds4, place_llamacpp, threads_of
 from stackctl.resolve_quirks import backend_points, matching_quirks, raise_gtt_budget, shape_of
 from stackctl.resolve_score import is_moe, params_b, quality_score
 
@@ -186,7 +186,7 @@ def enumerate_candidates(
 
 def _evaluate(c: Candidate, spec: StackSpec, hardware: HardwareProfile, resolver: Resolver) -> None:
     if c.engine.name == "ds4":
-        place_ds4(c, hardware)
+        place_ds4(c, hardware, resolver.policy, spec.users)
     else:
         place_llamacpp(resolver.session, c, hardware, spec.users)
 
@@ -245,7 +245,10 @@ def resolve_plan(
     slow = [c for c in cands if c.evaluated and c.reject is None and not _meets_floor(c, spec)]
     others = [c for c in accepted[1:] + slow if c is not chosen]
     rejected = [c for c in cands if c.reject is not None]
-    resolved = build_resolved(spec, hardware, planned, chosen, resolver, gtt=gtt, relaxed=relaxed)
+    resolved = _threads_reason(
+        build_resolved(spec, hardware, planned, chosen, resolver, gtt=gtt, relaxed=relaxed),
+        planned,
+    )
     return Resolution(
         resolved=resolved,
         chosen=chosen,
@@ -255,6 +258,23 @@ def resolve_plan(
         estimate_calls=resolver.session.calls - calls_before,
         relaxed=relaxed,
     )
+
+
+THREADS_UNKNOWN = (
+    "threads: not set: the profile does not know the CPU's physical cores (declare it with "
+    "--cpu); the engine picks its own default"
+)
+
+
+def _threads_reason(resolved: ResolvedStack, planned: HardwareProfile) -> ResolvedStack:
+    """Say why --threads is absent when physical cores are unknown (threads_of gives 0).
+
+    resolve_build words the threads reason for the known case only; until it takes
+    `threads: int | None`, the line is replaced here."""
+    if threads_of(planned):
+        return resolved
+    reasons = [THREADS_UNKNOWN if r.startswith("threads 0") else r for r in resolved.reasons]
+    return resolved.model_copy(update={"reasons": reasons})
 
 
 def _check_pin_known(spec: StackSpec, catalog: Catalog) -> None:

@@ -12,7 +12,8 @@ from stackctl.estimate.catalog import ModelEntry
 from stackctl.lock import canonical_json, hardware_sha256
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.estimate import Backend, CacheType, Estimate, EstimateRequest
-from stackctl.models.hardware import HardwareProfile
+from stackctl.models.hardware import Accelerator, HardwareProfile
+from stackctl.models.policy import Policy
 from stackctl.models.resolved import Placement
 from stackctl.resolve_score import Score
 
@@ -72,9 +73,16 @@ def _estimate(
     return session.memo[key]
 
 
+def physical_cores(hardware: HardwareProfile) -> int | None:
+    """Decode is memory-bound: one thread per physical core beats SMT siblings. None when the
+    profile does not know its cores (a declared GPU without --cpu)."""
+    return hardware.cpu.cores
+
+
 def threads_of(hardware: HardwareProfile) -> int:
-    # Decode is memory-bound: one thread per physical core beats SMT siblings.
-    return hardware.cpu.cores or hardware.cpu.threads or 1
+    """Threads for the server: physical cores, or 0 = not set (the engine picks its default;
+    no --threads flag is emitted, see engines/)."""
+    return physical_cores(hardware) or 0
 
 
 def _request(
@@ -88,7 +96,7 @@ def _request(
         ctx=c.ctx * users,
         parallel=users,
         backend=backend,
-        threads=threads_of(hardware),
+        threads=physical_cores(hardware),
         cache_type_k=kv,
         cache_type_v=kv,
         **place,  # type: ignore[arg-type]
@@ -121,6 +129,50 @@ def _moe_offload(
     return all_cpu, n_layer
 
 
+def _most_layers(
+    session: Session, c: Candidate, hw: HardwareProfile, key: str, users: int, full: Estimate
+) -> Estimate | str:
+    """The estimate `-ngl auto` gives (the most layers that fit), found from a guess.
+
+    The estimator's auto search tries every layer count from the top down; fitting is
+    monotonic in the layer count (each layer moved to the GPU only adds GPU bytes), so starting
+    at the count the full estimate's budget/need ratio suggests and stepping to the boundary
+    finds the same count in two or three estimates instead of up to n_layer. The estimate for
+    an explicit count is the one auto returns for it: it depends only on the placement."""
+    n_layer = c.entry.n_layer
+    need = _gpu_total(full)
+    if need <= 0 or any(a.unified for a in hw.accelerators):
+        # unified memory: the estimator's auto search checks no GPU budget there (host bytes
+        # are the GPU's); ask it directly, it stops at the first try
+        return _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+    n = max(0, min(n_layer, int(n_layer * _gpu_budget(full) / need)))
+
+    def trial(layers: int) -> Estimate | str:
+        return _estimate(session, _request(c, hw, users, ngl=layers), hw, key)
+
+    best = trial(n)
+    if isinstance(best, str):
+        return _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+    if _gpus_fit(best):
+        while n < n_layer:  # n_layer + 1 (output layer too) is the full offload: no fit
+            up = trial(n + 1)
+            if isinstance(up, str) or not _gpus_fit(up):
+                break
+            n, best = n + 1, up
+        return best
+    while n > 0:
+        n -= 1
+        best = trial(n)
+        if isinstance(best, str) or _gpus_fit(best):
+            return best
+    return best  # nothing fits: the all-CPU placement, as auto returns
+
+
+def _gpus_fit(result: Estimate) -> bool:
+    """The auto search's test: every GPU within its budget (system RAM is not checked)."""
+    return all(d.shortfall_bytes == 0 for d in result.memory.devices if d.device != "host")
+
+
 def _tensor_split(hw: HardwareProfile) -> list[float] | None:
     if len(hw.accelerators) < 2:
         return None
@@ -150,7 +202,7 @@ def place_llamacpp(session: Session, c: Candidate, hw: HardwareProfile, users: i
             )
             _take(c, moe, Placement(ngl=FULL, n_cpu_moe=n, tensor_split=split))
             return
-    auto = _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+    auto = _most_layers(session, c, hw, key, users, full)
     ngl = auto.placement.ngl if not isinstance(auto, str) and auto.placement else 0
     if not isinstance(auto, str) and auto.fits and ngl > 0:
         c.basis.append(f"{ngl} of {c.entry.n_layer + 1} layers on the GPU, the rest on the CPU")
@@ -172,29 +224,67 @@ def _take(c: Candidate, result: Estimate | str, placement: Placement) -> None:
         c.reject = f"does not fit: {short / GIB:.1f} GiB short"
 
 
-def place_ds4(c: Candidate, hw: HardwareProfile) -> None:
-    """ds4 has no estimator model: scale its published measurement by memory bandwidth."""
+def _ds4_need(c: Candidate, policy: Policy, context: int) -> tuple[int, str] | None:
+    """Bytes ds4 holds for this file and context (runtime.yaml ds4), and the basis in words."""
+    mem = policy.runtime.ds4
+    gb = mem.weights_gb.get(c.artefact.quant) if mem else None
+    if mem is None or gb is None:
+        return None
+    kv = mem.kv_gb_per_mtoken * 1e9 * context / 1048576
+    basis = (
+        f"ds4 memory: GGUF ~{gb:g} GB ({mem.weights_source}) + KV ~{kv / 1e9:.1f} GB at "
+        f"{context} tokens ({mem.kv_source})"
+    )
+    return int(gb * 1e9 + kv), basis
+
+
+def _ds4_short(acc: Accelerator, need: int, budget: int) -> str:
+    have = budget / GIB
+    why = f"ds4 needs ~{need / GIB:.1f} GiB on the GPU, the box gives {have:.0f} GiB"
+    if acc.vendor == "apple" and acc.memory_bytes and need < acc.memory_bytes:
+        mb = math.ceil(need / 2**20 / 1024) * 1024
+        why += (
+            f" (macOS's default wired limit); `sudo sysctl iogpu.wired_limit_mb={mb}` "
+            "or more would fit it, leaving the rest of RAM to macOS (left to the user: "
+            "apple-wired-limit)"
+        )
+    elif acc.memory_bytes and need >= acc.memory_bytes:
+        why += f"; a box with more than {need / GIB:.0f} GiB of memory is needed"
+    return why
+
+
+def place_ds4(c: Candidate, hw: HardwareProfile, policy: Policy, users: int = 1) -> None:
+    """ds4 has no estimator model: its own memory figures, and the published measurement
+    nearest in memory bandwidth scaled by bandwidth."""
     c.evaluated = True
     acc = hw.accelerators[0] if hw.accelerators else None
-    budget = (acc.memory_budget_bytes or acc.memory_bytes or 0) if acc else 0
-    need = (c.engine.min_memory_gib or 0) * GIB * 0.98
-    if acc is None or budget < need:
-        have = budget / GIB
-        need_gib = c.engine.min_memory_gib or 0
-        c.reject = f"ds4 needs {need_gib:g} GiB for the GPU, the box gives {have:.0f}"
+    if acc is None:
+        c.reject = "ds4 needs a Metal or CUDA GPU"
+        return
+    budget = acc.memory_budget_bytes or acc.memory_bytes or 0
+    sized = _ds4_need(c, policy, c.ctx * users)
+    if sized is None:
+        c.reject = f"no ds4 memory figure for {c.artefact.quant} (catalog/runtime.yaml ds4)"
+        return
+    need, mem_basis = sized
+    if budget < need:
+        c.reject = _ds4_short(acc, need, budget)
         return
     rows = [m for m in c.engine.measured if (m.chip == "gb10") == (c.backend == "cuda")]
     if not rows or not acc.bandwidth_gbps:
         c.reject = "no ds4 measurement for this kind of device to predict from"
         return
-    ref = rows[0]
-    ratio = acc.bandwidth_gbps / ref.bandwidth_gbps
+    bw = acc.bandwidth_gbps
+    ref = min(rows, key=lambda m: (abs(m.bandwidth_gbps - bw), m.chip))
+    ratio = bw / ref.bandwidth_gbps
     c.tg, c.pp = round(ref.tg_tps * ratio, 1), round(ref.pp_tps * ratio, 1)
     c.tg_range = (round(c.tg * 0.75, 1), round(c.tg * 1.1, 1))
     c.pp_range = (round(c.pp * 0.75, 1), round(c.pp * 1.1, 1))
-    c.memory = int(need)
+    c.memory = need
     c.placement = Placement(ngl=FULL)
     c.basis.append(
-        f"ds4: {ref.tg_tps:g} tok/s decode measured on {ref.chip} ({ref.source}), scaled by "
-        f"bandwidth {acc.bandwidth_gbps:g}/{ref.bandwidth_gbps:g} GB/s; range -25%/+10% (policy)"
+        f"ds4: {ref.tg_tps:g} tok/s decode measured on {ref.chip} ({ref.source}), the "
+        f"measurement nearest in bandwidth, scaled by {bw:g}/{ref.bandwidth_gbps:g} GB/s; "
+        "range -25%/+10% (policy)"
     )
+    c.basis.append(mem_basis)

@@ -9,7 +9,7 @@ import pytest
 
 from stackctl.cli.detect_cmd import write_profile
 from stackctl.cli.hardware_args import add_hardware_options, hardware_from_args
-from stackctl.detect import declare_hardware
+from stackctl.detect import declare_hardware, load_chip_table
 from stackctl.errors import HardwareError
 
 GIB = 1024**3
@@ -119,3 +119,12 @@ def test_bad_profile_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_hardware_from_args_defaults_to_live() -> None:
     assert hardware_from_args(_args([])).source == "detected"
+
+
+def test_every_peak_figure_names_its_source_and_feeds_prefill() -> None:
+    table = load_chip_table()
+    for chip in table.chips:
+        assert (chip.peak_tflops_fp16 is None) == (chip.peak_source is None), chip.id
+    hw = declare_hardware(gpus=["rtx 4090"], cpu="ryzen 9 7950x", ram_gib=64)
+    assert hw.accelerators[0].peak_tflops_fp16 == 165.2
+    assert "FP32 Accumulate" in (hw.accelerators[0].peak_source or "")

@@ -67,6 +67,9 @@ CASES = [
     Case("Mac M4 Max 128GB chat: big MoE on Metal",
          {"gpus": [], "system": "mac studio m4 max 128gb"}, "chat", 8192, ("qwen3", "gpt-oss"),
          moe=True, offload=False, speculative=False, backend="metal", min_params_b=100),
+    Case("Mac M4 Max 128GB, DeepSeek wanted: ds4 meets memory, Metal and the floor",
+         {"gpus": [], "system": "mac studio m4 max 128gb"}, "chat", 8192, "deepseek", moe=True,
+         offload=False, speculative=False, backend="metal", engine="ds4", families=("deepseek",)),
     Case("Mac M3 Ultra 256GB, DeepSeek wanted: ds4 on Metal",
          {"gpus": [], "system": "mac studio m3 ultra 256gb"}, "chat", 8192, "deepseek", moe=True,
          offload=False, speculative=False, backend="metal", engine="ds4", families=("deepseek",)),
@@ -96,6 +99,7 @@ def test_decision_table(case: Case, resolver: Resolver) -> None:
     assert r.engine.backend == case.backend
     assert r.engine.name == case.engine
     assert (entry.params_total or 0) >= case.min_params_b
+    assert not r.relaxed, r.relaxed
     if len(hardware.accelerators) > 1:
         assert r.placement.tensor_split is not None
         assert "--tensor-split" in r.runtime.server_args
@@ -176,3 +180,73 @@ def test_excluded_family_is_never_chosen(resolver: Resolver) -> None:
 def test_shipped_stacks_validate() -> None:
     for name in ("default", "tiny-cpu", "agentic-coder", "chat", "edge-extract"):
         assert load_stack(stack_path(name)).name == name
+
+
+def _ds4(result: Any) -> Any:
+    return next(c for c in [*result.alternatives, result.chosen] if c.engine.name == "ds4")
+
+
+def test_ds4_on_m4_max_128_meets_every_requirement_unrestricted(resolver: Resolver) -> None:
+    """No family preference: ds4 fits (q2 GGUF + KV in the default wired budget), runs on Metal
+    and is predicted above the floor from the nearest measurement (M3 Max 128 GB), so it is a
+    valid stack; it ranks by score against the other 2-bit 235B-class MoE."""
+    spec = StackSpec(name="t", workload="chat", context=8192)
+    result = resolver.resolve(spec, declare_hardware(gpus=[], system="mac studio m4 max 128gb"),
+                              top=10)  # fmt: skip
+    ds4 = _ds4(result)
+    assert ds4.reject is None
+    assert ds4.tg >= 20
+    assert any("apple-m3-max-40c" in b for b in ds4.basis)
+    assert any("mmlu_pro" in line for line in ds4.score.basis)
+
+
+def test_ds4_on_96gb_m3_ultra_says_the_wired_limit_is_short(resolver: Resolver) -> None:
+    spec = StackSpec.model_validate(
+        {"name": "t", "workload": "chat", "context": 8192,
+         "preferences": {"families": ["deepseek"]}}
+    )  # fmt: skip
+    with pytest.raises(ResolutionError) as err:
+        resolver.resolve(spec, declare_hardware(gpus=[], system="mac studio m3 ultra 96gb"))
+    text = " ".join(err.value.details)
+    assert "ds4 needs ~75" in text
+    assert "iogpu.wired_limit_mb=" in text
+
+
+def test_threads_unknown_without_cpu_emits_no_flag(resolver: Resolver) -> None:
+    spec = load_stack(stack_path("agentic-coder"))
+    r = resolver.resolve(spec, declare_hardware(gpus=["rtx 4090"])).resolved
+    assert "--threads" not in r.runtime.server_args
+    assert any(x.startswith("threads: not set") for x in r.reasons)
+    known = resolver.resolve(spec, declare_hardware(gpus=["rtx 4090"], **RYZEN)).resolved
+    args = known.runtime.server_args
+    assert args[args.index("--threads") + 1] == "16"
+    assert "threads 16: physical cores" in known.reasons
+
+
+@pytest.mark.parametrize(
+    "hw",
+    [{"gpus": ["rtx 4060"], **RYZEN}, {"gpus": ["rtx 4090"], "cpu": "ryzen 9 7950x", "ram_gib": 32},
+     {"gpus": ["rtx 3060"], "gpu_count": 2, **RYZEN}],
+)  # fmt: skip
+def test_layer_search_matches_the_estimators_auto(resolver: Resolver, hw: dict[str, Any]) -> None:
+    """The resolver's guess-and-step search for -ngl finds what `ngl=auto` finds (speed fix)."""
+    from stackctl.lock import hardware_sha256
+    from stackctl.resolve import enumerate_candidates
+    from stackctl.resolve_eval import FULL, _estimate, _most_layers, _request
+
+    hardware = declare_hardware(**hw)
+    key = hardware_sha256(hardware)
+    spec = StackSpec(name="t", workload="chat", context=8192)
+    cands = [c for c in enumerate_candidates(spec, hardware, resolver, context=8192)
+             if c.entry.id == "llama-3.1-70b" and c.backend == "cuda"]  # fmt: skip
+    s = resolver.session
+    full = _estimate(s, _request(cands[0], hardware, 1, ngl=FULL), hardware, key)
+    auto = _estimate(s, _request(cands[0], hardware, 1, ngl="auto"), hardware, key)
+    assert not isinstance(full, str)
+    assert not full.fits  # the case the search is for
+    found = _most_layers(s, cands[0], hardware, key, 1, full)
+    assert not isinstance(auto, str)
+    assert not isinstance(found, str)
+    assert found.placement == auto.placement
+    assert found.memory == auto.memory
+    assert found.speed == auto.speed

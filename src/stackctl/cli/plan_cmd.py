@@ -95,7 +95,8 @@ def describe(
         f"  model    {r.model.id} {r.model.quant} ({r.model.artefact.file})",
         f"  engine   {r.engine.name} {r.engine.version}, backend {r.engine.backend}",
         f"  serve    http://{r.runtime.host}:{r.runtime.port}  context {r.runtime.context}, "
-        f"{r.runtime.parallel} slot(s), {r.runtime.threads} threads",
+        f"{r.runtime.parallel} slot(s), "
+        + (f"{r.runtime.threads} threads" if r.runtime.threads else "engine-default threads"),
         f"  memory   {p.memory_total_bytes / 2**20:.0f} MiB predicted",
         f"  decode   {p.tg_tps:.1f} tok/s predicted (range {p.tg_tps_range[0]:.1f}-"
         f"{p.tg_tps_range[1]:.1f})",

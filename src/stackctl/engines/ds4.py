@@ -16,8 +16,10 @@ def make_target(backend: str, gpu_arch: str | None) -> str:
     return MAKE_TARGETS[backend]
 
 
-def server_args(*, host: str, port: int, context: int, threads: int, backend: str) -> list[str]:
-    """ds4-server arguments that follow `ds4-server -m MODEL`."""
+def server_args(
+    *, host: str, port: int, context: int, threads: int | None, backend: str
+) -> list[str]:
+    """ds4-server arguments that follow `ds4-server -m MODEL`; no --threads when unknown."""
     return [
         "--host",
         host,
@@ -25,7 +27,6 @@ def server_args(*, host: str, port: int, context: int, threads: int, backend: st
         str(port),
         "--ctx",
         str(context),
-        "--threads",
-        str(threads),
+        *(["--threads", str(threads)] if threads else []),
         f"--{backend}",
     ]

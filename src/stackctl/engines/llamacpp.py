@@ -82,7 +82,7 @@ def server_args(
     host: str,
     port: int,
     context: int,
-    threads: int,
+    threads: int | None,
     flash_attn: str,
     parallel: int,
     cache_type_k: str,
@@ -98,8 +98,7 @@ def server_args(
         str(port),
         "--ctx-size",
         str(context),
-        "--threads",
-        str(threads),
+        *threads_args(threads),
         "--flash-attn",
         flash_attn,
         "--parallel",
@@ -112,6 +111,11 @@ def server_args(
         alias,
         *(extra_args(extra) if extra else []),
     ]
+
+
+def threads_args(threads: int | None) -> list[str]:
+    """`--threads N`; nothing when N is unknown (0 or None): the engine then picks its own."""
+    return ["--threads", str(threads)] if threads else []
 
 
 @dataclass(frozen=True)

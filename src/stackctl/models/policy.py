@@ -121,6 +121,15 @@ class UbatchRule(StrictModel):
     source: str
 
 
+class Ds4Memory(StrictModel):
+    """What ds4 holds in memory, from the ds4 project's own statements (runtime.yaml)."""
+
+    weights_gb: dict[str, float] = Field(description="GGUF size in GB (1e9 bytes) per quant")
+    weights_source: str
+    kv_gb_per_mtoken: float = Field(gt=0)
+    kv_source: str
+
+
 class RuntimeFile(StrictModel):
     schema_version: Literal[1]
     kv_quantize_above_ctx: int
@@ -135,6 +144,7 @@ class RuntimeFile(StrictModel):
     gtt_reserve_gib: float
     gtt_source: str
     cuda_driver_min: dict[str, str] = Field(default_factory=dict, description="CUDA -> driver")
+    ds4: Ds4Memory | None = None
 
 
 class Policy(StrictModel):
