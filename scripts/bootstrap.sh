@@ -7,14 +7,18 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v c++ >/dev/null || need_apt+=(build-essential)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# The render tests build the CPU Containerfile for real and check quadlets where podman has them.
+command -v buildah >/dev/null || need_apt+=(buildah)
+command -v podman >/dev/null || need_apt+=(podman)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2
         exit 1
     fi
     echo "installing system packages: ${need_apt[*]}" >&2
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

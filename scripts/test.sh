@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 .venv/bin/python -m tests.support.mirror_fill >/dev/null
-exec .venv/bin/pytest "$@"
+STACKCTL_RELOCK=1 exec .venv/bin/pytest "$@"

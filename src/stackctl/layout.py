@@ -12,7 +12,22 @@ def engine_dir(lock: Lockfile, layout: HostLayout) -> str:
 
 
 def server_binary(lock: Lockfile, layout: HostLayout) -> str:
-    return f"{engine_dir(lock, layout)}/bin/llama-server"
+    binary = "ds4-server" if lock.resolved.engine.name == "ds4" else "llama-server"
+    return f"{engine_dir(lock, layout)}/bin/{binary}"
+
+
+def lib_dir(lock: Lockfile, layout: HostLayout) -> str:
+    """Shared libraries of a shared-lib build (HIP), installed beside bin/."""
+    return f"{engine_dir(lock, layout)}/lib"
+
+
+def launchd_label(lock: Lockfile) -> str:
+    return f"org.stackctl.{lock.resolved.service}"
+
+
+def image_name(lock: Lockfile) -> str:
+    """The local image `podman build` tags the Containerfile as; the build key names the flags."""
+    return f"localhost/{lock.resolved.service}:{lock.resolved.engine.build_key}"
 
 
 def model_path(lock: Lockfile, layout: HostLayout) -> str:

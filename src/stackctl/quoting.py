@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
+from stackctl.errors import RenderError
 from stackctl.yamlio import dump_yaml
 
 
@@ -15,25 +17,52 @@ def shell_quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
+_C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _c_escape(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _C_ESCAPES:
+            out.append(_C_ESCAPES[char])
+        elif ord(char) < 32 or char == "\x7f":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def systemd_quote(value: object) -> str:
     """One ExecStart= word: double-quoted, C escapes, `%` specifiers and `$` expansion disabled."""
-    text = str(value)
-    escaped = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-        .replace("%", "%%")
-        .replace("$", "$$")
-    )
+    escaped = _c_escape(str(value)).replace("%", "%%").replace("$", "$$")
     return f'"{escaped}"'
+
+
+def systemd_env(value: object) -> str:
+    """One Environment= assignment: quoted, C escapes, `%` doubled (no `$` expansion there)."""
+    return '"' + _c_escape(str(value)).replace("%", "%%") + '"'
 
 
 def systemd_value(value: object) -> str:
     """A single-line unit setting value (Description=, paths): no newlines, no specifiers."""
-    text = str(value).replace("\n", " ").replace("\r", " ")
-    return text.replace("%", "%%")
+    text = "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in str(value))
+    text = text.replace("%", "%%")
+    return text + " " if text.endswith("\\") else text
+
+
+def docker_env_key(value: object) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise RenderError(f"environment variable name {text!r} is not a plain identifier")
+    return text
+
+
+def docker_env(value: object) -> str:
+    """A Containerfile ENV value: double-quoted, `$` not expanded; one line only."""
+    text = str(value)
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise RenderError(f"environment value {text!r} has control characters")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def json_quote(value: Any) -> str:

@@ -7,17 +7,28 @@ same lock gives byte-identical files on any machine.
 from __future__ import annotations
 
 import json
+import plistlib
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from stackctl import layout
+from stackctl import layout, render_plan
 from stackctl.errors import RenderError
 from stackctl.fsio import replace_tree
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout, RenderedFile
-from stackctl.quoting import json_quote, shell_quote, systemd_quote, systemd_value, to_yaml
+from stackctl.quoting import (
+    docker_env,
+    docker_env_key,
+    json_quote,
+    shell_quote,
+    systemd_env,
+    systemd_quote,
+    systemd_value,
+    to_yaml,
+)
+from stackctl.yamlio import read_yaml
 
 TEMPLATES = {
     "playbook.yml": "playbook.yml.j2",
@@ -26,7 +37,9 @@ TEMPLATES = {
     "inventory.yml": "inventory.yml.j2",
     "Containerfile": "Containerfile.j2",
     "README.md": "README.md.j2",
+    ".ansible-lint": "ansible-lint.yml.j2",
 }
+IMAGES = "images.yaml"  # base images per backend, beside the templates
 
 
 def make_environment(templates: Path) -> jinja2.Environment:
@@ -42,44 +55,72 @@ def make_environment(templates: Path) -> jinja2.Environment:
         shell_quote=shell_quote,
         systemd_quote=systemd_quote,
         systemd_value=systemd_value,
+        systemd_env=systemd_env,
+        docker_env=docker_env,
+        docker_env_key=docker_env_key,
         json_quote=json_quote,
         to_yaml=to_yaml,
     )
     return env
 
 
+def server_env(lock: Lockfile, host: HostLayout) -> dict[str, str]:
+    """Environment of the server process: the lock's requirements plus a shared build's libs."""
+    env = dict(sorted(lock.resolved.requirements.env.items()))
+    if render_plan.shared_libs(lock):
+        env["LD_LIBRARY_PATH"] = layout.lib_dir(lock, host)
+    return env
+
+
+def _engine_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
+    e = lock.resolved.engine
+    return {
+        "name": e.name,
+        "version": e.version,
+        "backend": e.backend,
+        "build_key": e.build_key,
+        "source": e.source.model_dump(mode="json"),
+        "source_subdir": e.source_subdir,
+        "cmake_flags": list(e.cmake_flags),
+        "targets": list(e.targets),
+        "dir": layout.engine_dir(lock, host),
+        "build_number": e.build_number,
+        "build_packages": render_plan.BUILD_PACKAGES[e.backend],
+        "build_commands": render_plan.BUILD_COMMANDS[e.backend],
+        "shared_libs": render_plan.shared_libs(lock),
+        "lib_dir": layout.lib_dir(lock, host),
+        "server_binary": layout.server_binary(lock, host),
+    }
+
+
 def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
     """The variables the static roles read. Everything comes from the lock."""
     r = lock.resolved
-    engine_dir = layout.engine_dir(lock, host)
+    model_path = layout.model_path(lock, host)
+    macos = render_plan.is_macos(lock)
     return {
         "stackctl_stack": r.stack,
         "stackctl_service": r.service,
         "stackctl_layout": host.model_dump(mode="json"),
-        "stackctl_engine": {
-            "name": r.engine.name,
-            "version": r.engine.version,
-            "backend": r.engine.backend,
-            "build_key": r.engine.build_key,
-            "source": r.engine.source.model_dump(mode="json"),
-            "source_subdir": r.engine.source_subdir,
-            "cmake_flags": list(r.engine.cmake_flags),
-            "targets": list(r.engine.targets),
-            "dir": engine_dir,
-            "build_number": r.engine.build_number,
-        },
+        "stackctl_host": render_plan.host_vars(lock),
+        "stackctl_engine": _engine_vars(lock, host),
         "stackctl_model": {
             "id": r.model.id,
             "quant": r.model.quant,
             "artefact": r.model.artefact.model_dump(mode="json"),
-            "path": layout.model_path(lock, host),
+            "path": model_path,
+            "parts": render_plan.model_parts(lock, host, model_path),
         },
         "stackctl_server": {
             "argv": layout.service_argv(lock, host),
+            "env": server_env(lock, host),
             "host": r.runtime.host,
             "port": r.runtime.port,
             "pid_file": layout.pid_file(lock, host),
             "log_file": layout.log_file(lock, host),
+            "manager": "launchd" if macos else "systemd",
+            "launchd_label": layout.launchd_label(lock),
+            "image": layout.image_name(lock),
         },
     }
 
@@ -110,6 +151,107 @@ def _role_files(roles: Path) -> list[RenderedFile]:
     return files
 
 
+def _xml_safe(value: Any) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _xml_safe(item)
+    elif isinstance(value, list):
+        for item in value:
+            _xml_safe(item)
+    elif isinstance(value, str) and any(ord(c) < 32 and c not in "\t\n" for c in value):
+        # XML 1.0 has no other control characters, and parsers normalise \r away
+        raise RenderError(f"{value!r} has control characters a plist (XML 1.0) cannot carry")
+
+
+def _plist(job: dict[str, Any], header: str) -> str:
+    """plistlib's XML with the generated-file header as a comment after the declaration."""
+    _xml_safe(job)
+    text = plistlib.dumps(job, sort_keys=True).decode()
+    declaration, rest = text.split("\n", 1)
+    comment = header.replace("--", "- -")
+    return f"{declaration}\n<!-- {comment} -->\n{rest}"
+
+
+def launchd_plist(lock: Lockfile, variables: dict[str, Any], header: str) -> str:
+    """The launchd job for macOS, by plistlib: XML escaping is the library's, not a template's."""
+    server = variables["stackctl_server"]
+    job: dict[str, Any] = {
+        "Label": server["launchd_label"],
+        "ProgramArguments": server["argv"],
+        "UserName": variables["stackctl_layout"]["service_user"],
+        "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": 5,
+        "ProcessType": "Interactive",
+        "StandardOutPath": server["log_file"],
+        "StandardErrorPath": server["log_file"],
+        "SoftResourceLimits": {"NumberOfFiles": 65536},
+    }
+    if server["env"]:
+        job["EnvironmentVariables"] = server["env"]
+    return _plist(job, header)
+
+
+def wired_limit_plist(lock: Lockfile, header: str) -> str:
+    """A root LaunchDaemon that reapplies iogpu.wired_limit_mb at boot (the sysctl resets)."""
+    mb = render_plan.wired_limit_mb(lock)
+    job = {
+        "Label": "org.stackctl.wired-limit",
+        "ProgramArguments": ["/usr/sbin/sysctl", f"iogpu.wired_limit_mb={mb}"],
+        "RunAtLoad": True,
+    }
+    return _plist(job, header)
+
+
+def compose_file(lock: Lockfile, header: str) -> str:
+    """compose.yaml for the image the Containerfile builds; structure by ruamel, not templates."""
+    r = lock.resolved
+    bind = r.runtime.host if r.runtime.host not in ("0.0.0.0", "::") else "0.0.0.0"
+    service: dict[str, Any] = {
+        "image": layout.image_name(lock),
+        "build": {"context": ".", "dockerfile": "Containerfile"},
+        "container_name": r.service,
+        "restart": "unless-stopped",
+        "ports": [f"{bind}:{r.runtime.port}:{r.runtime.port}"],
+    }
+    devices = render_plan.container_devices(lock)
+    if devices:
+        service["devices"] = devices
+    groups = render_plan.GPU_GROUPS.get(r.engine.backend)
+    if groups:
+        service["group_add"] = groups
+    if r.requirements.env:
+        service["environment"] = dict(sorted(r.requirements.env.items()))
+    return f"# {header}\n" + to_yaml({"services": {r.service: service}})
+
+
+def _service_files(
+    lock: Lockfile, env: jinja2.Environment, context: dict[str, Any]
+) -> list[RenderedFile]:
+    variables = context["vars"]
+    service = lock.resolved.service
+    argv = json.dumps(variables["stackctl_server"]["argv"], indent=2) + "\n"
+    out = {f"files/{service}.argv.json": argv}
+    if render_plan.is_macos(lock):
+        out[f"files/{service}.plist"] = launchd_plist(lock, variables, context["header"])
+        if lock.resolved.engine.backend == "metal":
+            out["files/org.stackctl.wired-limit.plist"] = wired_limit_plist(lock, context["header"])
+    else:
+        out[f"files/{service}.service"] = _render(env, "systemd/service.j2", context)
+        out[f"files/{service}.container"] = _render(env, "systemd/quadlet.j2", context)
+        out["Containerfile"] = _render(env, "Containerfile.j2", context)
+        out["compose.yaml"] = compose_file(lock, context["header"])
+    return [RenderedFile(path=path, content=content) for path, content in out.items()]
+
+
+def _images(env: jinja2.Environment) -> dict[str, Any]:
+    loader = env.loader
+    if not isinstance(loader, jinja2.FileSystemLoader):
+        raise RenderError("the template environment must load from a folder")
+    data: dict[str, Any] = read_yaml(Path(loader.searchpath[0]) / IMAGES)
+    return data
+
+
 def render_stack(
     lock: Lockfile,
     env: jinja2.Environment,
@@ -120,30 +262,36 @@ def render_stack(
 ) -> list[RenderedFile]:
     host = host or HostLayout()
     variables = stack_vars(lock, host)
+    backend = lock.resolved.engine.backend
     context = {
         "lock": lock.model_dump(mode="json"),
         "vars": variables,
         "lock_name": lock_name,
         "header": f"generated by stackctl from {lock_name}; do not edit",
+        "roles": render_plan.playbook_roles(lock),
+        "plan": {
+            "device_allow": render_plan.device_allow(lock),
+            "groups": render_plan.GPU_GROUPS.get(backend, []),
+            "container_devices": render_plan.container_devices(lock),
+            "image_cmake_flags": render_plan.image_cmake_flags(lock),
+            "runtime_packages": render_plan.RUNTIME_PACKAGES[backend],
+            "images": _images(env)["images"].get(render_plan.image_key(lock), {}),
+            "macos": render_plan.is_macos(lock),
+        },
     }
     files = [
         RenderedFile(path=name, content=_render(env, tpl, context))
         for name, tpl in TEMPLATES.items()
+        if name != "Containerfile"
     ]
-    service = lock.resolved.service
-    files += [
+    files.append(
         RenderedFile(
             path="group_vars/all/stackctl.yml",
             content=f"# {context['header']}\n" + to_yaml(variables),
-        ),
-        RenderedFile(
-            path=f"files/{service}.service", content=_render(env, "systemd/service.j2", context)
-        ),
-        RenderedFile(
-            path=f"files/{service}.argv.json",
-            content=json.dumps(variables["stackctl_server"]["argv"], indent=2) + "\n",
-        ),
-    ]
+        )
+    )
+    files += _service_files(lock, env, context)
+    files.sort(key=lambda f: f.path)
     return files + _role_files(roles)
 
 

@@ -13,6 +13,7 @@ from stackctl.models.resolved import (
     ArtefactPin,
     EnginePin,
     ModelChoice,
+    Platform,
     Prediction,
     ResolvedStack,
     RuntimeFlags,
@@ -27,9 +28,21 @@ if TYPE_CHECKING:
     from stackctl.resolve import Resolver
 
 
-def _pin(url: str, file: str, sha256: str | None, size: int | None, origin: str) -> ArtefactPin:
+def _pin(
+    url: str, file: str, sha256: str | None, size: int | None, origin: str, parts: int = 1
+) -> ArtefactPin:
     return ArtefactPin(
-        url=url, file=file, sha256=sha256, size=size, verified=sha256 is not None, origin=origin
+        url=url, file=file, sha256=sha256, size=size, verified=sha256 is not None,
+        origin=origin, parts=parts,
+    )  # fmt: skip
+
+
+def platform_of(hardware: HardwareProfile) -> Platform:
+    arch = hardware.cpu.arch
+    return Platform(
+        os="darwin" if hardware.os.system == "darwin" else "linux",
+        arch="aarch64" if arch == "arm64" and hardware.os.system != "darwin" else arch,
+        cpu_flags=sorted(set(hardware.cpu.flags)),
     )
 
 
@@ -67,7 +80,7 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
         repo=a.repo,
         revision=a.revision,
         license=a.license,
-        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin),
+        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts),
     )
 
 
@@ -199,4 +212,5 @@ def build_resolved(
         score=c.score.value,
         score_basis=list(c.score.basis),
         relaxed=relaxed,
+        platform=platform_of(planned),
     )

@@ -6,6 +6,17 @@ src=$1 build=$2 log=$3 jobs=$4 targets=$5
 shift 5
 [ "$1" = "--" ] && shift
 [ "$jobs" -gt 0 ] 2>/dev/null || jobs=$(getconf _NPROCESSORS_ONLN)
+# HIP builds compile with ROCm's clang (llama.cpp docs/build.md); CUDA and ROCm tools live
+# outside the default PATH.
+PATH="/usr/local/cuda/bin:/opt/rocm/bin:$PATH"
+export PATH
+case " $* " in
+*" -DGGML_HIP=ON "*)
+    HIPCXX="$(hipconfig -l)/clang"
+    HIP_PATH="$(hipconfig -R)"
+    export HIPCXX HIP_PATH
+    ;;
+esac
 rm -f "$build/build.ok"
 mkdir -p "$build"
 {

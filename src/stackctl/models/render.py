@@ -22,4 +22,6 @@ class HostLayout(StrictModel):
     log_dir: str = "/var/log/stackctl"
     config_dir: str = "/etc/stackctl"
     unit_dir: str = "/etc/systemd/system"
+    quadlet_dir: str = "/etc/containers/systemd"
+    launchd_dir: str = "/Library/LaunchDaemons"
     service_user: str = "stackctl"

@@ -18,6 +18,7 @@ class ArtefactPin(StrictModel):
     size: int | None
     verified: bool = Field(description="true when sha256 is known from a trusted source")
     origin: str = ""
+    parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
 
 
 class EnginePin(StrictModel):
@@ -101,6 +102,16 @@ class Requirements(StrictModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class Platform(StrictModel):
+    """The host the stack runs on, as far as rendering needs it (OS, CPU ISA)."""
+
+    os: Literal["linux", "darwin"] = "linux"
+    arch: str = Field("x86_64", description="`uname -m`: x86_64, aarch64, arm64")
+    cpu_flags: list[str] = Field(
+        default_factory=list, description="ISA flags of the planned CPU (avx2, fma, dotprod...)"
+    )
+
+
 class ResolvedStack(StrictModel):
     """The stage contract `resolve` produces and `lock` records."""
 
@@ -122,3 +133,4 @@ class ResolvedStack(StrictModel):
     relaxed: list[str] = Field(
         default_factory=list, description="constraints relaxed to find a stack, and the cost"
     )
+    platform: Platform = Field(default_factory=Platform)
