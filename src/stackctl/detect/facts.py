@@ -6,9 +6,10 @@ Parsers are pure: text in, facts out. A fact left as None means the text did not
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Vendor = Literal["nvidia", "amd", "apple", "intel"]
 
@@ -161,6 +162,15 @@ def clean(value: str | None) -> str | None:
     ):
         return None
     return value
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A JSON document that is an object, or None for anything else (tools print odd things)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def key_values(text: str, sep: str = ":") -> dict[str, str]:

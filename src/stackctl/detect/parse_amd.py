@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackctl.detect.facts import GpuFacts, clean, norm_pci, parse_size, to_int
+from stackctl.detect.facts import GpuFacts, clean, json_object, norm_pci, parse_size, to_int
 
 
 @dataclass
@@ -171,11 +171,8 @@ def parse_rocm_smi(text: str) -> SmiFacts:
 
 def parse_rocm_smi_json(text: str) -> SmiFacts:
     out = SmiFacts()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return out
-    if not isinstance(data, dict):
+    data = json_object(text)
+    if data is None:
         return out
     system = data.get("system")
     if isinstance(system, dict):

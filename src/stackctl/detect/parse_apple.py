@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackctl.detect.facts import MIB, GpuFacts, Vendor, clean, parse_size, to_int
+from stackctl.detect.facts import MIB, GpuFacts, Vendor, clean, json_object, parse_size, to_int
 from stackctl.models.hardware import VulkanDevice
 
 
@@ -116,11 +115,8 @@ def _first(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def parse_system_profiler_json(text: str) -> MacFacts:
     out = MacFacts()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return out
-    if not isinstance(data, dict):
+    data = json_object(text)
+    if data is None:
         return out
     hw = _first(data, "SPHardwareDataType")
     out.chip = clean(str(hw.get("chip_type") or hw.get("cpu_type") or "")) or None

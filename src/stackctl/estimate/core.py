@@ -21,7 +21,6 @@ from stackctl.estimate.companions import Companion, companions
 from stackctl.estimate.devices import build_devices, device_speeds
 from stackctl.estimate.engines import estimate_ds4, estimate_mlx, estimate_vllm
 from stackctl.estimate.gguf import read_gguf
-from stackctl.estimate.layout import layout_tensors
 from stackctl.estimate.memory import (
     ComputeTerms,
     ContextParams,
@@ -37,7 +36,7 @@ from stackctl.estimate.placement import (
     place_tensor,
     split_layers,
 )
-from stackctl.estimate.recipe import TypedTensor, assign_types, tensor_bytes
+from stackctl.estimate.recipe import TypedTensor, tensor_bytes, typed_layout
 from stackctl.estimate.shape import ModelShape, shape_from_entry, shape_from_gguf
 from stackctl.estimate.speculative import spec_draft, speculative_basis, speed_estimate
 from stackctl.models.estimate import (
@@ -80,15 +79,7 @@ def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> Model
         return cached
     recipe = catalog.quants.recipes[recipe_name]
     shape = shape_from_entry(entry)
-    tensors = assign_types(
-        layout_tensors(entry),
-        recipe,
-        catalog.quants,
-        n_head=entry.n_head,
-        n_head_kv=entry.n_head_kv or 1,
-        n_expert=entry.moe.experts if entry.moe else 0,
-        n_layer_all=entry.n_layer + entry.mtp_layers,
-    )
+    tensors = typed_layout(entry, recipe, catalog.quants)
     basis = [
         f"weights: per-tensor layout of catalog model '{model_id}' ({entry.gguf_arch}) "
         f"with llama.cpp's {recipe_name} recipe (catalog/quants.yaml), no file read",

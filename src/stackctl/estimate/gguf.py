@@ -7,6 +7,7 @@ a few MB of I/O. Anything malformed raises `EstimateError` naming the file.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,7 @@ class GgufTensor:
 
     @property
     def n_elements(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
 
 @dataclass

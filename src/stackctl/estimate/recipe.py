@@ -7,13 +7,14 @@ data in catalog/quants.yaml; this module only interprets them. Sizes are ggml's
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
 
 from stackctl.errors import EstimateError
-from stackctl.estimate.catalog import QuantCatalog, Recipe, RecipeRule
-from stackctl.estimate.layout import TensorShape
+from stackctl.estimate.catalog import ModelEntry, QuantCatalog, Recipe, RecipeRule
+from stackctl.estimate.layout import TensorShape, layout_tensors
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
@@ -37,10 +38,7 @@ class TypedTensor:
 
     @property
     def n_elements(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
 
 def tensor_bytes(shape: tuple[int, ...], type_name: str, quants: QuantCatalog) -> int:
@@ -209,3 +207,16 @@ def assign_types(
             )
         )
     return typed
+
+
+def typed_layout(entry: ModelEntry, recipe: Recipe, quants: QuantCatalog) -> list[TypedTensor]:
+    """The tensor table a catalog model has under `recipe`, each tensor with its own type."""
+    return assign_types(
+        layout_tensors(entry),
+        recipe,
+        quants,
+        n_head=entry.n_head,
+        n_head_kv=entry.n_head_kv or 1,
+        n_expert=entry.moe.experts if entry.moe else 0,
+        n_layer_all=entry.n_layer + entry.mtp_layers,
+    )

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.estimate.catalog import EstimateCatalog, ModelEntry
-from stackctl.estimate.layout import layout_tensors
-from stackctl.estimate.recipe import TypedTensor, assign_types
+from stackctl.estimate.recipe import TypedTensor, typed_layout
 
 ALIGN = 32
 _U32, _I32, _F32, _BOOL, _STR, _ARR, _U64 = 4, 5, 6, 7, 8, 9, 10
@@ -210,14 +209,6 @@ def write_catalog_shape(
     """A shape-only GGUF of catalog model `model_id` under `recipe_name`."""
     entry = catalog.models[model_id]
     recipe = catalog.quants.recipes[recipe_name]
-    tensors = assign_types(
-        layout_tensors(entry),
-        recipe,
-        catalog.quants,
-        n_head=entry.n_head,
-        n_head_kv=entry.n_head_kv or 1,
-        n_expert=entry.moe.experts if entry.moe else 0,
-        n_layer_all=entry.n_layer + entry.mtp_layers,
-    )
+    tensors = typed_layout(entry, recipe, catalog.quants)
     size = write_shape_gguf(path, shape_metadata(entry, recipe.file_type), tensors, catalog)
     return size, tensors
