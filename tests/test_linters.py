@@ -11,7 +11,9 @@ BIN = Path(sys.executable).parent
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
 
 
 def test_ruff_is_clean() -> None:

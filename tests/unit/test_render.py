@@ -101,6 +101,7 @@ def test_rendered_playbooks_pass_ansible_syntax_check(lock: Lockfile, tmp_path: 
         done = subprocess.run(
             [str(playbook), "-i", "inventory.yml", name, "--syntax-check"],
             cwd=tree,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,

@@ -31,7 +31,14 @@ SUITE_MIRROR = "http://deb.debian.org/debian"
 def buildah(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     argv = ["buildah", "--storage-driver", "vfs", "--root", str(STORAGE / "root"),
             "--runroot", str(STORAGE / "run"), *args]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def ensure_base_image() -> None:

@@ -43,8 +43,15 @@ def _tree(case: Case, root: Path, host: HostLayout | None = None) -> Path:
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    # Ansible refuses a non-blocking stdin, which a CI runner may hand down: give it none.
     return subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
