@@ -11,6 +11,12 @@ def engine_dir(lock: Lockfile, layout: HostLayout) -> str:
     return f"{layout.prefix}/engines/{engine.name}-{engine.build_key}"
 
 
+def build_log(lock: Lockfile, layout: HostLayout) -> str:
+    """The engine build's log in the build cache (the engine role writes it there)."""
+    engine = lock.resolved.engine
+    return f"{layout.cache_dir}/build/{engine.name}-{engine.build_key}/build.log"
+
+
 def server_binary(lock: Lockfile, layout: HostLayout) -> str:
     binary = "ds4-server" if lock.resolved.engine.name == "ds4" else "llama-server"
     return f"{engine_dir(lock, layout)}/bin/{binary}"

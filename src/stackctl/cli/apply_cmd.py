@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stackctl import layout
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import (
     Inputs,
@@ -27,6 +28,7 @@ from stackctl.mirror import find_in_mirror
 from stackctl.models.apply import PlaybookResult, SmokeResult
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.service import base_url
 
 
 def register(sub: Any) -> None:
@@ -80,20 +82,10 @@ def _confirm(args: argparse.Namespace, lock: Lockfile) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _build_log(lock: Lockfile) -> Path:
-    engine = lock.resolved.engine
-    return (
-        Path(HostLayout().cache_dir) / "build" / f"{engine.name}-{engine.build_key}" / "build.log"
-    )
-
-
 def _smoke(lock: Lockfile) -> SmokeResult:
     from stackctl.apply import smoke_test
 
-    host = lock.resolved.runtime.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base = f"http://{host}:{lock.resolved.runtime.port}"
-    return smoke_test(base, model=lock.resolved.model.id, kind=lock.resolved.model.kind)
+    return smoke_test(base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind)
 
 
 def _record_fetched(lock: Lockfile, path: Path, result: PlaybookResult) -> Lockfile:
@@ -137,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     tree = render_lock(lock, lock_path, default_render_dir(lock))
     info(f"rendered {tree}/")
     info("running ansible-playbook (check mode)" if args.check else "running ansible-playbook")
-    progress = PlaybookProgress(build_log=_build_log(lock), verbose=args.verbose or args.check)
+    progress = PlaybookProgress(
+        build_log=Path(layout.build_log(lock, HostLayout())), verbose=args.verbose or args.check
+    )
     result = run_playbook(
         tree,
         "playbook.yml",
