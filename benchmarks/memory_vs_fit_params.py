@@ -26,10 +26,10 @@ from typing import Any
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.core import load_model_view
+from stackctl.estimate.hosts import cpu_host
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shapes import write_catalog_shape
 from stackctl.models.estimate import CacheType, EstimateRequest
-from stackctl.models.hardware import CpuInfo, HardwareProfile, MemoryInfo, OsInfo
 from stackctl.resources import catalog_dir
 
 REAL_GEMMA = Path("/var/cache/stackctl/mirror/gemma-3-270m-q4_k_m.gguf")
@@ -81,15 +81,6 @@ _COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
 _ROW = re.compile(r"\|\s+- (Host|CPU_\w+)\s+\|\s+\d+ =\s+(\d+) \+\s+(\d+) \+\s+(\d+)")
 # print_info: file size = X MiB|GiB: llama.cpp's sum of the file's tensor bytes (2 decimals).
 _FILE = re.compile(r"print_info: file size\s+=\s+([\d.]+) (MiB|GiB)")
-
-
-def host_profile() -> HardwareProfile:
-    return HardwareProfile(
-        name="bench-host",
-        cpu=CpuInfo(arch="x86_64", cores=2, threads=2, flags=["avx2"]),
-        memory=MemoryInfo(total_bytes=1 << 50, available_bytes=1 << 50),
-        os=OsInfo(system="linux"),
-    )
 
 
 def parse_fit_log(text: str) -> dict[str, float]:
@@ -152,7 +143,7 @@ def ours(
         model="", quant="", ctx=ctx, cache_type_k=_cache(ctk), cache_type_v=_cache(ctv),
         parallel=np_, gguf_path=str(path), threads=2,
     )  # fmt: skip
-    mem = estimate(request, host_profile(), catalog=cat).memory
+    mem = estimate(request, cpu_host(2, ["avx2"]), catalog=cat).memory
     return {
         "model": mem.weights_bytes / MIB,
         "file": sum(t.nbytes for t in read_view_tensors(path, cat)) / MIB,

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.estimate import estimate
+from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.hosts import cpu_host
 from stackctl.models.estimate import Estimate, EstimateRequest
-from stackctl.models.hardware import CpuInfo, HardwareProfile, MemoryInfo, OsInfo
+from stackctl.resources import catalog_dir
 
 REAL_GEMMA = Path("/var/cache/stackctl/mirror/gemma-3-270m-q4_k_m.gguf")
 DEPTHS = (0, 4096)
@@ -92,21 +94,11 @@ def bench(binary: Path, threads: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def host(threads: int, bandwidth: float | None) -> HardwareProfile:
-    return HardwareProfile(
-        name="bench-host",
-        cpu=CpuInfo(arch="x86_64", cores=threads, threads=threads, flags=cpu_flags(),
-                    bandwidth_gbps=bandwidth,
-                    bandwidth_source="measured in this run" if bandwidth else None),
-        memory=MemoryInfo(total_bytes=16 << 30, available_bytes=16 << 30),
-        os=OsInfo(system="linux"),
-    )  # fmt: skip
-
-
 def predict(threads: int, depth: int, bandwidth: float | None) -> Estimate:
     request = EstimateRequest(model="", quant="", gguf_path=str(REAL_GEMMA), ctx=8192,
                               depth=depth, threads=threads)  # fmt: skip
-    return estimate(request, host(threads, bandwidth))
+    host = cpu_host(threads, cpu_flags(), bandwidth_gbps=bandwidth, memory_bytes=16 << 30)
+    return estimate(request, host)
 
 
 def rows_for(records: list[dict[str, Any]], threads: int, bw: float) -> list[dict[str, Any]]:
@@ -172,7 +164,7 @@ def print_report(report: dict[str, Any]) -> None:
     for r in report["ratios"]:
         print(f"{r['ratio']:18} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}")
     print(f"implied CPU decode efficiency (tg@d0 measured / roofline at the measured bandwidth "
-          f"x 0.6): {report['implied_decode_efficiency']:.3f}")  # fmt: skip
+          f"x the catalog figure): {report['implied_decode_efficiency']:.3f}")  # fmt: skip
 
 
 def run(binary: Path) -> dict[str, Any]:
@@ -187,7 +179,8 @@ def run(binary: Path) -> dict[str, Any]:
     bandwidth = max(bw_before, bw_after)
     rows = rows_for(records, threads, bandwidth)
     tg0 = next(r for r in rows if r["test"] == "tg @ d0")
-    decode_eff = 0.6  # catalog/backends.yaml cpu decode_efficiency used by the prediction
+    catalog = load_estimate_catalog(catalog_dir())
+    decode_eff = catalog.backends.backends["cpu"].decode_efficiency  # what the prediction used
     return {
         "threads": threads,
         "load": {
@@ -196,7 +189,8 @@ def run(binary: Path) -> dict[str, Any]:
             "loadavg1_before": load_before,
             "loadavg1_after": load_after,
         },
-        "machine_loaded": max(load_before, load_after) / threads > LOADED,
+        # the load before: the one after counts this benchmark's own threads
+        "machine_loaded": load_before / threads > LOADED,
         "bandwidth_gbps_before": bw_before,
         "bandwidth_gbps_after": bw_after,
         "rows": rows,

@@ -16,9 +16,9 @@ import pytest
 
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.hosts import cpu_host
 from stackctl.estimate.shapes import write_catalog_shape
 from stackctl.models.estimate import CacheType, EstimateRequest
-from stackctl.models.hardware import CpuInfo, HardwareProfile, MemoryInfo, OsInfo
 from stackctl.resources import catalog_dir
 
 DATA = Path(__file__).parent.parent / "data" / "estimate" / "fit_params_cpu.json"
@@ -34,15 +34,6 @@ CACHE: dict[str, CacheType] = {"f16": "f16", "q8_0": "q8_0", "q4_0": "q4_0"}
 @pytest.fixture(scope="module")
 def cat() -> EstimateCatalog:
     return load_estimate_catalog(catalog_dir())
-
-
-def _host() -> HardwareProfile:
-    return HardwareProfile(
-        name="t",
-        cpu=CpuInfo(arch="x86_64", cores=2, threads=2, flags=["avx2"]),
-        memory=MemoryInfo(total_bytes=1 << 50, available_bytes=1 << 50),
-        os=OsInfo(system="linux"),
-    )
 
 
 def test_enough_architectures() -> None:
@@ -64,7 +55,7 @@ def test_shape_file_matches_fit_params(
         model="", quant="", gguf_path=str(path), ctx=int(ctx[1:]), parallel=int(np_[2:]),
         cache_type_k=CACHE[ctk], cache_type_v=CACHE[ctv], threads=2,
     )  # fmt: skip
-    mem = estimate(request, _host(), catalog=cat).memory
+    mem = estimate(request, cpu_host(2, ["avx2"]), catalog=cat).memory
     real = row["real"]
     model = mem.weights_bytes / MIB
     low, high = real["model"], real["model"] + real["model_rows"]

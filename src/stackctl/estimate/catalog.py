@@ -155,6 +155,26 @@ class BackendFactors(StrictModel):
     decode_range: tuple[float, float]
     prefill_efficiency: float = Field(gt=0, le=1, description="share of peak FLOPs reached")
     prefill_range: tuple[float, float]
+    attention_decode_efficiency: float = Field(
+        gt=0, le=1, description="decode: share of peak ops the attention kernels reach"
+    )
+    attention_decode_range: tuple[float, float]
+    attention_prefill_efficiency: float = Field(
+        gt=0, le=1, description="prefill: share of peak ops the attention kernels reach"
+    )
+    attention_prefill_range: tuple[float, float]
+    kv_read_efficiency: float | None = Field(
+        None, gt=0, le=1, description="decode: share of bandwidth reading the KV (None: as weights)"
+    )
+    kv_read_range: tuple[float, float] = (0.0, 0.0)
+    layer_overhead_ms: float = Field(
+        0.0, ge=0, description="decode: fixed milliseconds per layer per token"
+    )
+    layer_overhead_range: tuple[float, float] = (0.0, 0.0)
+    expert_prefill_efficiency: float | None = Field(
+        None, gt=0, le=1, description="prefill: share of peak for routed-expert matmuls"
+    )
+    expert_prefill_range: tuple[float, float] = (0.0, 0.0)
     compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"

@@ -39,6 +39,7 @@ from stackctl.estimate.placement import (
 from stackctl.estimate.recipe import TypedTensor, tensor_bytes, typed_layout
 from stackctl.estimate.shape import ModelShape, shape_from_entry, shape_from_gguf
 from stackctl.estimate.speculative import spec_draft, speculative_basis, speed_estimate
+from stackctl.estimate.speed import DeviceSpeed
 from stackctl.models.estimate import (
     DeviceMemory,
     Estimate,
@@ -330,13 +331,7 @@ def estimate(
         return estimate_vllm(request, hardware, view, catalog)
     if request.engine == "mlx":
         return estimate_mlx(request, hardware, view, catalog)
-    _check_request(request, view.shape)
-    devices = build_devices(hardware, request, catalog)
-    extras = companions(request, view, _context_params(request), catalog, load_model_view)
-    overrides = parse_overrides(request.override_tensor, len(devices) - 1)
-    ctx = _Ctx(catalog, extras, overrides)
-    placement = _placement(view, devices, request, ctx)
-    _fill(view, devices, placement, request, catalog, extras)
+    devices, placement, extras = _place(request, hardware, view, catalog)
     rows = _device_rows(merge_unified(devices))
     speeds, speed_basis = device_speeds(view, devices, placement, request, catalog)
     speed = speed_estimate(speeds, request, catalog, spec_draft(devices, placement, extras))
@@ -349,6 +344,31 @@ def estimate(
         placement=_placement_info(placement, request, devices),
         basis=[*basis, *speed_basis, *speculative_basis(request, speed), *budget_basis(rows)],
     )
+
+
+def _place(
+    request: EstimateRequest, hardware: HardwareProfile, view: ModelView, catalog: EstimateCatalog
+) -> tuple[list[Device], Placement, list[Companion]]:
+    """Devices with every buffer filled in, where each layer went, and the companions."""
+    _check_request(request, view.shape)
+    devices = build_devices(hardware, request, catalog)
+    extras = companions(request, view, _context_params(request), catalog, load_model_view)
+    overrides = parse_overrides(request.override_tensor, len(devices) - 1)
+    placement = _placement(view, devices, request, _Ctx(catalog, extras, overrides))
+    _fill(view, devices, placement, request, catalog, extras)
+    return devices, placement, extras
+
+
+def speed_inputs(
+    request: EstimateRequest, hardware: HardwareProfile, catalog: EstimateCatalog
+) -> list[DeviceSpeed]:
+    """The bytes and ops per token on each device that the llama.cpp speed figures rest on.
+
+    For calibration (benchmarks/depth_calibration.py): the roofline with other factors.
+    """
+    view = load_model_view(request, catalog)
+    devices, placement, _ = _place(request, hardware, view, catalog)
+    return device_speeds(view, devices, placement, request, catalog)[0]
 
 
 def budget_basis(rows: list[DeviceMemory]) -> list[str]:

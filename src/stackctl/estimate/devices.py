@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import Device, Placement, place_tensor
-from stackctl.estimate.speed import DeviceSpeed, active_share, attention_per_ctx
+from stackctl.estimate.shape import LayerShape, ModelShape
+from stackctl.estimate.speed import DeviceSpeed, active_share
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
 
@@ -132,19 +134,37 @@ def device_speeds(
         lookup = t.name == "token_embd.weight" and not view.shape.tied_embeddings
         if len(t.shape) >= 2 and not lookup:
             speeds[dev].weight_ops += 2.0 * t.n_elements * share
-    kv_total = sum(d.kv for d in devices)
-    cells = max(request.ctx, 1)
+            if t.is_expert and view.shape.n_expert:
+                speeds[dev].expert_ops += 2.0 * t.n_elements * share
     for il, dev in enumerate(placement.layer_device):
-        layer = view.shape.layers[il]
-        if layer.kv_k and not layer.swa:
-            _, ops = attention_per_ctx(view.shape, 0.0)
-            n_full = sum(1 for x in view.shape.layers if x.kv_k and not x.swa)
-            speeds[dev].attn_ops_per_ctx += ops / max(n_full, 1)
-    for d, s in zip(devices, speeds, strict=True):
-        s.kv_bytes_per_ctx = d.kv / cells if kv_total else 0.0
-    return [s for s in speeds if s.weight_bytes or s.kv_bytes_per_ctx], _speed_basis(
-        speeds, request, catalog
-    )
+        speeds[dev].layers += 1
+        _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
+    return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+def _add_attention(
+    speed: DeviceSpeed,
+    shape: ModelShape,
+    layer: LayerShape,
+    request: EstimateRequest,
+    catalog: EstimateCatalog,
+) -> None:
+    """What one layer reads and computes per token for the context it attends to."""
+    if layer.state_r or layer.state_s:
+        speed.state_bytes += 2.0 * (layer.state_r + layer.state_s) * F32  # read, then written
+    if not layer.kv_k:
+        return
+    row = row_bytes(request.cache_type_k, layer.kv_k, catalog.quants)
+    if layer.kind != "A":  # MLA: V is a view of the cached latent
+        row += row_bytes(request.cache_type_v, layer.kv_v, catalog.quants)
+    ops = 4.0 * layer.n_head * layer.head_k  # QK^T and AV, 2 ops per multiply-add
+    if layer.swa:
+        speed.window_row_bytes += row
+        speed.window_ops += ops
+        speed.window = shape.swa_window
+    else:
+        speed.full_row_bytes += row
+        speed.full_ops += ops
 
 
 def _speed_basis(
@@ -175,7 +195,11 @@ def _speed_basis(
             "(catalog/hardware.yaml has no peak_tflops_fp16 for it)"
         )
     lines.append(
-        f"speed: roofline at depth {request.depth}; ranges = backend efficiency spread; "
-        "ttft = 512-token prompt at that depth + one decode step"
+        f"speed: roofline at depth {request.depth}: weights, then attention over the cached "
+        "context (full layers: every token; sliding-window layers: the window at most; "
+        "recurrent layers: their fixed state), plus a per-layer overhead; attention factors "
+        "fitted to llama-bench depth rows (tests/data/estimate/depth_reference.yaml); "
+        "ranges = backend efficiency spread; ttft = 512-token prompt at that depth + one "
+        "decode step"
     )
     return lines

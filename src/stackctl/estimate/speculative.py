@@ -17,6 +17,8 @@ from stackctl.estimate.placement import Device, Placement
 from stackctl.estimate.speed import (
     GB,
     DeviceSpeed,
+    EfficiencySet,
+    decode_efficiencies,
     decode_tps,
     speculative_tps,
     speed_figures,
@@ -58,7 +60,7 @@ def _draft_seconds(draft: SpecDraft, efficiency: float) -> float:
 def _spec_tps(
     speeds: list[DeviceSpeed],
     depth: int,
-    eff: dict[str, float],
+    eff: EfficiencySet,
     draft: SpecDraft,
     n_draft: int,
     acceptance: float,
@@ -67,7 +69,7 @@ def _spec_tps(
     verify = decode_tps(verify_devices(speeds, n_draft + 1), depth, eff)
     if not plain or not verify:
         return 0.0, 1.0
-    t_draft = _draft_seconds(draft, eff.get(draft.backend, 1.0))
+    t_draft = _draft_seconds(draft, eff[draft.backend].weights)
     return speculative_tps(t_draft, 1.0 / verify, n_draft, acceptance)
 
 
@@ -94,9 +96,7 @@ def speed_estimate(
     spread = facts.acceptance_spread
     names = {s.backend for s in speeds} | {draft.backend}
     factors = {n: backends.backends[n] for n in names}
-    mid = {n: f.decode_efficiency for n, f in factors.items()}
-    low = {n: f.decode_range[0] for n, f in factors.items()}
-    high = {n: f.decode_range[1] for n, f in factors.items()}
+    mid, low, high = decode_efficiencies(factors, {s.backend for s in speeds if s.assumed})
     n = request.spec_draft_n
     tg, tokens = _spec_tps(speeds, request.depth, mid, draft, n, alpha)
     tg_low, _ = _spec_tps(speeds, request.depth, low, draft, n, max(0.01, alpha - spread))

@@ -1,22 +1,42 @@
 """Roofline decode/prefill speed with ranges and the basis of every figure.
 
-Decode: each token reads the active weights (all dense tensors, the output matrix, the
-used share of the experts) plus the KV already cached at `depth`; time is the sum over
-devices of bytes / (bandwidth x efficiency), bounded below by ops / peak. Prefill: ops per
-token (2 per active weight plus attention over the cached context) over peak ops x efficiency.
+A token's time on a device is a weight phase plus an attention phase, run one after the
+other (llama.cpp's graph does the matmuls and the attention as separate kernels):
+
+- weights: the active weights (dense tensors, the output matrix, the used share of the
+  experts) over bandwidth x efficiency in decode, bounded below by 2 ops per weight over peak;
+  in prefill, those ops over peak x prefill efficiency.
+- attention: the cells a layer attends to at `depth` (full attention: every cached token;
+  sliding window: at most the window; recurrent layers: a fixed state read and written) as
+  bytes over bandwidth, bounded below by the attention ops over peak x the attention
+  efficiency, which is low and its own figure: one query row per step in decode, f16/f32
+  arithmetic rather than the quantised dot products the peak is quoted for.
+
 Efficiencies and their spread come from catalog/backends.yaml.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
-from stackctl.estimate.catalog import BackendCatalog
+from stackctl.estimate.catalog import BackendCatalog, BackendFactors
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
 
 TTFT_PROMPT = 512
 GB = 1e9
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Share of a device's roofline reached: by the weight phase and by the attention phase."""
+
+    weights: float  # decode: share of bandwidth; prefill: share of peak ops
+    attention: float  # share of peak ops the attention kernels reach
+    kv: float = 1.0  # decode: share of bandwidth reached reading the KV cache
+    experts: float | None = None  # prefill: share of peak for expert matmuls (None: weights)
+    layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs)
 
 
 @dataclass
@@ -29,12 +49,34 @@ class DeviceSpeed:
     backend: str
     weight_bytes: float = 0.0  # active weight bytes read per decoded token
     weight_ops: float = 0.0  # 2 x active weight elements
-    kv_bytes_per_ctx: float = 0.0  # KV bytes read per cached token
-    attn_ops_per_ctx: float = 0.0  # attention ops per cached token
+    full_row_bytes: float = 0.0  # KV bytes per cached token, summed over full-attention layers
+    window_row_bytes: float = 0.0  # the same over sliding-window layers
+    window: int = 0  # the sliding window, in tokens
+    layers: int = 0  # repeating layers computed on this device
+    full_ops: float = 0.0  # attention ops per attended token, full-attention layers
+    window_ops: float = 0.0  # the same, sliding-window layers
+    state_bytes: float = 0.0  # recurrent state read and written per token (fixed)
     expert_bytes_all: float = 0.0  # every expert tensor byte on this device
     expert_share: float = 0.0  # experts used / experts: the share one token reads
+    expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     basis: list[str] = field(default_factory=list)
+
+    def attended(self, ctx: float) -> tuple[float, float]:
+        """(full-attention cells, sliding-window cells) a token at position `ctx` attends to."""
+        return ctx, min(ctx, float(self.window)) if self.window else ctx
+
+    def attention_bytes(self, ctx: float) -> float:
+        full, window = self.attended(ctx)
+        return self.full_row_bytes * full + self.window_row_bytes * window + self.state_bytes
+
+    def attention_ops(self, ctx: float) -> float:
+        full, window = self.attended(ctx)
+        return self.full_ops * full + self.window_ops * window
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.weight_bytes or self.full_row_bytes or self.window_row_bytes)
 
 
 def active_share(tensor: TypedTensor, shape: ModelShape) -> float:
@@ -46,37 +88,59 @@ def active_share(tensor: TypedTensor, shape: ModelShape) -> float:
     return 1.0
 
 
-def attention_per_ctx(shape: ModelShape, kv_row_bytes: float) -> tuple[float, float]:
-    """(KV bytes, attention ops) per token of context, for full-attention layers."""
-    ops = 0.0
-    for layer in shape.layers:
-        if layer.kv_k and not layer.swa:
-            ops += 4.0 * layer.n_head * layer.head_k  # QK^T and AV, 2 ops per MAC
-    return kv_row_bytes, ops
+def _seconds(amount: float, rate_g: float | None, share: float) -> float:
+    return amount / (rate_g * GB * share) if rate_g and amount else 0.0
 
 
-def decode_tps(devices: list[DeviceSpeed], depth: int, eff: dict[str, float]) -> float:
+def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficiency]) -> float:
     seconds = 0.0
     for dev in devices:
-        bytes_read = dev.weight_bytes + dev.kv_bytes_per_ctx * depth
-        ops = dev.weight_ops + dev.attn_ops_per_ctx * depth
-        t_mem = (
-            bytes_read / (dev.bandwidth_gbps * GB * eff[dev.backend]) if dev.bandwidth_gbps else 0
+        e = eff[dev.backend]
+        weights = max(
+            _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights),
+            _seconds(dev.weight_ops, dev.peak_gops, 1.0),
         )
-        t_ops = ops / (dev.peak_gops * GB) if dev.peak_gops else 0.0
-        seconds += max(t_mem, t_ops)
+        attention = max(
+            _seconds(dev.attention_bytes(depth), dev.bandwidth_gbps, e.kv),
+            _seconds(dev.attention_ops(depth), dev.peak_gops, e.attention),
+        )
+        seconds += weights + attention + dev.layers * e.layer_s
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
-def prefill_tps(devices: list[DeviceSpeed], depth: int, eff: dict[str, float]) -> float:
-    """Tokens/s for a 512-token chunk on top of `depth` cached tokens."""
+def mean_attended(dev: DeviceSpeed, depth: int, prompt: int) -> tuple[float, float]:
+    """Mean (full, window) cells over a `prompt`-token chunk on top of `depth` cached tokens."""
+    full = depth + prompt / 2
+    if not dev.window:
+        return full, full
+    w = dev.window
+    lo, hi = depth, depth + prompt  # positions attend to depth + i cells, capped at the window
+    if hi <= w:
+        return full, full
+    if lo >= w:
+        return full, float(w)
+    below = (w - lo) * (lo + w) / 2  # the positions under the window, summed
+    return full, (below + (hi - w) * w) / prompt
+
+
+def prefill_tps(
+    devices: list[DeviceSpeed],
+    depth: int,
+    eff: Mapping[str, Efficiency],
+    prompt: int = TTFT_PROMPT,
+) -> float:
+    """Tokens/s for a `prompt`-token chunk on top of `depth` cached tokens."""
     seconds = 0.0
-    mean_ctx = depth + TTFT_PROMPT / 2
     for dev in devices:
-        ops = dev.weight_ops + dev.attn_ops_per_ctx * mean_ctx
         if not dev.peak_gops:
             return 0.0
-        seconds += ops / (dev.peak_gops * GB * eff[dev.backend])
+        e = eff[dev.backend]
+        full, window = mean_attended(dev, depth, prompt)
+        attention = dev.full_ops * full + dev.window_ops * window
+        expert = e.experts or e.weights  # small per-expert batches run below the dense rate
+        seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
+        seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
+        seconds += _seconds(attention, dev.peak_gops, e.attention)
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -91,15 +155,16 @@ def verify_devices(devices: list[DeviceSpeed], tokens: int) -> list[DeviceSpeed]
         active = dev.expert_bytes_all * dev.expert_share
         distinct = 1.0 - (1.0 - dev.expert_share) ** tokens if dev.expert_share else 0.0
         out.append(
-            DeviceSpeed(
-                dev.name,
-                dev.bandwidth_gbps,
-                dev.peak_gops,
-                dev.backend,
+            replace(
+                dev,
                 weight_bytes=dev.weight_bytes - active + dev.expert_bytes_all * distinct,
                 weight_ops=dev.weight_ops * tokens,
-                kv_bytes_per_ctx=dev.kv_bytes_per_ctx,
-                attn_ops_per_ctx=dev.attn_ops_per_ctx * tokens,
+                expert_ops=dev.expert_ops * tokens,
+                full_ops=dev.full_ops * tokens,
+                window_ops=dev.window_ops * tokens,
+                expert_bytes_all=0.0,
+                expert_share=0.0,
+                basis=[],
             )
         )
     return out
@@ -118,6 +183,57 @@ def speculative_tps(
     return tokens / (n_draft * t_draft + t_verify), tokens
 
 
+EfficiencySet = dict[str, Efficiency]
+
+
+def decode_efficiencies(
+    factors: Mapping[str, BackendFactors], assumed: set[str]
+) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
+    """(mid, low, high) decode efficiencies per backend; assumed bandwidth widens the range."""
+    mid, low, high = {}, {}, {}
+    for name, f in factors.items():
+        lo_bw, hi_bw = f.assumed_bandwidth_range if name in assumed else (1.0, 1.0)
+        kv_mid, (kv_lo, kv_hi) = f.kv_read_efficiency, f.kv_read_range
+        if kv_mid is None:  # no depth measurement: the KV streams like the weights
+            kv_mid, kv_lo, kv_hi = f.decode_efficiency, *f.decode_range
+        ms = 1e-3  # the catalog gives the per-layer overhead in milliseconds
+        lay_lo, lay_hi = f.layer_overhead_range
+        mid[name] = Efficiency(
+            f.decode_efficiency,
+            f.attention_decode_efficiency,
+            kv=kv_mid,
+            layer_s=f.layer_overhead_ms * ms,
+        )
+        low[name] = Efficiency(  # slowest: least efficient, most overhead
+            f.decode_range[0] * lo_bw,
+            f.attention_decode_range[0],
+            kv=kv_lo * lo_bw,
+            layer_s=lay_hi * ms,
+        )
+        high[name] = Efficiency(
+            f.decode_range[1] * hi_bw,
+            f.attention_decode_range[1],
+            kv=kv_hi * hi_bw,
+            layer_s=lay_lo * ms,
+        )
+    return mid, low, high
+
+
+def prefill_efficiencies(
+    factors: Mapping[str, BackendFactors],
+) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
+    sets: tuple[EfficiencySet, EfficiencySet, EfficiencySet] = ({}, {}, {})
+    for name, f in factors.items():
+        experts: tuple[float | None, ...] = (None, None, None)
+        if f.expert_prefill_efficiency is not None:
+            experts = (f.expert_prefill_efficiency, *f.expert_prefill_range)
+        weights = (f.prefill_efficiency, *f.prefill_range)
+        attention = (f.attention_prefill_efficiency, *f.attention_prefill_range)
+        for i, out in enumerate(sets):
+            out[name] = Efficiency(weights[i], attention[i], experts=experts[i])
+    return sets
+
+
 @dataclass(frozen=True)
 class SpeedFigures:
     tg: float
@@ -128,20 +244,12 @@ class SpeedFigures:
 
 
 def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
-    names = {dev.backend for dev in devices}
-    factors = {name: backends.backends[name] for name in names}
-    mid = {n: f.decode_efficiency for n, f in factors.items()}
+    factors = {dev.backend: backends.backends[dev.backend] for dev in devices}
     assumed = {dev.backend for dev in devices if dev.assumed}
-    low = {n: f.decode_range[0] for n, f in factors.items()}
-    high = {n: f.decode_range[1] for n, f in factors.items()}
-    for name in assumed:
-        low[name] *= factors[name].assumed_bandwidth_range[0]
-        high[name] *= factors[name].assumed_bandwidth_range[1]
+    mid, low, high = decode_efficiencies(factors, assumed)
     tg = decode_tps(devices, depth, mid)
     tg_range = (decode_tps(devices, depth, low), decode_tps(devices, depth, high))
-    pmid = {n: f.prefill_efficiency for n, f in factors.items()}
-    plow = {n: f.prefill_range[0] for n, f in factors.items()}
-    phigh = {n: f.prefill_range[1] for n, f in factors.items()}
+    pmid, plow, phigh = prefill_efficiencies(factors)
     pp = prefill_tps(devices, depth, pmid)
     pp_range = (prefill_tps(devices, depth, plow), prefill_tps(devices, depth, phigh))
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
