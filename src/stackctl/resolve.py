@@ -21,7 +21,14 @@ from stackctl.models.policy import Policy
 from stackctl.models.resolved import ResolvedStack
 from stackctl.models.spec import StackSpec
 from stackctl.resolve_build import build_resolved
-from stackctl.resolve_eval import Candidate, Session, place_ds4, place_llamacpp, threads_of
+from stackctl.resolve_context import grow_context, kv_type
+from stackctl.resolve_eval import (
+    Candidate,
+    Session,
+    decode_at,
+    place_ds4,
+    place_llamacpp,
+)
 from stackctl.resolve_quirks import backend_points, matching_quirks, raise_gtt_budget, shape_of
 from stackctl.resolve_score import is_moe, params_b, quality_score
 
@@ -141,10 +148,6 @@ def _screen(c: Candidate, spec: StackSpec, hardware: HardwareProfile, policy: Po
     c.reject = reason
 
 
-def _kv_type(ctx: int, policy: Policy) -> str:
-    return policy.runtime.kv_quant_type if ctx > policy.runtime.kv_quantize_above_ctx else "f16"
-
-
 def _points(hardware: HardwareProfile, entry: ModelEntry, backend: str, engine: str,
             policy: Policy) -> float:  # fmt: skip
     shape = shape_of(hardware, backend=backend, moe=is_moe(entry), speculative="none",
@@ -174,7 +177,7 @@ def enumerate_candidates(
                 engine=engine,
                 backend=backend,
                 ctx=context,
-                kv=_kv_type(context, resolver.policy),
+                kv=kv_type(context, resolver.policy),
                 score=score,
                 points=_points(hardware, entry, backend, engine.name, resolver.policy),
             )
@@ -241,14 +244,17 @@ def resolve_plan(
         if pick is None:
             raise _no_stack(spec, hardware, resolver, cands)
         accepted, relaxed = [pick], [why]
-    chosen = accepted[0]
+    chosen = grow_context(
+        accepted[0],
+        spec,
+        resolver.policy,
+        evaluate=lambda t: _evaluate(t, spec, planned, resolver),
+        decode=lambda t, depth: decode_at(resolver.session, t, planned, spec.users, depth),
+    )
     slow = [c for c in cands if c.evaluated and c.reject is None and not _meets_floor(c, spec)]
     others = [c for c in accepted[1:] + slow if c is not chosen]
     rejected = [c for c in cands if c.reject is not None]
-    resolved = _threads_reason(
-        build_resolved(spec, hardware, planned, chosen, resolver, gtt=gtt, relaxed=relaxed),
-        planned,
-    )
+    resolved = build_resolved(spec, hardware, planned, chosen, resolver, gtt=gtt, relaxed=relaxed)
     return Resolution(
         resolved=resolved,
         chosen=chosen,
@@ -258,23 +264,6 @@ def resolve_plan(
         estimate_calls=resolver.session.calls - calls_before,
         relaxed=relaxed,
     )
-
-
-THREADS_UNKNOWN = (
-    "threads: not set: the profile does not know the CPU's physical cores (declare it with "
-    "--cpu); the engine picks its own default"
-)
-
-
-def _threads_reason(resolved: ResolvedStack, planned: HardwareProfile) -> ResolvedStack:
-    """Say why --threads is absent when physical cores are unknown (threads_of gives 0).
-
-    resolve_build words the threads reason for the known case only; until it takes
-    `threads: int | None`, the line is replaced here."""
-    if threads_of(planned):
-        return resolved
-    reasons = [THREADS_UNKNOWN if r.startswith("threads 0") else r for r in resolved.reasons]
-    return resolved.model_copy(update={"reasons": reasons})
 
 
 def _check_pin_known(spec: StackSpec, catalog: Catalog) -> None:

@@ -144,6 +144,16 @@ def runtime_flags(
     )  # fmt: skip
 
 
+THREADS_UNKNOWN = (
+    "threads: not set: the profile does not know the CPU's physical cores (declare it with "
+    "--cpu); the engine picks its own default"
+)
+
+
+def threads_line(threads: int | None) -> str:
+    return f"threads {threads}: physical cores" if threads else THREADS_UNKNOWN
+
+
 def prediction(c: Candidate, speculative: Speculative) -> Prediction:
     up = speculative.speedup or 1.0
     basis = list(c.estimate.basis) if c.estimate else []
@@ -170,7 +180,7 @@ def _reasons(c: Candidate, spec: StackSpec, hardware: HardwareProfile, spec_line
         f"{c.entry.id} {c.artefact.quant}: {why} (score {c.score.value:.1f})",
         f"backend {c.backend}: {where}"
         + (f", tensor split {place.tensor_split}" if place.tensor_split else ""),
-        f"threads {threads_of(hardware)}: physical cores",
+        threads_line(threads_of(hardware)),
         f"kv cache {c.kv}: context {c.ctx} per user",
         spec_line,
     ]

@@ -73,16 +73,11 @@ def _estimate(
     return session.memo[key]
 
 
-def physical_cores(hardware: HardwareProfile) -> int | None:
-    """Decode is memory-bound: one thread per physical core beats SMT siblings. None when the
-    profile does not know its cores (a declared GPU without --cpu)."""
+def threads_of(hardware: HardwareProfile) -> int | None:
+    """Threads for the server: physical cores (decode is memory-bound: one thread per core
+    beats SMT siblings), or None = not set, when the profile does not know its cores (a
+    declared GPU without --cpu): the engine picks its default and no --threads is emitted."""
     return hardware.cpu.cores
-
-
-def threads_of(hardware: HardwareProfile) -> int:
-    """Threads for the server: physical cores, or 0 = not set (the engine picks its default;
-    no --threads flag is emitted, see engines/)."""
-    return physical_cores(hardware) or 0
 
 
 def _request(
@@ -96,7 +91,7 @@ def _request(
         ctx=c.ctx * users,
         parallel=users,
         backend=backend,
-        threads=physical_cores(hardware),
+        threads=threads_of(hardware),
         cache_type_k=kv,
         cache_type_v=kv,
         **place,  # type: ignore[arg-type]
@@ -288,3 +283,17 @@ def place_ds4(c: Candidate, hw: HardwareProfile, policy: Policy, users: int = 1)
         "range -25%/+10% (policy)"
     )
     c.basis.append(mem_basis)
+
+
+def decode_at(
+    session: Session, c: Candidate, hw: HardwareProfile, users: int, depth: int
+) -> float | None:
+    """Decode tok/s of the evaluated candidate with `depth` tokens already in its cache (None
+    for engines the estimator does not model)."""
+    if c.engine.name == "ds4":
+        return None
+    place: dict[str, object] = {"depth": depth}
+    if c.backend != "cpu":
+        place |= {"ngl": c.placement.ngl, "n_cpu_moe": c.placement.n_cpu_moe}
+    result = _estimate(session, _request(c, hw, users, **place), hw, hardware_sha256(hw))
+    return None if isinstance(result, str) else result.speed.tg_tps

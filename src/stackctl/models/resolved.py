@@ -50,7 +50,7 @@ class RuntimeFlags(StrictModel):
     host: str
     port: int
     context: int
-    threads: int
+    threads: int | None = Field(description="--threads; null = the engine's default")
     flash_attn: Literal["on", "off", "auto"]
     parallel: int
     cache_type_k: str

@@ -1,0 +1,65 @@
+"""Context as a resolution dimension: long-context workloads get the largest context that
+fits without moving weights off the GPU and keeps decode at half-depth above the floor."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackctl.catalog import load_catalog
+from stackctl.detect import declare_hardware
+from stackctl.models.hardware import HardwareProfile
+from stackctl.models.spec import StackSpec
+from stackctl.resolve import Resolver, make_resolver
+from stackctl.resolve_context import context_steps
+from stackctl.resources import catalog_dir
+
+
+
+def _rtx_4090() -> HardwareProfile:
+    return declare_hardware(gpus=["rtx 4090"], cpu="ryzen 9 7950x", ram_gib=64)
+
+
+@pytest.fixture(scope="module")
+def resolver() -> Resolver:
+    return make_resolver(load_catalog(catalog_dir()))
+
+
+def _context_line(lines: list[str]) -> str:
+    return next(line for line in lines if line.startswith("context:"))
+
+
+def test_steps_double_up_to_the_native_limit() -> None:
+    assert context_steps(65536, 262144) == [131072, 262144]
+    assert context_steps(8192, 40960) == [16384, 32768, 40960]
+    assert context_steps(40960, 40960) == []
+
+
+def test_agentic_grows_the_context_on_a_24gb_gpu(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="agentic", context=65536)
+    result = resolver.resolve(spec, _rtx_4090())
+    r = result.resolved
+    assert r.runtime.context > 65536  # more than the minimum asked
+    assert r.runtime.cache_type_k == "q8_0"  # KV quantised above the policy threshold
+    assert r.placement.ngl == 999  # and still fully on the GPU
+    line = _context_line(result.chosen.basis)
+    assert "tried 65536" in line
+    assert "stopped at" in line
+    est = result.chosen.estimate
+    assert est is not None
+    assert est.fits
+
+
+def test_growth_stops_before_experts_leave_the_gpu(resolver: Resolver) -> None:
+    """8 GB GPU + MoE offload: a bigger context would push more experts to system RAM."""
+    spec = StackSpec(name="t", workload="agentic", context=65536)
+    hardware = declare_hardware(gpus=["rtx 4060"], cpu="ryzen 9 7950x", ram_gib=64)
+    result = resolver.resolve(spec, hardware)
+    assert result.resolved.runtime.context == 65536
+    assert "would move weights off the GPU" in _context_line(result.chosen.basis)
+
+
+def test_chat_keeps_the_stack_context(resolver: Resolver) -> None:
+    spec = StackSpec(name="t", workload="chat", context=8192)
+    result = resolver.resolve(spec, _rtx_4090())
+    assert result.chosen.ctx == 8192
+    assert "does not prefer long context" in _context_line(result.chosen.basis)
