@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.models.resolved import ArtefactPin
 
 
 def engine_dir(lock: Lockfile, layout: HostLayout) -> str:
@@ -36,19 +37,30 @@ def image_name(lock: Lockfile) -> str:
     return f"localhost/{lock.resolved.service}:{lock.resolved.engine.build_key}"
 
 
-def model_path(lock: Lockfile, layout: HostLayout) -> str:
-    artefact = lock.resolved.model.artefact
-    folder = artefact.sha256[:16] if artefact.sha256 else f"unverified-{lock.resolved.model.id}"
+def artefact_path(artefact: ArtefactPin, model_id: str, layout: HostLayout) -> str:
+    """Where a model file lives: a folder named by its sha256, or by the model while unknown."""
+    folder = artefact.sha256[:16] if artefact.sha256 else f"unverified-{model_id}"
     return f"{layout.state_dir}/models/{folder}/{artefact.file}"
+
+
+def model_path(lock: Lockfile, layout: HostLayout) -> str:
+    return artefact_path(lock.resolved.model.artefact, lock.resolved.model.id, layout)
+
+
+def draft_path(lock: Lockfile, layout: HostLayout) -> str | None:
+    draft = lock.resolved.speculative.draft
+    return artefact_path(draft.artefact, draft.id, layout) if draft else None
 
 
 def service_argv(lock: Lockfile, layout: HostLayout) -> list[str]:
     """The one command line, shared by the systemd unit and the supervised process."""
+    draft = draft_path(lock, layout)
     return [
         server_binary(lock, layout),
         "--model",
         model_path(lock, layout),
         *lock.resolved.runtime.server_args,
+        *(["--spec-draft-model", draft] if draft else []),
     ]
 
 

@@ -20,7 +20,7 @@ from stackctl.models.resolved import ArtefactPin, ResolvedStack
 from stackctl.quoting import to_yaml
 from stackctl.yamlio import read_yaml, validate_yaml
 
-HASH_SCHEME = "v1"
+HASH_SCHEME = "v2"  # v2: fields at their default value are left out of the hash
 
 
 def canonical_json(data: Any) -> str:
@@ -44,10 +44,12 @@ def hardware_sha256(hardware: HardwareProfile) -> str:
 
 
 def content_hash(inputs: LockInputs, resolved: ResolvedStack) -> str:
+    """Over the fields that differ from their defaults: a field added later with a default
+    leaves the hash of a lock written before it unchanged, so the lock still reads."""
     projection = {
         "scheme": HASH_SCHEME,
-        "inputs": inputs.model_dump(mode="json"),
-        "resolved": resolved.model_dump(mode="json"),
+        "inputs": inputs.model_dump(mode="json", exclude_defaults=True),
+        "resolved": resolved.model_dump(mode="json", exclude_defaults=True),
     }
     return "sha256:" + sha256_text(canonical_json(projection))
 
@@ -94,7 +96,9 @@ def read_lockfile(path: Path) -> Lockfile:
     expected = content_hash(lock.inputs, lock.resolved)
     if lock.content_hash != expected:
         raise LockError(
-            f"{path}: content hash does not match its contents; the lock was edited by hand",
+            f"{path}: content hash does not match its contents: the lock was edited by hand, "
+            f"or written by a stackctl with another lock format (this one hashes with scheme "
+            f"{HASH_SCHEME})",
             hint="re-lock with `stackctl lock` instead of editing the file",
         )
     return lock
@@ -116,9 +120,17 @@ def fill_fetched_pins(lock: Lockfile, fetched: dict[str, str], host: str) -> Loc
     model = r.model.model_copy(
         update={"artefact": _filled(r.model.artefact, fetched.get("model"), host)}
     )
-    if engine == r.engine and model == r.model:
+    speculative = r.speculative
+    if speculative.draft is not None:
+        draft = speculative.draft
+        pin = _filled(draft.artefact, fetched.get("draft"), host)
+        speculative = speculative.model_copy(
+            update={"draft": draft.model_copy(update={"artefact": pin})}
+        )
+    if (engine, model, speculative) == (r.engine, r.model, r.speculative):
         return lock
-    return make_lockfile(r.model_copy(update={"engine": engine, "model": model}), lock.inputs)
+    update = {"engine": engine, "model": model, "speculative": speculative}
+    return make_lockfile(r.model_copy(update=update), lock.inputs)
 
 
 def check_lockfile(lock: Lockfile, current: LockInputs) -> LockStatus:

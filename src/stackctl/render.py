@@ -93,6 +93,16 @@ def _engine_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
     }
 
 
+def _draft_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any] | None:
+    """The speculative draft model's one file, when the lock has one."""
+    draft = lock.resolved.speculative.draft
+    if draft is None:
+        return None
+    a = draft.artefact
+    return {"id": draft.id, "file": a.file, "url": a.url, "sha256": a.sha256,
+            "path": layout.draft_path(lock, host)}  # fmt: skip
+
+
 def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
     """The variables the static roles read. Everything comes from the lock."""
     r = lock.resolved
@@ -110,6 +120,7 @@ def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
             "artefact": r.model.artefact.model_dump(mode="json"),
             "path": model_path,
             "parts": render_plan.model_parts(lock, host, model_path),
+            "draft": _draft_vars(lock, host),
         },
         "stackctl_server": {
             "argv": layout.service_argv(lock, host),

@@ -30,7 +30,8 @@ from stackctl.resolve_eval import (
     place_llamacpp,
 )
 from stackctl.resolve_quirks import backend_points, matching_quirks, raise_gtt_budget, shape_of
-from stackctl.resolve_score import is_moe, params_b, quality_score
+from stackctl.resolve_score import is_moe, params_b, quality_score, with_speed
+from stackctl.resolve_speculative import try_speculative
 
 GIB = 1024**3
 DEFAULT_TOP = 3
@@ -169,7 +170,8 @@ def enumerate_candidates(
             continue
         if engine.models is not None and entry.id not in engine.models:
             continue
-        score = quality_score(entry, artefact.quant, spec.workload, resolver.policy)
+        score = quality_score(entry, artefact.quant, spec.workload, resolver.policy,
+                              artefact.tensor_mix)  # fmt: skip
         for backend in _backends(hardware, engine, resolver.policy):
             c = Candidate(
                 artefact=artefact,
@@ -192,6 +194,8 @@ def _evaluate(c: Candidate, spec: StackSpec, hardware: HardwareProfile, resolver
         place_ds4(c, hardware, resolver.policy, spec.users)
     else:
         place_llamacpp(resolver.session, c, hardware, spec.users)
+        try_speculative(c, hardware, spec.users, session=resolver.session,
+                        policy=resolver.policy, catalog=resolver.catalog)  # fmt: skip
 
 
 def _meets_floor(c: Candidate, spec: StackSpec) -> bool:
@@ -201,15 +205,22 @@ def _meets_floor(c: Candidate, spec: StackSpec) -> bool:
 def _walk(
     spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, cands: list[Candidate], top: int
 ) -> list[Candidate]:
+    """Evaluate in score order until the best `top` + 1 that fit and meet the floor are known.
+
+    Speed can add up to the workload's `speed_points_cap` once a candidate is evaluated, so
+    the walk goes on while an unevaluated candidate could still overtake the last kept one."""
     accepted: list[Candidate] = []
+    w = resolver.policy.quality.workloads[spec.workload]
     for c in cands:
         if c.reject is not None:
             continue
+        if len(accepted) > top and c.rank + w.speed_points_cap <= accepted[top].rank:
+            break
         _evaluate(c, spec, hardware, resolver)
         if c.reject is None and _meets_floor(c, spec):
+            c.score = with_speed(c.score, c.tg, spec.min_tg_tps, spec.workload, resolver.policy)
             accepted.append(c)
-            if len(accepted) > top:
-                break
+            accepted.sort(key=lambda a: (-a.rank, a.entry.id, a.artefact.quant, a.backend))
     return accepted
 
 

@@ -11,6 +11,7 @@ from stackctl.models.hardware import HardwareProfile
 from stackctl.models.policy import Policy, Quirk
 from stackctl.models.resolved import (
     ArtefactPin,
+    DraftChoice,
     EnginePin,
     ModelChoice,
     Platform,
@@ -84,20 +85,30 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
     )
 
 
-def speculative_for(c: Candidate, spec: StackSpec, policy: Policy) -> tuple[Speculative, str]:
-    rule = policy.runtime.mtp.get(c.entry.id)
-    if c.engine.name != "llama.cpp" or not c.entry.mtp_layers:
-        return Speculative(), "speculative: none (no MTP heads, no draft model in the catalog)"
-    if spec.users > policy.runtime.speculative_max_users:
+def speculative_for(c: Candidate) -> tuple[Speculative, str]:
+    """The lock's record of what resolve_speculative turned on, and the reason line."""
+    plan = c.speculative
+    if plan is None:
         return Speculative(), (
-            f"speculative: off at {spec.users} users "
-            f"(> {policy.runtime.speculative_max_users}: {policy.runtime.speculative_source})"
+            "speculative: none (no MTP heads or draft model that fits and pays on this box: "
+            "catalog/runtime.yaml mtp, drafts; details in the basis)"
         )
-    if rule is None:
-        return Speculative(), "speculative: MTP heads present but no measured speed-up: off"
+    if plan.kind == "mtp":
+        return (
+            Speculative(kind="mtp", n_max=plan.n_max, speedup=None, source=plan.source),
+            f"speculative: MTP heads, n_max {plan.n_max} ({plan.source})",
+        )
+    rule, a = plan.draft, plan.draft_artefact
+    assert rule is not None
+    assert a is not None
+    pin = _pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts)
+    choice = DraftChoice(id=rule.draft, quant=rule.quant, artefact=pin, acceptance=rule.acceptance)
     return (
-        Speculative(kind="mtp", n_max=rule.n_max, speedup=rule.speedup, source=rule.source),
-        f"speculative: MTP heads, n_max {rule.n_max}, x{rule.speedup:g} decode ({rule.source})",
+        Speculative(
+            kind="draft", draft_model=rule.draft, draft=choice, n_max=rule.n_max, source=rule.source
+        ),
+        f"speculative: draft model {rule.draft} {rule.quant}, n_max {rule.n_max}, "
+        f"acceptance {rule.acceptance:g} ({rule.source})",
     )
 
 
@@ -109,6 +120,9 @@ def _ubatch(c: Candidate, hardware: HardwareProfile, policy: Policy) -> int | No
         if rule.moe is None or rule.moe == is_moe(c.entry):
             return rule.ubatch
     return None
+
+
+SPEC_TYPES = {"mtp": "draft-mtp", "draft": "draft-simple"}  # b11434 --spec-type values
 
 
 def runtime_flags(
@@ -129,7 +143,7 @@ def runtime_flags(
             tensor_split=c.placement.tensor_split,
             ubatch=ubatch,
             load_mode=load_mode,
-            spec_type="draft-mtp" if speculative.kind == "mtp" else None,
+            spec_type=SPEC_TYPES.get(speculative.kind),
             spec_draft_n_max=speculative.n_max,
         )
         args = llamacpp.server_args(
@@ -154,16 +168,14 @@ def threads_line(threads: int | None) -> str:
     return f"threads {threads}: physical cores" if threads else THREADS_UNKNOWN
 
 
-def prediction(c: Candidate, speculative: Speculative) -> Prediction:
-    up = speculative.speedup or 1.0
+def prediction(c: Candidate) -> Prediction:
+    """The evaluated candidate's figures: speculative decoding is already in them."""
     basis = list(c.estimate.basis) if c.estimate else []
     basis += c.basis
-    if up != 1.0:
-        basis.append(f"decode x{up:g} for MTP speculative decoding ({speculative.source})")
     return Prediction(
         memory_total_bytes=c.memory,
-        tg_tps=round(c.tg * up, 1),
-        tg_tps_range=(round(c.tg_range[0] * up, 1), round(c.tg_range[1] * up, 1)),
+        tg_tps=round(c.tg, 1),
+        tg_tps_range=(round(c.tg_range[0], 1), round(c.tg_range[1], 1)),
         pp_tps=round(c.pp, 1),
         pp_tps_range=(round(c.pp_range[0], 1), round(c.pp_range[1], 1)),
         basis=basis,
@@ -194,7 +206,7 @@ def build_resolved(
     resolver: Resolver, *, gtt: int | None, relaxed: list[str],
 ) -> ResolvedStack:  # fmt: skip
     policy = resolver.policy
-    speculative, spec_line = speculative_for(c, spec, policy)
+    speculative, spec_line = speculative_for(c)
     shape = shape_of(planned, backend=c.backend, moe=is_moe(c.entry),
                      speculative=speculative.kind, engine=c.engine.name)  # fmt: skip
     quirks = matching_quirks(policy, shape)
@@ -213,7 +225,7 @@ def build_resolved(
         model=model_choice(c.artefact),
         runtime=runtime_flags(c, spec, planned, quirks, speculative, policy),
         service=f"stackctl-{spec.name}",
-        predicted=prediction(c, speculative),
+        predicted=prediction(c),
         reasons=_reasons(c, spec, planned, spec_line) + relaxed,
         placement=c.placement,
         speculative=speculative,

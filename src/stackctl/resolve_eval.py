@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from stackctl.errors import EstimateError
 from stackctl.estimate import EstimateCatalog, estimate
@@ -13,12 +14,37 @@ from stackctl.lock import canonical_json, hardware_sha256
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.estimate import Backend, CacheType, Estimate, EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
-from stackctl.models.policy import Policy
+from stackctl.models.policy import DraftRule, Policy
 from stackctl.models.resolved import Placement
 from stackctl.resolve_score import Score
 
 GIB = 1024**3
 FULL = 999  # "all layers"
+
+
+@dataclass(frozen=True)
+class SpecPlan:
+    """Speculative decoding for a candidate: MTP heads or a draft model, and its figures."""
+
+    kind: Literal["mtp", "draft"]
+    n_max: int
+    acceptance: float
+    source: str
+    correction: float = 1.0  # measured / predicted speed-up on the measured box (MTP)
+    draft: DraftRule | None = None
+    draft_artefact: ModelArtefact | None = None
+
+    def request_fields(self) -> dict[str, object]:
+        """EstimateRequest fields that turn it on."""
+        fields: dict[str, object] = {"spec_type": self.kind, "spec_draft_n": self.n_max,
+                                     "spec_acceptance": self.acceptance}  # fmt: skip
+        if self.draft is not None:
+            fields |= {"draft_model": self.draft.draft, "draft_quant": self.draft.quant}
+        return fields
+
+    def calibrated(self, tg: float, plain: float) -> float:
+        """The estimator's speculative tok/s, its gain over `plain` scaled by the correction."""
+        return plain + (tg - plain) * self.correction if tg > plain else tg
 
 
 @dataclass
@@ -41,6 +67,7 @@ class Candidate:
     memory: int = 0
     basis: list[str] = field(default_factory=list)
     evaluated: bool = False
+    speculative: SpecPlan | None = None  # MTP or a draft model (resolve_speculative)
 
     @property
     def rank(self) -> float:
@@ -58,6 +85,12 @@ class Session:
     estimates: EstimateCatalog
     memo: dict[str, Estimate | str] = field(default_factory=dict)
     calls: int = 0
+    corrections: dict[str, float] = field(default_factory=dict)  # MTP calibration per model
+
+
+def estimate_for(session: Session, request: EstimateRequest, hw: HardwareProfile) -> Estimate | str:
+    """A memoised estimate for any request (calibration runs on other boxes than the plan's)."""
+    return _estimate(session, request, hw, hardware_sha256(hw))
 
 
 def _estimate(
@@ -292,8 +325,19 @@ def decode_at(
     for engines the estimator does not model)."""
     if c.engine.name == "ds4":
         return None
-    place: dict[str, object] = {"depth": depth}
+    spec = c.speculative.request_fields() if c.speculative else {}
+    result = estimate_placed(session, c, hw, users, depth=depth, **spec)
+    if isinstance(result, str):
+        return None
+    plain = result.speed.tg_tps_plain or result.speed.tg_tps
+    return c.speculative.calibrated(result.speed.tg_tps, plain) if c.speculative else plain
+
+
+def estimate_placed(
+    session: Session, c: Candidate, hw: HardwareProfile, users: int, **extra: object
+) -> Estimate | str:
+    """The estimate of an evaluated candidate at its placement, with `extra` request fields."""
+    place = dict(extra)
     if c.backend != "cpu":
         place |= {"ngl": c.placement.ngl, "n_cpu_moe": c.placement.n_cpu_moe}
-    result = _estimate(session, _request(c, hw, users, **place), hw, hardware_sha256(hw))
-    return None if isinstance(result, str) else result.speed.tg_tps
+    return _estimate(session, _request(c, hw, users, **place), hw, hardware_sha256(hw))

@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass
 
 from stackctl.estimate.catalog import ModelEntry
+from stackctl.models.catalog import TensorMix
 from stackctl.models.policy import Policy
 
 
@@ -70,45 +71,92 @@ def quant_loss(quant: str, family: str, policy: Policy) -> tuple[float, str]:
     )
 
 
-def _evidence(model_id: str, workload: str, policy: Policy) -> tuple[float, list[str]]:
-    benchmarks = policy.quality.workloads[workload].benchmarks
+def _workload_quality(
+    model_id: str, workload: str, policy: Policy
+) -> tuple[float | None, list[str]]:
+    """Mean of the workload's benchmark figures for this model (None: the catalog has no
+    benchmark of this workload with figures for two models or more).
+
+    A benchmark the model has no published figure for counts at the catalog's lowest figure
+    on it: an unmeasured model never outranks a measured one on a guess (policy)."""
     mine = policy.quality.models.get(model_id)
-    points = 0.0
+    values: list[float] = []
     lines: list[str] = []
-    for bench in benchmarks:
+    for bench in policy.quality.workloads[workload].benchmarks:
         figures = [
             m.benchmarks[bench].value
             for m in policy.quality.models.values()
             if bench in m.benchmarks
         ]
-        if mine is None or bench not in mine.benchmarks or len(figures) < 2:
+        if len(figures) < 2:
             continue
-        fig = mine.benchmarks[bench]
-        delta = (fig.value - statistics.median(figures)) * policy.quality.rule.evidence_weight
-        points += delta
-        lines.append(f"{bench} {fig.value:g} vs catalog median: {delta:+.1f} ({fig.source})")
-    return points, lines
+        fig = mine.benchmarks.get(bench) if mine else None
+        if fig is None:
+            values.append(min(figures))
+            lines.append(f"{bench}: no published figure; the catalog's lowest ({min(figures):g}) "
+                         "assumed (policy)")  # fmt: skip
+            continue
+        values.append(fig.value)
+        lines.append(f"{bench} {fig.value:g} ({fig.source})")
+    if not values:
+        return None, lines
+    return statistics.fmean(values), lines
 
 
-def quality_score(entry: ModelEntry, quant: str, workload: str, policy: Policy) -> Score:
+def mixed_quant_loss(mix: TensorMix, family: str, policy: Policy) -> tuple[float, str]:
+    """A file of several quant types: each type's loss weighed by its share of the weights."""
+    total = sum(mix.shares.values())
+    loss = 0.0
+    parts = []
+    for quant, share in sorted(mix.shares.items(), key=lambda kv: -kv[1]):
+        pct, _ = quant_loss(quant, family, policy)
+        loss += pct * share / total
+        parts.append(f"{share / total:.1%} {quant} (+{pct:g}%)")
+    return loss, f"mixed file: {', '.join(parts)} = +{loss:.2f}% ({mix.source})"
+
+
+def quality_score(
+    entry: ModelEntry, quant: str, workload: str, policy: Policy, mix: TensorMix | None = None
+) -> Score:
     rule = policy.quality.rule
     eff, eff_basis = effective_params(entry, policy)
     if eff is None:
         return Score(0.0, (f"{entry.id}: {eff_basis}; scored 0",))
-    base = 10 * math.log2(10 * eff)
-    lines = [f"size rule {base:.1f} ({eff_basis})"]
+    size = 10 * math.log2(10 * eff)
+    measured, lines = _workload_quality(entry.id, workload, policy)
+    if measured is None:  # no benchmark data for this workload: the size rule is the score
+        base = size
+        lines.append(f"size rule {size:.1f} ({eff_basis})")
+    else:
+        base = measured + size * rule.size_weight
+        lines.insert(0, f"benchmarks: mean {measured:.1f}")
+        lines.append(f"size tiebreak +{size * rule.size_weight:.1f} ({eff_basis})")
     extra = policy.quality.models.get(entry.id)
     verdict = extra.card_fit.get(workload) if extra else None
     card = rule.card_fit_points[verdict] if verdict else 0.0
     if verdict and extra:
         source = policy.quality.sources.get(extra.card or "", extra.card or "model card")
         lines.append(f"model card: {verdict.replace('_', ' ')} for {workload} {card:+g} ({source})")
-    evidence, ev_lines = _evidence(entry.id, workload, policy)
-    lines += ev_lines
-    loss, loss_basis = quant_loss(quant, entry.family, policy)
+    family = entry.family
+    loss, loss_basis = (
+        mixed_quant_loss(mix, family, policy) if mix else quant_loss(quant, family, policy)
+    )
     penalty = loss * rule.points_per_pct
     lines.append(f"quant -{penalty:.1f} ({loss_basis})")
     moe = policy.quality.workloads[workload].moe_penalty if is_moe(entry) else 0.0
     if moe:
         lines.append(f"MoE over long multi-turn {workload} context -{moe:g} (policy)")
-    return Score(round(base + card + evidence - penalty - moe, 2), tuple(lines))
+    return Score(round(base + card - penalty - moe, 2), tuple(lines))
+
+
+def with_speed(score: Score, tg: float, floor: float, workload: str, policy: Policy) -> Score:
+    """An interactive workload values speed above the floor: points per doubling, capped."""
+    w = policy.quality.workloads[workload]
+    if not w.speed_points_per_doubling or tg <= floor or floor <= 0:
+        return score
+    points = min(w.speed_points_cap, w.speed_points_per_doubling * math.log2(tg / floor))
+    line = (
+        f"speed ~{tg:.1f} tok/s, {tg / floor:.1f}x the {floor:g} floor: +{points:.1f} "
+        f"({w.speed_points_per_doubling:g} per doubling, at most {w.speed_points_cap:g}; policy)"
+    )
+    return Score(round(score.value + points, 2), (*score.basis, line))

@@ -55,6 +55,11 @@ CASES = [
     Case(
         "rtx-3090x2", "stacks/default.yaml", {"gpus": ["RTX 3090"], "gpu_count": 2, "ram_gib": 128}
     ),
+    Case(
+        "rtx-3090x2-llama-draft",
+        f"{STACKS}/llama-draft.yaml",
+        {"gpus": ["RTX 3090"], "gpu_count": 2, "ram_gib": 128},
+    ),
     Case("mac-studio-m3-ultra", "stacks/default.yaml", {"system": "Mac Studio M3 Ultra 512GB"}),
     Case(
         "mac-studio-m3-ultra-ds4",

@@ -87,6 +87,18 @@ def test_hand_edited_lock_is_refused(lock: Lockfile, tmp_path: Path) -> None:
     assert "edited by hand" in err.value.message
 
 
+def test_a_lock_from_before_a_new_optional_field_still_reads(
+    lock: Lockfile, tmp_path: Path
+) -> None:
+    """A field added with a default (here: the draft model) is not in older locks' files."""
+    path = tmp_path / "x.lock.yaml"
+    write_lockfile(lock, path)
+    text = path.read_text()
+    assert "    draft:\n" in text
+    path.write_text(text.replace("    draft:\n", "", 1))
+    assert read_lockfile(path) == lock
+
+
 def test_newer_lock_version_is_refused(lock: Lockfile, tmp_path: Path) -> None:
     path = tmp_path / "x.lock.yaml"
     write_lockfile(lock, path)

@@ -71,7 +71,12 @@ def _why_not(c: Any, chosen: Any) -> str:
         return str(c.reject)
     if c.tg < chosen.tg and c.rank > chosen.rank:
         return f"decodes ~{c.tg:.1f} tok/s, below the stack's floor"
-    return f"lower score ({c.rank:.1f} vs {chosen.rank:.1f})"
+    if c.score.value == chosen.score.value and c.backend != chosen.backend:
+        return (
+            f"same score; backend {chosen.backend} preferred over {c.backend} "
+            "(catalog/runtime.yaml backend_points, quirks)"
+        )
+    return f"lower score ({c.score.value:.1f} vs {chosen.score.value:.1f})"
 
 
 def _alternative(c: Any, resolution: Any) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def _alternative(c: Any, resolution: Any) -> dict[str, Any]:
         "quant": c.artefact.quant,
         "engine": c.engine.name,
         "backend": c.backend,
-        "score": round(c.rank, 2),
+        "score": round(c.score.value, 2),
         "tg_tps": round(c.tg, 1),
         "why_not": _why_not(c, resolution.chosen),
     }

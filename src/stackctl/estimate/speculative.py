@@ -114,10 +114,15 @@ def speed_estimate(
 def speculative_basis(request: EstimateRequest, speed: SpeedEstimate) -> list[str]:
     if speed.spec_tokens_per_step is None:
         return []
-    given = "given" if request.spec_acceptance else "assumed (catalog/backends.yaml speculative)"
+    given = (
+        f"{request.spec_acceptance:g} given"
+        if request.spec_acceptance
+        else "assumed (catalog/backends.yaml speculative)"
+    )
     return [
         f"speculative ({request.spec_type}): {request.spec_draft_n} drafted tokens per step, "
         f"acceptance {given}; {speed.spec_tokens_per_step:.2f} tokens per step "
-        f"(Leviathan et al. 2023); verify reads dense weights once and the experts of all "
-        f"{request.spec_draft_n + 1} tokens; plain decode {speed.tg_tps_plain} tok/s"
+        f"(Leviathan et al. 2023); one verify pass reads the weights once (for an MoE, the "
+        f"experts any of the {request.spec_draft_n + 1} tokens routes to); plain decode "
+        f"{speed.tg_tps_plain} tok/s"
     ]

@@ -59,6 +59,16 @@ class ModelArtefact(StrictModel):
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
     engine: Literal["llama.cpp", "ds4"] = "llama.cpp"
+    tensor_mix: TensorMix | None = None
+
+
+class TensorMix(StrictModel):
+    """A file whose tensors are not the quant's usual recipe: each type's share of the weights.
+
+    The quality score weighs each type's published loss by its share (catalog/quality.yaml)."""
+
+    shares: dict[str, float] = Field(description="quant type -> share of the parameters")
+    source: str
 
 
 class Catalog(StrictModel):

@@ -20,7 +20,7 @@ class QualityRule(StrictModel):
     base: str
     moe_effective: str
     points_per_pct: float
-    evidence_weight: float
+    size_weight: float = Field(description="policy: size rule's share once benchmarks exist")
     card_fit_points: dict[CardVerdict, float]
 
 
@@ -28,6 +28,10 @@ class WorkloadPolicy(StrictModel):
     benchmarks: list[str] = Field(default_factory=list)
     moe_penalty: float = 0.0
     prefer_long_context: bool = False
+    speed_points_per_doubling: float = Field(
+        0.0, ge=0, description="policy: points per doubling of decode speed above the floor"
+    )
+    speed_points_cap: float = Field(0.0, ge=0, description="policy: the most speed can add")
 
 
 class BenchmarkFigure(StrictModel):
@@ -107,9 +111,30 @@ class QuirksFile(StrictModel):
     quirks: list[Quirk]
 
 
+class MtpReference(StrictModel):
+    """The box and file an MTP speed-up was measured on (declared hardware names)."""
+
+    system: str
+    ram_gib: float
+    backend: str
+    quant: str
+
+
 class MtpSpeedup(StrictModel):
-    speedup: float = Field(gt=1)
+    speedup: float = Field(gt=1, description="measured on `reference`")
     n_max: int = Field(ge=1)
+    acceptance: float = Field(gt=0, lt=1, description="per drafted token, measured")
+    reference: MtpReference
+    source: str
+
+
+class DraftRule(StrictModel):
+    """A draft model for a target model: its file, and the acceptance measured for the pair."""
+
+    draft: str = Field(description="catalog model id of the draft")
+    quant: str
+    acceptance: float = Field(gt=0, lt=1, description="per drafted token")
+    n_max: int = Field(ge=1, description="--spec-draft-n-max")
     source: str
 
 
@@ -137,7 +162,9 @@ class RuntimeFile(StrictModel):
     kv_source: str
     speculative_max_users: int
     speculative_source: str
+    speculative_min_gain: float = Field(gt=1, description="policy: predicted gain it must bring")
     mtp: dict[str, MtpSpeedup] = Field(default_factory=dict)
+    drafts: dict[str, DraftRule] = Field(default_factory=dict, description="target id -> draft")
     backends_by_vendor: dict[str, list[str]]
     backend_points: dict[str, float] = Field(default_factory=dict, description="policy")
     ubatch: list[UbatchRule] = Field(default_factory=list)

@@ -75,9 +75,19 @@ class Placement(StrictModel):
     tensor_split: list[float] | None = Field(None, description="per-GPU share of layers")
 
 
+class DraftChoice(StrictModel):
+    """The draft model llama-server loads next to the main one (`--spec-draft-model`)."""
+
+    id: str
+    quant: str
+    artefact: ArtefactPin
+    acceptance: float = Field(description="per-token acceptance the prediction assumes")
+
+
 class Speculative(StrictModel):
     kind: Literal["mtp", "draft", "none"] = "none"
     draft_model: str | None = None
+    draft: DraftChoice | None = None
     n_max: int | None = None
     speedup: float | None = Field(None, description="measured decode speed-up applied")
     source: str | None = None
