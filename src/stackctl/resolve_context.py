@@ -75,8 +75,10 @@ def grow_context(
     best, tried = chosen, [str(chosen.ctx)]
     stop = f"the model's native limit is {chosen.entry.ctx_native}"
     for ctx in context_steps(chosen.ctx, chosen.entry.ctx_native):
+        # a fresh evaluation: placement and speculative decoding are decided again at this ctx
         trial = replace(chosen, ctx=ctx, kv=kv_type(ctx, policy), reject=None, estimate=None,
-                        evaluated=False, basis=[], placement=Placement(ngl=0))  # fmt: skip
+                        evaluated=False, basis=[], placement=Placement(ngl=0),
+                        speculative=None)  # fmt: skip
         evaluate(trial)
         why = _stop_reason(chosen, trial, spec, decode)
         if why is not None:

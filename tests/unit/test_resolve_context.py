@@ -3,6 +3,8 @@ fits without moving weights off the GPU and keeps decode at half-depth above the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from stackctl.catalog import load_catalog
@@ -10,7 +12,8 @@ from stackctl.detect import declare_hardware
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.spec import StackSpec
 from stackctl.resolve import Resolver, make_resolver
-from stackctl.resolve_context import context_steps
+from stackctl.resolve_context import context_steps, grow_context
+from stackctl.resolve_eval import Candidate
 from stackctl.resources import catalog_dir
 
 
@@ -66,3 +69,20 @@ def test_chat_keeps_the_stack_context(resolver: Resolver) -> None:
     result = resolver.resolve(spec, _rtx_4090())
     assert result.chosen.ctx == 8192
     assert "does not prefer long context" in _context_line(result.chosen.basis)
+
+
+def test_a_grown_context_decides_speculative_decoding_again(resolver: Resolver) -> None:
+    """A larger context is evaluated afresh: where its evaluation does not turn speculative
+    decoding on, the grown stack has none (not the smaller context's plan)."""
+    spec = StackSpec(name="t", workload="agentic", context=65536)
+    chosen = resolver.resolve(spec, _rtx_4090()).chosen
+    assert chosen.speculative is not None  # MTP on the 4090
+    base = replace(chosen, ctx=65536, basis=[])
+
+    def evaluate_without_speculative(trial: Candidate) -> None:
+        trial.evaluated, trial.placement = True, base.placement  # fits, same place, no MTP
+
+    grown = grow_context(base, spec, resolver.policy, evaluate_without_speculative,
+                         lambda _c, _d: 100.0)  # fmt: skip
+    assert grown.ctx > 65536
+    assert grown.speculative is None
