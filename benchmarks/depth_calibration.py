@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.catalog import EstimateCatalog, load_estimate_catalog
 from stackctl.estimate.depth_check import (
     DepthRow,
     catalog_ratios,
@@ -33,8 +33,7 @@ from stackctl.resources import catalog_dir
 ROWS = Path(__file__).resolve().parents[1] / "tests/data/estimate/depth_reference.yaml"
 
 
-def fit_row(row: DepthRow) -> dict[str, Any]:
-    catalog = load_estimate_catalog(catalog_dir())
+def fit_row(row: DepthRow, catalog: EstimateCatalog) -> dict[str, Any]:
     factors = catalog.backends.backends[row.backend]
     speeds = row_speeds(row, catalog)
     dec = decode_efficiencies({row.backend: factors}, set())[0][row.backend]
@@ -91,7 +90,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args()
     rows = load_depth_rows(ROWS)
-    fits = [fit_row(row) for row in rows]
+    catalog = load_estimate_catalog(catalog_dir())
+    fits = [fit_row(row, catalog) for row in rows]
     print_report(fits)
     if args.json:
         args.json.write_text(json.dumps(fits, indent=1) + "\n", encoding="utf-8")

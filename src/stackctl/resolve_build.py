@@ -95,7 +95,7 @@ def speculative_for(c: Candidate) -> tuple[Speculative, str]:
         )
     if plan.kind == "mtp":
         return (
-            Speculative(kind="mtp", n_max=plan.n_max, speedup=None, source=plan.source),
+            Speculative(kind="mtp", n_max=plan.n_max, source=plan.source),
             f"speculative: MTP heads, n_max {plan.n_max} ({plan.source})",
         )
     rule, a = plan.draft, plan.draft_artefact

@@ -90,9 +90,7 @@ def _option(
     return _Option(plan, f"draft {rule.draft} {rule.quant}")
 
 
-def _why_not(result: Estimate | str, c: Candidate, tg: float, min_gain: float) -> str | None:
-    if isinstance(result, str):
-        return f"estimator: {result}"
+def _why_not(result: Estimate, c: Candidate, tg: float, min_gain: float) -> str | None:
     if not result.fits:
         short = max(d.shortfall_bytes for d in result.memory.devices)
         return f"does not fit beside the model ({short / GIB:.1f} GiB short)"
@@ -125,9 +123,12 @@ def try_speculative(
                        f"(> {rt.speculative_max_users}: {rt.speculative_source})")  # fmt: skip
         return
     result = estimate_placed(session, c, hw, users, **option.plan.request_fields())
-    tg = option.plan.calibrated(result.speed.tg_tps, c.tg) if not isinstance(result, str) else 0.0
+    if isinstance(result, str):
+        c.basis.append(f"speculative: {option.label}: estimator: {result}: off")
+        return
+    tg = option.plan.calibrated(result.speed.tg_tps, c.tg)
     why = _why_not(result, c, tg, rt.speculative_min_gain)
-    if why is not None or isinstance(result, str):
+    if why is not None:
         c.basis.append(f"speculative: {option.label}: {why}: off")
         return
     scale = tg / result.speed.tg_tps if result.speed.tg_tps else 1.0

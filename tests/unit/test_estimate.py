@@ -9,12 +9,12 @@ import pytest
 
 from stackctl.cli import main
 from stackctl.errors import EstimateError
-from stackctl.estimate import estimate, load_estimate_catalog, lookup_model
+from stackctl.estimate import estimate, hosts, load_estimate_catalog, lookup_model
 from stackctl.estimate.catalog import EstimateCatalog, lookup_quant
 from stackctl.estimate.gguf import read_gguf
 from stackctl.estimate.shapes import write_catalog_shape
 from stackctl.models.estimate import EstimateRequest
-from stackctl.models.hardware import CpuInfo, HardwareProfile, MemoryInfo, OsInfo
+from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
 
 REAL_GEMMA = Path("/var/cache/stackctl/mirror/gemma-3-270m-q4_k_m.gguf")
@@ -28,12 +28,7 @@ def cat() -> EstimateCatalog:
 
 
 def cpu_host(ram_gib: int = 22) -> HardwareProfile:
-    return HardwareProfile(
-        name="t",
-        cpu=CpuInfo(arch="x86_64", cores=2, threads=2, flags=["avx2"]),
-        memory=MemoryInfo(total_bytes=ram_gib << 30, available_bytes=ram_gib << 30),
-        os=OsInfo(system="linux"),
-    )
+    return hosts.cpu_host(2, ["avx2"], memory_bytes=ram_gib << 30)
 
 
 @pytest.mark.parametrize("name", ["Qwen3-30B-A3B", "qwen3:30b-a3b", "Qwen/Qwen3-30B-A3B"])

@@ -7,6 +7,7 @@ import pytest
 from stackctl.errors import EstimateError
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.hosts import cpu_host
 from stackctl.estimate.speed import DeviceSpeed, speculative_tps, verify_devices
 from stackctl.models.estimate import Estimate, EstimateRequest
 from stackctl.models.hardware import (
@@ -142,12 +143,7 @@ def test_verify_reads_more_experts() -> None:
 
 
 def test_assumed_cpu_bandwidth_is_flagged(cat: EstimateCatalog) -> None:
-    hw = HardwareProfile(
-        name="t",
-        cpu=CpuInfo(arch="x86_64", cores=2, threads=2, flags=["avx2"]),
-        memory=MemoryInfo(total_bytes=8 * GIB, available_bytes=8 * GIB),
-        os=OsInfo(system="linux"),
-    )
+    hw = cpu_host(2, ["avx2"], memory_bytes=8 * GIB)
     result = estimate(EstimateRequest(model="gemma-3-270m", quant="Q4_K_M"), hw, catalog=cat)
     assert any("ASSUMED" in line for line in result.basis)
     low, high = result.speed.tg_tps_range

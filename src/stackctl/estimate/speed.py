@@ -189,34 +189,23 @@ EfficiencySet = dict[str, Efficiency]
 def decode_efficiencies(
     factors: Mapping[str, BackendFactors], assumed: set[str]
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
-    """(mid, low, high) decode efficiencies per backend; assumed bandwidth widens the range."""
-    mid, low, high = {}, {}, {}
+    """(mid, low, high) decode efficiencies per backend; assumed bandwidth widens the range.
+
+    "low" is the slowest end: least efficient and the most per-layer overhead."""
+    sets: tuple[EfficiencySet, EfficiencySet, EfficiencySet] = ({}, {}, {})
     for name, f in factors.items():
-        lo_bw, hi_bw = f.assumed_bandwidth_range if name in assumed else (1.0, 1.0)
-        kv_mid, (kv_lo, kv_hi) = f.kv_read_efficiency, f.kv_read_range
-        if kv_mid is None:  # no depth measurement: the KV streams like the weights
-            kv_mid, kv_lo, kv_hi = f.decode_efficiency, *f.decode_range
-        ms = 1e-3  # the catalog gives the per-layer overhead in milliseconds
-        lay_lo, lay_hi = f.layer_overhead_range
-        mid[name] = Efficiency(
-            f.decode_efficiency,
-            f.attention_decode_efficiency,
-            kv=kv_mid,
-            layer_s=f.layer_overhead_ms * ms,
-        )
-        low[name] = Efficiency(  # slowest: least efficient, most overhead
-            f.decode_range[0] * lo_bw,
-            f.attention_decode_range[0],
-            kv=kv_lo * lo_bw,
-            layer_s=lay_hi * ms,
-        )
-        high[name] = Efficiency(
-            f.decode_range[1] * hi_bw,
-            f.attention_decode_range[1],
-            kv=kv_hi * hi_bw,
-            layer_s=lay_lo * ms,
-        )
-    return mid, low, high
+        bandwidth = (1.0, *f.assumed_bandwidth_range) if name in assumed else (1.0, 1.0, 1.0)
+        weights = (f.decode_efficiency, *f.decode_range)
+        kv = weights  # no depth measurement: the KV streams like the weights
+        if f.kv_read_efficiency is not None:
+            kv = (f.kv_read_efficiency, *f.kv_read_range)
+        attention = (f.attention_decode_efficiency, *f.attention_decode_range)
+        low_ms, high_ms = f.layer_overhead_range
+        layer_ms = (f.layer_overhead_ms, high_ms, low_ms)
+        for i, out in enumerate(sets):
+            out[name] = Efficiency(weights[i] * bandwidth[i], attention[i],
+                                   kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3)  # fmt: skip
+    return sets
 
 
 def prefill_efficiencies(

@@ -89,7 +89,6 @@ class Speculative(StrictModel):
     draft_model: str | None = None
     draft: DraftChoice | None = None
     n_max: int | None = None
-    speedup: float | None = Field(None, description="measured decode speed-up applied")
     source: str | None = None
 
 
