@@ -17,10 +17,10 @@ from typing import Any
 
 from stackctl.catalog import load_catalog
 from stackctl.cli.hardware_args import load_profile
-from stackctl.cli.pipeline import Inputs, lock_inputs
 from stackctl.detect import declare_hardware
 from stackctl.lock import make_lockfile, read_lockfile, write_lockfile
 from stackctl.models.lock import Lockfile
+from stackctl.pipeline import Inputs, lock_inputs
 from stackctl.resolve import resolve_stack
 from stackctl.resources import catalog_dir
 from stackctl.spec import load_stack

@@ -9,18 +9,7 @@ from typing import Any
 
 from stackctl import layout
 from stackctl.cli.output import info, print_json
-from stackctl.cli.pipeline import (
-    Inputs,
-    add_stack_options,
-    default_lock_path,
-    default_render_dir,
-    load_inputs,
-    make_lock,
-    mirror_dir,
-    read_lock,
-    render_lock,
-    require_fresh,
-)
+from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
 from stackctl.errors import ApplyError
 from stackctl.lock import fill_fetched_pins, write_lockfile
@@ -28,6 +17,15 @@ from stackctl.mirror import find_in_mirror
 from stackctl.models.apply import PlaybookResult, SmokeResult
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.pipeline import (
+    Inputs,
+    default_lock_path,
+    default_render_dir,
+    make_lock,
+    read_lock,
+    render_lock,
+    require_fresh,
+)
 from stackctl.service import base_url
 
 

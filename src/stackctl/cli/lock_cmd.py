@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.cli.output import info, print_json
-from stackctl.cli.pipeline import (
-    add_stack_options,
-    default_lock_path,
-    inputs_for_lock,
-    load_inputs,
-    lock_inputs,
-    make_lock,
-    read_lock,
-)
+from stackctl.cli.pipeline import add_stack_options, inputs_for_lock, load_inputs
 from stackctl.errors import EXIT_STALE_LOCK
 from stackctl.lock import check_lockfile, lockfile_text, write_lockfile
+from stackctl.pipeline import default_lock_path, lock_inputs, make_lock, read_lock
 
 
 def register(sub: Any) -> None:

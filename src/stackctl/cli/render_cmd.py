@@ -8,7 +8,7 @@ from typing import Any
 
 from stackctl.cli.hardware_args import add_hardware_options, hardware_from_args
 from stackctl.cli.output import info, print_json
-from stackctl.cli.pipeline import default_lock_path, default_render_dir, read_lock, render_lock
+from stackctl.pipeline import default_lock_path, default_render_dir, read_lock, render_lock
 from stackctl.spec import load_stack, stack_path
 
 
