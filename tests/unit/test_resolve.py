@@ -239,17 +239,19 @@ def test_threads_unknown_without_cpu_emits_no_flag(resolver: Resolver) -> None:
 def test_layer_search_matches_the_estimators_auto(resolver: Resolver, hw: dict[str, Any]) -> None:
     """The resolver's guess-and-step search for -ngl finds what `ngl=auto` finds (speed fix)."""
     from stackctl.lock import hardware_sha256
-    from stackctl.resolve import enumerate_candidates
-    from stackctl.resolve_eval import FULL, _estimate, _most_layers, _request
+    from stackctl.resolve import candidates_in_score_order
+    from stackctl.resolve.candidate import FULL
+    from stackctl.resolve.place import _most_layers
+    from stackctl.resolve.session import estimate_cached, request_for
 
     hardware = declare_hardware(**hw)
     key = hardware_sha256(hardware)
     spec = StackSpec(name="t", workload="chat", context=8192)
-    cands = [c for c in enumerate_candidates(spec, hardware, resolver, context=8192)
+    cands = [c for c in candidates_in_score_order(spec, hardware, resolver, context=8192)
              if c.entry.id == "llama-3.1-70b" and c.backend == "cuda"]  # fmt: skip
     s = resolver.session
-    full = _estimate(s, _request(cands[0], hardware, 1, ngl=FULL), hardware, key)
-    auto = _estimate(s, _request(cands[0], hardware, 1, ngl="auto"), hardware, key)
+    full = estimate_cached(s, request_for(cands[0], hardware, 1, ngl=FULL), hardware, key)
+    auto = estimate_cached(s, request_for(cands[0], hardware, 1, ngl="auto"), hardware, key)
     assert not isinstance(full, str)
     assert not full.fits  # the case the search is for
     found = _most_layers(s, cands[0], hardware, key, 1, full)

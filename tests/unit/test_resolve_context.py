@@ -12,8 +12,8 @@ from stackctl.detect import declare_hardware
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.spec import StackSpec
 from stackctl.resolve import Resolver, make_resolver
-from stackctl.resolve_context import context_steps, grow_context
-from stackctl.resolve_eval import Candidate
+from stackctl.resolve.candidate import Candidate
+from stackctl.resolve.context import context_steps, grow_context
 from stackctl.resources import catalog_dir
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from stackctl.models.policy import Policy
 from stackctl.models.resolved import Placement
 from stackctl.models.spec import StackSpec
-from stackctl.resolve_eval import Candidate
+from stackctl.resolve.candidate import Candidate
 
 Evaluate = Callable[[Candidate], None]
 DecodeAt = Callable[[Candidate, int], float | None]  # tok/s at a depth, None if not modelled

@@ -18,6 +18,9 @@ class Score:
     basis: tuple[str, ...]
 
 
+UNSCORED = Score(0.0, ("not scored yet",))
+
+
 def is_moe(entry: ModelEntry) -> bool:
     return entry.moe is not None
 
