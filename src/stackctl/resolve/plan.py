@@ -73,7 +73,7 @@ def candidates_in_score_order(
     """Stages 1-3: enumerate, screen, prescore."""
     cands = enumerate_candidates(hardware, loaded, context=context)
     screen_all(cands, spec, hardware, loaded.policy)
-    return prescore(cands, spec, hardware, loaded.policy)
+    return prescore(cands, spec, hardware, loaded.policy, loaded.session.estimates.models)
 
 
 def resolve_plan(

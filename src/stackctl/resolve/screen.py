@@ -63,6 +63,8 @@ def screen(c: Candidate, spec: StackSpec, hardware: HardwareProfile, policy: Pol
     reason = _pin_reason(spec, c.artefact, c.backend) or _preference_reason(
         spec, c.entry, c.artefact
     )
+    if reason is None and c.artefact.kind == "base" and spec.pin is None:
+        reason = "a base (pretrained) model has no chat template: used only when pinned"
     if reason is None and c.ctx > c.entry.ctx_native:
         reason = f"context: model's native {c.entry.ctx_native} < {c.ctx} asked per user"
     weights = _approx_weights(c.entry, c.artefact, policy)
