@@ -56,6 +56,7 @@ class BenchmarkFigure(StrictModel):
 
 class ModelQuality(StrictModel):
     params_b: float | None = None
+    params_active_b: float | None = None
     params_source: str | None = None
     card: str | None = None
     card_fit: dict[str, CardVerdict] = Field(default_factory=dict)

@@ -61,7 +61,12 @@ def params_of(model_id: str, entry: ModelEntry | None, quality: QualityFile) -> 
     """(total, active) in billions, 0 where unknown; quality.yaml params_b fills the gaps."""
     extra = quality.models.get(model_id)
     total = (entry.params_total if entry else None) or (extra.params_b if extra else None) or 0.0
-    active = (entry.params_active if entry else None) or total
+    dense = entry is not None and entry.moe is None
+    active = (
+        (entry.params_active if entry else None)
+        or (extra.params_active_b if extra else None)
+        or (total if dense else 0.0)
+    )
     return float(total), float(active)
 
 
