@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.spec import StackSpec
-from stackctl.resolve.candidate import Candidate
+from stackctl.resolve.candidate import GIB, Candidate
 from stackctl.resolve.place import place_ds4, place_llamacpp
 from stackctl.resolve.prescore import score_order
 from stackctl.resolve.score import with_speed
@@ -19,8 +19,25 @@ def evaluate(c: Candidate, spec: StackSpec, hardware: HardwareProfile, loaded: L
         place_ds4(c, hardware, loaded.policy, spec.users)
     else:
         place_llamacpp(loaded.session, c, hardware, spec.users)
+        check_file_size(c)
         try_speculative(c, hardware, spec.users, session=loaded.session,
                         policy=loaded.policy, catalog=loaded.catalog)  # fmt: skip
+
+
+def check_file_size(c: Candidate) -> None:
+    """A file larger than its quant recipe predicts (dynamic quants upcast some tensors) must
+    still fit: the excess, from the published size, has to fit in the headroom left."""
+    est, size = c.estimate, c.artefact.size
+    if c.reject is not None or est is None or not size or size <= est.memory.weights_bytes:
+        return
+    excess = size - est.memory.weights_bytes
+    headroom = sum(max((d.budget_bytes or 0) - d.total_bytes, 0) for d in est.memory.devices)
+    line = (f"weights: the file is {size / GIB:.1f} GiB (published size), "
+            f"{excess / GIB:.1f} GiB more than the {c.artefact.quant} recipe estimate")  # fmt: skip
+    if headroom < excess:
+        c.reject = f"does not fit: {line}; {headroom / GIB:.1f} GiB of headroom left"
+        return
+    c.basis.append(f"{line}; within the {headroom / GIB:.1f} GiB of headroom")
 
 
 def meets_floor(c: Candidate, spec: StackSpec) -> bool:

@@ -28,7 +28,7 @@ PARAMS_TOTAL = "log2_params_total"
 PARAMS_ACTIVE = "log2_params_active"
 MIN_PAIRS = 4  # models measured on both items before a line between them is trusted
 MIN_MEASURED = 3  # models measured on an item before it has a catalog mean and sd
-BROAD = 8  # an item measured on this many models is broad: its imputed figure predicts others
+BROAD = 12  # an item measured on this many models is broad: its imputed figure predicts others
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Line:
     slope: float
     resid_sd: float
     n: int
+    low: float  # the predictor's range over the fitted models: no extrapolation past it
+    high: float
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _stats(raw: Mapping[str, Mapping[str, float]]) -> dict[str, tuple[float, flo
     }
 
 
-def _fit(xs: list[float], ys: list[float]) -> Line | None:
+def _fit(xs: list[float], ys: list[float], floor_slope: float | None = None) -> Line | None:
     n = len(xs)
     if n < MIN_PAIRS:
         return None
@@ -106,11 +108,13 @@ def _fit(xs: list[float], ys: list[float]) -> Line | None:
     if sxx <= 0:
         return None
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    if floor_slope is not None:
+        slope = max(slope, floor_slope)
     intercept = my - slope * mx
     rss = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
     # residual sd, widened for the line's own uncertainty at a typical point
     sd = math.sqrt(rss / (n - 2)) * math.sqrt(1 + 1 / n) if n > 2 else 1.0
-    return Line(intercept, slope, max(sd, 0.05), n)
+    return Line(intercept, slope, max(sd, 0.05), n, min(xs), max(xs))
 
 
 @dataclass
@@ -124,7 +128,9 @@ class _Table:
         if key not in self.lines:
             pairs = [(zs[predictor], zs[target]) for zs in self.z.values()
                      if predictor in zs and target in zs]  # fmt: skip
-            self.lines[key] = _fit([p[0] for p in pairs], [p[1] for p in pairs])
+            # a larger model of a family is not worse: a size line never slopes down (policy)
+            floor = 0.0 if predictor.startswith("log2_params") else None
+            self.lines[key] = _fit([p[0] for p in pairs], [p[1] for p in pairs], floor)
         return self.lines[key]
 
     def predict(
@@ -137,7 +143,9 @@ class _Table:
         for predictor, (x, x_sd) in sorted({**(imputed or {}), **known}.items()):
             line = self.line(target, predictor) if predictor != target else None
             if line is not None:
-                sd = math.hypot(line.resid_sd, line.slope * x_sd)
+                # past the fitted range the line is less sure: widen by the slope x the gap
+                gap = max(line.low - x, x - line.high, 0.0)
+                sd = math.hypot(line.resid_sd, line.slope * x_sd, line.slope * gap / 2)
                 preds.append((line.intercept + line.slope * x, sd, predictor))
         if not preds:
             return None

@@ -153,7 +153,11 @@ def _closest(spec: StackSpec, hardware: HardwareProfile, resolver: Resolver) -> 
 def _no_stack(
     spec: StackSpec, hardware: HardwareProfile, resolver: Resolver, cands: list[Candidate]
 ) -> ResolutionError:
-    details = [f"{c.label}: {c.reject}" for c in cands if c.reject][:12]
+    # what the box could not do first; what the stack ruled out (pins, preferences) after
+    ruled_out = ("pin:", "preference:")
+    rejected = sorted((c for c in cands if c.reject),
+                      key=lambda c: (c.reject or "").startswith(ruled_out))  # fmt: skip
+    details = [f"{c.label}: {c.reject}" for c in rejected][:12]
     what = f"{spec.workload} with {spec.context} tokens for {spec.users} user(s)"
     if spec.pin:
         what = f"pinned {spec.pin.model} {spec.pin.quant or ''}".rstrip() + f" ({what})"
