@@ -86,9 +86,19 @@ class QuantQuality(StrictModel):
     native_for: list[str] = Field(default_factory=list, description="families released so")
 
 
+class SizeScaling(StrictModel):
+    """Larger models lose less to the same quant: loss x (reference / total params) ^ exponent."""
+
+    reference_params_b: float = Field(gt=0)
+    exponent: float = Field(ge=0)
+    bounds: tuple[float, float] = (0.5, 2.0)
+    source: str
+
+
 class QuantQualityFile(StrictModel):
     schema_version: Literal[1]
     fallback: Literal["nearest_lower_bpw"]
+    size_scaling: SizeScaling | None = None
     quants: dict[str, QuantQuality]
 
 

@@ -170,6 +170,13 @@ def quality_score(
     loss, loss_basis = (
         mixed_quant_loss(mix, family, policy) if mix else quant_loss(quant, family, policy)
     )
+    scaling = policy.quants.size_scaling
+    total, _ = params_b(entry, policy)
+    if scaling is not None and total and loss:
+        low, high = scaling.bounds
+        factor = min(max((scaling.reference_params_b / total) ** scaling.exponent, low), high)
+        loss *= factor
+        loss_basis += f"; x{factor:.2f} for {total:g}B total params ({scaling.source})"
     penalty = loss * policy.quality.rule.points_per_pct
     return Score(
         round(base.value - penalty, 2), (*base.basis, f"quant -{penalty:.1f} ({loss_basis})")
