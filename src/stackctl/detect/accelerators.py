@@ -11,8 +11,15 @@ from typing import Any, TypeVar
 from stackctl.detect import parse_amd as amd
 from stackctl.detect import parse_apple as mac
 from stackctl.detect import parse_nvidia as nv
-from stackctl.detect.chips import ChipEntry, ChipTable, match_arch, match_chips, match_pci
-from stackctl.detect.facts import MIB, GpuFacts, merge_sources
+from stackctl.detect.chips import (
+    ChipEntry,
+    ChipTable,
+    match_arch,
+    match_chips,
+    match_pci,
+    pick_variant,
+)
+from stackctl.detect.facts import GIB, MIB, GpuFacts, merge_sources
 from stackctl.detect.parse_linux import CmdlineFacts, parse_dmesg_amdgpu
 from stackctl.detect.runner import DRM_FILES, DRM_ROOT, KFD_NODES, Runner
 
@@ -191,14 +198,14 @@ def pick_chip(ctx: Context, gpu: GpuFacts) -> ChipEntry | None:
     cands = cands or match_arch(ctx.table, gpu.vendor, gpu.arch)
     if len(cands) > 1 and gpu.gpu_cores:
         cands = [c for c in cands if c.gpu_cores in {None, gpu.gpu_cores}]
-    if len(cands) > 1 and len({c.bandwidth_gbps for c in cands}) > 1:
-        ids = ", ".join(c.id for c in cands)
-        ctx.warnings.append(
-            f"'{gpu.name or gpu.arch}' fits several known chips ({ids}); figures not used"
-        )
-        return None
+    if len(cands) > 1 and gpu.memory_bytes and not gpu.unified:
+        # 'RTX 3060' is a 12 GB and an 8 GB card: the memory the tool shows settles it
+        sized = [
+            c for c in cands if c.memory_gib and abs(c.memory_gib - gpu.memory_bytes / GIB) < 2
+        ]
+        cands = sized or cands
     if cands:
-        return cands[0]
+        return pick_variant("GPU", gpu.name or gpu.arch or "?", cands, None, ctx.warnings)
     cpu = ctx.cpu_chip
     # An APU's GPU seen only through sysfs: the CPU names the chip.
     if cpu is not None and cpu.kind == "apu" and cpu.vendor == gpu.vendor and not gpu.name:
