@@ -33,7 +33,6 @@ class ChipEntry(StrictModel):
     bandwidth_source: str | None = None
     peak_tflops_fp16: float | None = None
     peak_source: str | None = None
-    pci_ids: list[str] = Field(default_factory=list)
     gpu_cores: int | None = None
     cpu_model: str | None = None
     cpu_arch: str | None = None
@@ -61,6 +60,7 @@ class GpuFamily(StrictModel):
     vendor: Literal["nvidia", "amd", "intel"]
     arch: str
     chips: list[str]
+    integrated: bool = False
 
 
 class TensorRate(StrictModel):
@@ -195,10 +195,13 @@ def match_arch(table: ChipTable, vendor: str, arch: str | None) -> list[ChipEntr
     return [c for c in table.chips if c.vendor == vendor and c.arch == arch and c.has_gpu]
 
 
-def match_pci(table: ChipTable, pci_id: str | None) -> list[ChipEntry]:
-    if not pci_id:
-        return []
-    return [c for c in table.chips if pci_id.lower() in c.pci_ids]
+def family_of(table: ChipTable, vendor: str, die: str | None) -> GpuFamily | None:
+    """The die -> arch row for a die name ('Navi 31', 'Phoenix3', 'GA102')."""
+    key = (die or "").strip().lower()
+    return next(
+        (f for f in table.gpu_families if f.vendor == vendor and key in map(str.lower, f.chips)),
+        None,
+    )
 
 
 def closest_names(table: ChipTable, name: str, *, gpu: bool | None = None, n: int = 5) -> list[str]:

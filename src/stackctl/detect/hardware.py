@@ -12,9 +12,12 @@ from stackctl.detect.accelerators import (
     apple_sources,
     nvidia_sources,
     probe,
+    vulkan_gpus,
+    vulkaninfo_devices,
 )
 from stackctl.detect.chips import ChipEntry, ChipTable, load_chip_table, match_chips
 from stackctl.detect.facts import CpuFacts, GpuFacts, to_int
+from stackctl.detect.parse_psutil import PsutilFacts, parse_psutil
 from stackctl.detect.runner import Runner
 from stackctl.detect.settle import settle
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
@@ -44,7 +47,9 @@ def _cpu_facts(ctx: Context, uname: lx.UnameFacts | None) -> tuple[CpuFacts, str
             CpuFacts(
                 model=sysctl.get("machdep.cpu.brand_string") or ctx.mac.chip,
                 arch=sysctl.get("hw.machine"),
-                cores=to_int(sysctl.get("hw.physicalcpu")) or ctx.mac.cores,
+                cores=to_int(sysctl.get("hw.physicalcpu"))
+                or _perflevel_cores(sysctl)
+                or ctx.mac.cores,
                 threads=to_int(sysctl.get("hw.logicalcpu")) or to_int(sysctl.get("hw.ncpu")),
                 performance_cores=to_int(sysctl.get("hw.perflevel0.physicalcpu"))
                 or ctx.mac.performance_cores,
@@ -53,9 +58,18 @@ def _cpu_facts(ctx: Context, uname: lx.UnameFacts | None) -> tuple[CpuFacts, str
                 flags=mac.sysctl_flags(sysctl),
             ),
         )
+    _fill(cpu, CpuFacts(cores=ctx.psutil.cpu_physical, threads=ctx.psutil.cpu_logical))
     if uname is not None and uname.machine:
         cpu.arch = uname.machine  # the contract: what `uname -m` prints
     return cpu, board
+
+
+def _perflevel_cores(sysctl: dict[str, str]) -> int | None:
+    """A partial `sysctl` without hw.physicalcpu: the cores of every perflevel add up."""
+    counts = [
+        to_int(v) for k, v in sysctl.items() if re.fullmatch(r"hw\.perflevel\d+\.physicalcpu", k)
+    ]
+    return sum(c for c in counts if c) or None
 
 
 def _cpu_arch(cpu: CpuFacts, chip: ChipEntry | None, accels: list[Accelerator]) -> str | None:
@@ -83,6 +97,8 @@ def _cpu_chip(table: ChipTable, cpu: CpuFacts, board: str | None) -> ChipEntry |
 
 def _memory(ctx: Context) -> MemoryInfo:
     total, avail = probe(ctx, "/proc/meminfo", lx.parse_meminfo, file=True) or (None, None)
+    if ctx.psutil.memory_total:  # psutil first: the same call on Linux and macOS
+        total, avail = ctx.psutil.memory_total, ctx.psutil.memory_available or avail
     if total is None:
         total, avail2 = probe(ctx, "free.txt", lx.parse_free) or (None, None)
         avail = avail or avail2
@@ -129,7 +145,7 @@ def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]
     llama = probe(ctx, "llama-list-devices.txt", mac.parse_llama_devices) or []
     nvidia = nvidia_sources(ctx)
     if not nvidia:
-        nvidia = [g for g in llama if g.vendor == "nvidia"]
+        nvidia = [g for g in llama if g.vendor == "nvidia"] or vulkan_gpus(ctx, "nvidia")
     amd, rocm = amd_sources(ctx)
     if not amd:
         amd = [g for g in llama if g.vendor == "amd"]
@@ -143,6 +159,7 @@ def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]
 def _context(runner: Runner, table: ChipTable | None) -> Context:
     ctx = Context(runner=runner, table=table or load_chip_table())
     ctx.sysctl = probe(ctx, "sysctl.txt", mac.parse_sysctl) or {}
+    ctx.psutil = probe(ctx, "psutil.txt", parse_psutil) or PsutilFacts()
     ctx.mac = (
         probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
         or probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
@@ -167,7 +184,7 @@ def detect_hardware(runner: Runner, *, table: ChipTable | None = None) -> Hardwa
     if npus:
         ctx.warnings.append(f"NPU agent(s) {', '.join(npus)} found; not counted as accelerators")
     cpu_info = _cpu_info(ctx, cpu, accels)
-    vulkan = probe(ctx, "vulkaninfo.txt", mac.parse_vulkaninfo) or []
+    vulkan = vulkaninfo_devices(ctx)
     _lspci_check(ctx, accels)
     name = runner.label or (uname.hostname if uname else None) or "localhost"
     return HardwareProfile(

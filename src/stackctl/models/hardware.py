@@ -77,6 +77,7 @@ class VulkanDevice(StrictModel):
     device_id: str | None = None
     driver_name: str | None = None
     driver_info: str | None = None
+    driver_version: str | None = None
     api_version: str | None = None
 
 
