@@ -235,8 +235,12 @@ def _product_names(pci: PciGpu) -> list[str]:
     lists the products sharing a device ID with the words they share written once."""
     first, *rest = [p.strip() for p in pci.product.split("/")]
     words = first.split()
-    stem = " ".join(words[:-1]) if len(words) > 1 else ""
-    return [first] + [f"{stem} {r}".strip() if len(r.split()) < len(words) else r for r in rest]
+    out = [first]
+    for alt in rest:
+        head = alt.split()[0] if alt.split() else ""
+        cut = words.index(head) if head in words else max(len(words) - len(alt.split()), 0)
+        out.append(" ".join([*words[:cut], alt]))
+    return out
 
 
 def apply_pci(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
@@ -252,11 +256,43 @@ def apply_pci(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
     return pci
 
 
+def _starts(text: str, prefixes: list[str]) -> bool:
+    return any(re.match(rf"{re.escape(p)}\b", text, re.I) for p in prefixes)
+
+
+def _bracketed(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
+    """rocm-smi prints pci.ids names ('Arcturus GL-XL [AMD Instinct MI100]'): the die names the
+    arch, the brackets the products."""
+    if not gpu.name or "[" not in gpu.name:
+        return None
+    die = gpu.name.split("[")[0].strip()
+    fam = next(
+        (f for f in ctx.table.gpu_families if f.vendor == gpu.vendor and _starts(die, f.chips)),
+        None,
+    )
+    gpu.arch = gpu.arch or (fam.arch if fam else None)
+    return PciGpu("", gpu.name, die, gpu.arch)
+
+
+def _truncated(ctx: Context, gpu: GpuFacts) -> list[ChipEntry]:
+    """nvidia-smi's table cuts long names ('NVIDIA GeForce RTX 5070 ...'): the rows the name
+    starts, where the memory shown narrows them."""
+    if not gpu.name or not gpu.name.endswith("...") or not gpu.memory_bytes:
+        return []
+    from stackctl.detect.gpudb import find_prefix, spec_chip
+
+    gib = gpu.memory_bytes / GIB
+    specs = [s for s in find_prefix(gpu.name) if s.memory_gb and abs(s.memory_gb - gib) < 1]
+    return [spec_chip(ctx.table, s) for s in specs]
+
+
 def _candidates(ctx: Context, gpu: GpuFacts, pci: PciGpu | None) -> list[ChipEntry]:
     cands = match_chips(ctx.table, gpu.name, gpu=True) if gpu.name else []
+    pci = pci or _bracketed(ctx, gpu)
     if not cands and pci is not None:
         for name in _product_names(pci):
             cands += [c for c in match_chips(ctx.table, name, gpu=True) if c not in cands]
+    cands = cands or _truncated(ctx, gpu)
     return cands or match_arch(ctx.table, gpu.vendor, gpu.arch)
 
 

@@ -120,6 +120,15 @@ def find_specs(table: ChipTable, name: str) -> list[GpuSpec]:
     return hits
 
 
+def find_prefix(name: str) -> list[GpuSpec]:
+    """Rows whose name starts with a name a tool cut short ('NVIDIA GeForce RTX 5070 ...')."""
+    key = norm_name(name.rstrip(". "))
+    if len(key) < 4:
+        return []
+    db = load_gpu_db()
+    return [db.specs[i] for k, rows in db.full.items() if k.startswith(key) for i in rows]
+
+
 def match_gpu_db(table: ChipTable, name: str) -> list[ChipEntry]:
     return [spec_chip(table, s) for s in find_specs(table, name)]
 

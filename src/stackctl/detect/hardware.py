@@ -116,7 +116,10 @@ def _os(ctx: Context, uname: lx.UnameFacts | None) -> OsInfo:
             probe(ctx, "/proc/cmdline", lx.parse_cmdline, file=True, may_be_empty=True)
             or ctx.cmdline
         )
-        ctx.warnings.extend(ctx.cmdline.warnings)
+    else:  # the kernel log prints the command line at boot
+        cmdline_text = lx.dmesg_cmdline(ctx.runner.run("dmesg-amdgpu.txt") or "")
+        ctx.cmdline = lx.parse_cmdline(cmdline_text) if cmdline_text else ctx.cmdline
+    ctx.warnings.extend(ctx.cmdline.warnings)
     system = uname.system if uname and uname.system else None
     if system is None and (ctx.sysctl or ctx.mac.chip):
         system = "darwin"
@@ -160,10 +163,11 @@ def _context(runner: Runner, table: ChipTable | None) -> Context:
     ctx = Context(runner=runner, table=table or load_chip_table())
     ctx.sysctl = probe(ctx, "sysctl.txt", mac.parse_sysctl) or {}
     ctx.psutil = probe(ctx, "psutil.txt", parse_psutil) or PsutilFacts()
-    ctx.mac = (
-        probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
-        or probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
-        or mac.MacFacts()
+    # Both forms are read (each unreadable one is reported); the JSON wins where it says more.
+    as_json = probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
+    as_text = probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
+    ctx.mac = next((m for m in (as_json, as_text) if m and m.chip), None) or (
+        as_json or as_text or mac.MacFacts()
     )
     return ctx
 
@@ -211,6 +215,7 @@ _LINUX_MARKS = (
     "cmd/rocminfo.txt",
     "cmd/rocm-smi.txt",
     "cmd/free.txt",
+    "cmd/dmesg-amdgpu.txt",
 )
 
 
@@ -258,6 +263,12 @@ def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo
 
 
 def _lspci_check(ctx: Context, accels: list[Accelerator]) -> None:
+    opencl = probe(ctx, "clinfo.txt", mac.parse_clinfo, may_be_empty=True)
+    if opencl is not None and opencl.devices and not accels:
+        ctx.warnings.append(
+            f"clinfo lists {', '.join(opencl.devices)} but no vendor tool output describes "
+            "them; OpenCL alone gives no memory size"
+        )
     devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
     vendors = {"10de": "nvidia", "1002": "amd"}
     for dev in devices:

@@ -165,6 +165,8 @@ def parse_vulkaninfo(text: str) -> list[VulkanDevice]:
             devices.append({})
             continue
         key, found, value = line.partition("=")
+        if found and not devices and key.strip() in {"apiVersion", "deviceName", "vendorID"}:
+            devices.append({})  # old vulkaninfo prints the properties without a GPU0: line
         if found and devices:
             devices[-1].setdefault(key.strip(), value.strip())
     out = []

@@ -299,6 +299,8 @@ _DMESG_INIT = re.compile(
 _DMESG_DONE = re.compile(r"Initialized amdgpu (?P<ver>[0-9.]+) \d+ for (?P<bus>[0-9a-fA-F:.]+)")
 _DMESG_MEM = re.compile(r"(\d+)M of (VRAM|GTT) memory ready")
 _DMESG_VER = re.compile(r"amdgpu version: (?P<ver>[0-9.]+)")
+# "RAM width 128bits GDDR6": graphics memory of its own, so a discrete card (APUs use DDR/LPDDR)
+_DMESG_RAM = re.compile(r"RAM width \d+bits (?P<kind>\w+)")
 
 
 def _dmesg_line(gpus: list[GpuFacts], line: str) -> None:
@@ -319,8 +321,20 @@ def _dmesg_line(gpus: list[GpuFacts], line: str) -> None:
             current().carveout_bytes = size
         else:
             current().gtt_bytes = size
+    elif m := _DMESG_RAM.search(line):
+        kind = m["kind"].upper()
+        if kind.startswith(("GDDR", "HBM")):
+            current().integrated = False
     elif m := _DMESG_ADDR.search(line):
         current().pci_bus_id = current().pci_bus_id or norm_pci(m["bus"])
+
+
+def dmesg_cmdline(text: str) -> str | None:
+    """The kernel command line as the kernel log prints it at boot."""
+    m = re.search(r"Kernel command line:\s*(.+)$", text, re.M) or re.search(
+        r"Command line:\s*(.+)$", text, re.M
+    )
+    return m.group(1).strip() if m else None
 
 
 def parse_dmesg_amdgpu(text: str) -> list[GpuFacts]:
