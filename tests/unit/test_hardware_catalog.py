@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware, load_chip_table
-from stackctl.detect.chips import closest_names, match_chips
+from stackctl.detect.chips import closest_names, match_chips, norm_name
 from stackctl.detect.gpudb import SNAPSHOT, find_specs, load_gpu_db, split_memory
 from stackctl.errors import CatalogError, HardwareError
 
@@ -44,6 +44,9 @@ def test_snapshot_rows_match_the_generator_columns() -> None:
     doc = json.loads(SNAPSHOT.read_text())
     assert doc["generated_by"] == "scripts/gen_gpu_snapshot.py"
     assert all(len(row) == len(doc["columns"]) for row in doc["rows"])
+    # the precomputed lookup keys still agree with how names are matched today
+    for row, (full, base) in zip(doc["rows"], doc["keys"], strict=True):
+        assert (full, base) == (norm_name(row[0]), split_memory(row[0])[0]), row[0]
 
 
 @pytest.mark.parametrize(

