@@ -111,3 +111,15 @@ def test_pci_snapshot_names_and_arches() -> None:
 )
 def test_norm_pci_id(vendor: str, device: str, want: str | None) -> None:
     assert norm_pci_id(vendor, device) == want
+
+
+def test_a_gpu_only_lspci_sees_is_reported(tmp_path: Path) -> None:
+    shared = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hw"
+    src = shared / "strix-halo-gmktec-rocm71" / "cmd" / "lspci.txt"
+    (tmp_path / "cmd").mkdir()
+    (tmp_path / "cmd" / "lspci.txt").write_bytes(src.read_bytes())
+    out = detect_hardware(BundleRunner(tmp_path)).model_dump(mode="json")
+    (acc,) = out["accelerators"]
+    assert (acc["vendor"], acc["arch"], acc["integrated"]) == ("amd", "gfx1151", True)
+    assert acc["pci_bus_id"] == "0000:c5:00.0"
+    assert any("driver missing" in w for w in out["warnings"])

@@ -271,6 +271,8 @@ def _bracketed(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
         None,
     )
     gpu.arch = gpu.arch or (fam.arch if fam else None)
+    if gpu.integrated is None and fam is not None:
+        gpu.integrated = fam.integrated
     return PciGpu("", gpu.name, die, gpu.arch)
 
 

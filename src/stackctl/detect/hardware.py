@@ -16,8 +16,9 @@ from stackctl.detect.accelerators import (
     vulkaninfo_devices,
 )
 from stackctl.detect.chips import ChipEntry, ChipTable, load_chip_table, match_chips
-from stackctl.detect.facts import CpuFacts, GpuFacts, to_int
+from stackctl.detect.facts import CpuFacts, GpuFacts, Vendor, norm_pci, to_int
 from stackctl.detect.parse_psutil import PsutilFacts, parse_psutil
+from stackctl.detect.pci import lookup_pci
 from stackctl.detect.runner import Runner
 from stackctl.detect.settle import settle
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
@@ -152,6 +153,9 @@ def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]
     amd, rocm = amd_sources(ctx)
     if not amd:
         amd = [g for g in llama if g.vendor == "amd"]
+    pci_devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
+    nvidia = nvidia or lspci_gpus(ctx, pci_devices, "nvidia")
+    amd = amd or lspci_gpus(ctx, pci_devices, "amd")
     apple = apple_sources(ctx, llama)
     cpu_model = rocm.cpu_model if rocm else None
     threads = rocm.cpu_threads if rocm else None
@@ -189,7 +193,7 @@ def detect_hardware(runner: Runner, *, table: ChipTable | None = None) -> Hardwa
         ctx.warnings.append(f"NPU agent(s) {', '.join(npus)} found; not counted as accelerators")
     cpu_info = _cpu_info(ctx, cpu, accels)
     vulkan = vulkaninfo_devices(ctx)
-    _lspci_check(ctx, accels)
+    _clinfo_check(ctx, accels)
     name = runner.label or (uname.hostname if uname else None) or "localhost"
     return HardwareProfile(
         name=name,
@@ -262,22 +266,49 @@ def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo
     )
 
 
-def _lspci_check(ctx: Context, accels: list[Accelerator]) -> None:
+def _clinfo_check(ctx: Context, accels: list[Accelerator]) -> None:
     opencl = probe(ctx, "clinfo.txt", mac.parse_clinfo, may_be_empty=True)
     if opencl is not None and opencl.devices and not accels:
         ctx.warnings.append(
             f"clinfo lists {', '.join(opencl.devices)} but no vendor tool output describes "
             "them; OpenCL alone gives no memory size"
         )
-    devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
-    vendors = {"10de": "nvidia", "1002": "amd"}
+
+
+_PCI_VENDORS = {"nvidia": "10de", "amd": "1002"}
+
+
+def lspci_gpus(ctx: Context, devices: list[lx.PciDevice], vendor: Vendor) -> list[GpuFacts]:
+    """A GPU only lspci sees (no driver tool answered) is still reported, named by its ID (or
+    by lspci's own name where the ID table lacks it)."""
+    out: list[GpuFacts] = []
     for dev in devices:
-        vendor = vendors.get(dev.vendor_id)
-        if vendor and not any(a.vendor == vendor for a in accels):
-            ctx.warnings.append(
-                f"lspci shows {dev.description} at {dev.slot} but no {vendor} tool output "
-                "describes it; driver missing?"
+        if dev.vendor_id != _PCI_VENDORS.get(vendor):
+            continue
+        pci_id = f"{dev.vendor_id}:{dev.device_id}"
+        ctx.warnings.append(
+            f"lspci shows {dev.description} at {dev.slot} but no {vendor} tool output "
+            "describes it (driver missing?); reported from its PCI ID alone, memory unknown"
+        )
+        out.append(
+            GpuFacts(
+                vendor,
+                "lspci",
+                index=len(out),
+                name=None if lookup_pci(pci_id) else _lspci_name(dev.description),
+                pci_bus_id=norm_pci(dev.slot),
+                pci_id=pci_id,
             )
+        )
+    return out
+
+
+def _lspci_name(description: str) -> str | None:
+    """'Advanced Micro Devices, Inc. [AMD/ATI] Strix Halo [Radeon ...]' -> 'Strix Halo [...]'."""
+    name = re.sub(
+        r"^(Advanced Micro Devices, Inc\. \[AMD/ATI\]|NVIDIA Corporation)\s*", "", description
+    )
+    return name.strip() or None
 
 
 def _cpu_bw_source(chip: ChipEntry | None, sockets: int | None) -> str | None:
