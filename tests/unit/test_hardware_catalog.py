@@ -194,3 +194,12 @@ def test_split_memory_and_exact_rows() -> None:
     assert split_memory("GB10") == ("gb10", None)
     table = load_chip_table()
     assert [s.name for s in find_specs(table, "RTX 4060 Ti 8 GB")] == ["GeForce RTX 4060 Ti 8 GB"]
+
+
+def test_plan_says_which_variant_it_assumed(capsys: pytest.CaptureFixture[str]) -> None:
+    from stackctl.cli import main
+
+    assert main(["plan", "--gpu", "RTX 3060", "--ram", "64", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert any("conservative" in n and "RTX 3060 8 GB" in n for n in out["hardware_notes"])
+    assert any("42.7-89.6 GB/s" in n for n in out["hardware_notes"])
