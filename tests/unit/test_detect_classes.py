@@ -123,3 +123,12 @@ def test_a_gpu_only_lspci_sees_is_reported(tmp_path: Path) -> None:
     assert (acc["vendor"], acc["arch"], acc["integrated"]) == ("amd", "gfx1151", True)
     assert acc["pci_bus_id"] == "0000:c5:00.0"
     assert any("driver missing" in w for w in out["warnings"])
+
+
+def test_jetson_module_is_settled_by_the_box_memory() -> None:
+    ctx = _ctx(int(61.4 * GIB))  # MemTotal of a 64 GB module, less the carve-outs
+    acc = settle(ctx, GpuFacts("nvidia", "test", name="Orin (nvgpu)", index=0), 0)
+    assert acc.chip == "jetson-agx-orin-64gb"
+    assert acc.unified
+    assert acc.memory_budget_bytes == int(61.4 * GIB)
+    assert acc.bandwidth_gbps == 204.8

@@ -288,8 +288,23 @@ def _truncated(ctx: Context, gpu: GpuFacts) -> list[ChipEntry]:
     return [spec_chip(ctx.table, s) for s in specs]
 
 
+def _tegra(ctx: Context, gpu: GpuFacts) -> list[ChipEntry]:
+    """'Orin (nvgpu)': a Jetson module's iGPU; the modules share the die, and the module's
+    memory (the box's RAM) tells them apart."""
+    m = re.match(r"^(\w+) \(nvgpu\)$", gpu.name or "")
+    if not m:
+        return []
+    from stackctl.detect.gpudb import load_gpu_db, spec_chip
+
+    specs = [s for s in load_gpu_db().specs if s.embedded and m[1].lower() in s.name.lower()]
+    host = (ctx.host_total or 0) / GIB
+    sized = [s for s in specs if s.memory_gb and abs(s.memory_gb - host) < s.memory_gb * 0.15]
+    return [spec_chip(ctx.table, s) for s in sized or specs]
+
+
 def _candidates(ctx: Context, gpu: GpuFacts, pci: PciGpu | None) -> list[ChipEntry]:
     cands = match_chips(ctx.table, gpu.name, gpu=True) if gpu.name else []
+    cands = cands or _tegra(ctx, gpu)
     pci = pci or _bracketed(ctx, gpu)
     if not cands and pci is not None:
         for name in _product_names(pci):

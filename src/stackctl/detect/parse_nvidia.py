@@ -54,9 +54,15 @@ def parse_nvidia_smi(text: str) -> NvidiaFacts:
         if len(cells) < 4:
             continue
         row, bus = _ROW.match(cells[1]), _BUS.search(cells[2])
-        if not row or not bus:
+        # Jetson (Tegra iGPU) rows print N/A where a PCI address would be
+        if not row or not (bus or cells[2].split()[:1] == ["N/A"]):
             continue
-        gpu = GpuFacts("nvidia", "nvidia-smi", index=int(row.group(1)), pci_bus_id=norm_pci(bus[1]))
+        gpu = GpuFacts(
+            "nvidia",
+            "nvidia-smi",
+            index=int(row.group(1)),
+            pci_bus_id=norm_pci(bus[1] if bus else None),
+        )
         name = row.group(2).strip()
         gpu.name = name or None
         if name.endswith("..."):
