@@ -203,3 +203,15 @@ def test_plan_says_which_variant_it_assumed(capsys: pytest.CaptureFixture[str]) 
     out = json.loads(capsys.readouterr().out)
     assert any("conservative" in n and "RTX 3060 8 GB" in n for n in out["hardware_notes"])
     assert any("42.7-89.6 GB/s" in n for n in out["hardware_notes"])
+
+
+def test_every_row_of_the_gpu_database_gets_bandwidth_and_peak() -> None:
+    from stackctl.detect.gpudb import spec_chip
+
+    table = load_chip_table()
+    for spec in load_gpu_db().specs:
+        chip = spec_chip(table, spec)
+        assert chip.bandwidth_gbps, spec.name
+        assert chip.bandwidth_source, spec.name
+        assert chip.peak_tflops_fp16, spec.name
+        assert chip.peak_source, spec.name
