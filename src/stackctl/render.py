@@ -100,6 +100,7 @@ def _draft_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any] | None:
         return None
     a = draft.artefact
     return {"id": draft.id, "file": a.file, "url": a.url, "sha256": a.sha256,
+            "sources": render_plan.fetch_sources(a),
             "path": layout.draft_path(lock, host)}  # fmt: skip
 
 

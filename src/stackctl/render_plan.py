@@ -11,6 +11,7 @@ from typing import Any
 
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.models.resolved import ArtefactPin
 
 # Build-time packages per backend (Debian/Ubuntu names, engines.md 1.4). `cpu` keeps exactly the
 # skeleton's toolchain so the CPU path and its build cache stay as they were.
@@ -153,6 +154,13 @@ def image_cmake_flags(lock: Lockfile) -> list[str]:
     return [*flags, "-DGGML_NATIVE=OFF", *image_isa_flags(lock)]
 
 
+def fetch_sources(pin: ArtefactPin) -> list[dict[str, Any]]:
+    """What stackctl-fetch tries, in order: the pinned url, then the pin's other sources."""
+    return [{"kind": "url", "url": pin.url}] + [
+        source.model_dump(mode="json", exclude_defaults=True) for source in pin.sources
+    ]
+
+
 def model_parts(lock: Lockfile, host: HostLayout, model_path: str) -> list[dict[str, Any]]:
     """Every shard of a split GGUF (`-00001-of-0000N.gguf`), fetched whole; one entry otherwise."""
     artefact = lock.resolved.model.artefact
@@ -161,14 +169,15 @@ def model_parts(lock: Lockfile, host: HostLayout, model_path: str) -> list[dict[
     match = re.search(r"-00001-of-(\d{5})\.gguf$", artefact.file)
     if total == 1 or match is None:
         return [{"file": artefact.file, "url": artefact.url, "path": model_path,
-                 "sha256": artefact.sha256}]  # fmt: skip
+                 "sha256": artefact.sha256, "sources": fetch_sources(artefact)}]  # fmt: skip
     parts = []
     for index in range(1, total + 1):
         name = f"-{index:05d}-of-{total:05d}.gguf"
         file = artefact.file[: match.start()] + name
         url = artefact.url[: len(artefact.url) - len(artefact.file)] + file
         parts.append({"file": file, "url": url, "path": f"{folder}/{file}",
-                      "sha256": artefact.sha256 if index == 1 else None})  # fmt: skip
+                      "sha256": artefact.sha256 if index == 1 else None,
+                      "sources": [{"kind": "url", "url": url}]})  # fmt: skip
     return parts
 
 

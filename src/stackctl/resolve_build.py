@@ -81,7 +81,9 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
         repo=a.repo,
         revision=a.revision,
         license=a.license,
-        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts),
+        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts).model_copy(
+            update={"sources": a.sources}
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from stackctl.cli import (
     detect_cmd,
     estimate_cmd,
     lock_cmd,
+    mirror_cmd,
     plan_cmd,
     render_cmd,
     service_cmd,
@@ -22,4 +23,5 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    mirror_cmd,
 ]

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stackctl.models.base import StrictModel
+from stackctl.models.resolved import ArtefactSource
 
 Sha256 = str
 
@@ -59,6 +60,9 @@ class ModelArtefact(StrictModel):
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
     engine: Literal["llama.cpp", "ds4"] = "llama.cpp"
+    sources: list[ArtefactSource] = Field(
+        default_factory=list, description="fallbacks after `url` for the same file"
+    )
     tensor_mix: TensorMix | None = None
 
 

