@@ -28,7 +28,6 @@ from stackctl.quoting import (
     systemd_value,
     to_yaml,
 )
-from stackctl.yamlio import read_yaml
 
 TEMPLATES = {
     "playbook.yml": "playbook.yml.j2",
@@ -39,7 +38,6 @@ TEMPLATES = {
     "README.md": "README.md.j2",
     ".ansible-lint": "ansible-lint.yml.j2",
 }
-IMAGES = "images.yaml"  # base images per backend, beside the templates
 
 
 def make_environment(templates: Path) -> jinja2.Environment:
@@ -251,17 +249,10 @@ def _service_files(
     else:
         out[f"files/{service}.service"] = _render(env, "systemd/service.j2", context)
         out[f"files/{service}.container"] = _render(env, "systemd/quadlet.j2", context)
-        out["Containerfile"] = _render(env, "Containerfile.j2", context)
-        out["compose.yaml"] = compose_file(lock, context["header"])
+        if lock.resolved.image is not None:  # a lock from before image pins: re-lock for one
+            out["Containerfile"] = _render(env, "Containerfile.j2", context)
+            out["compose.yaml"] = compose_file(lock, context["header"])
     return [RenderedFile(path=path, content=content) for path, content in out.items()]
-
-
-def _images(env: jinja2.Environment) -> dict[str, Any]:
-    loader = env.loader
-    if not isinstance(loader, jinja2.FileSystemLoader):
-        raise RenderError("the template environment must load from a folder")
-    data: dict[str, Any] = read_yaml(Path(loader.searchpath[0]) / IMAGES)
-    return data
 
 
 def render_stack(
@@ -286,8 +277,7 @@ def render_stack(
             "groups": render_plan.GPU_GROUPS.get(backend, []),
             "container_devices": render_plan.container_devices(lock),
             "image_cmake_flags": render_plan.image_cmake_flags(lock),
-            "runtime_packages": render_plan.RUNTIME_PACKAGES[backend],
-            "images": _images(env)["images"].get(render_plan.image_key(lock), {}),
+            "host_needs": render_plan.host_needs(lock),
             "macos": render_plan.is_macos(lock),
         },
     }

@@ -30,14 +30,6 @@ BUILD_COMMANDS: dict[str, list[str]] = {
     "vulkan": ["cmake", "c++", "make", "glslc"],
     "metal": ["cmake", "c++", "make"],
 }
-# Runtime packages an image's run stage needs (engines.md 1.4, 1.5).
-RUNTIME_PACKAGES: dict[str, list[str]] = {
-    "cpu": ["libgomp1", "curl"],
-    "cuda": ["libgomp1", "curl"],
-    "rocm": ["libgomp1", "curl"],
-    "vulkan": ["libgomp1", "curl", "libvulkan1", "mesa-vulkan-drivers"],
-    "metal": [],
-}
 # Device nodes the service may open (systemd DeviceAllow=; globs only in group names: 10.5).
 NVIDIA_COMMON = ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
 DRM = ["char-drm"]
@@ -114,14 +106,6 @@ def device_allow(lock: Lockfile) -> list[str]:
     return []
 
 
-def image_key(lock: Lockfile) -> str:
-    """Which base images (templates/images.yaml) the Containerfile uses."""
-    cuda = version_floor(lock.resolved.requirements.runtime.get("cuda"))
-    if backend(lock) == "cuda" and cuda and int(cuda.split(".")[0]) >= 13:
-        return "cuda13"
-    return backend(lock)
-
-
 def container_devices(lock: Lockfile) -> list[str]:
     """Devices a container needs (podman/compose); NVIDIA goes through CDI."""
     name = backend(lock)
@@ -146,6 +130,23 @@ def image_isa_flags(lock: Lockfile) -> list[str]:
         return [f"-DGGML_CPU_ARM_ARCH={ARM_BASELINE}"]
     have = set(platform.cpu_flags) or set(X86_BASELINE)
     return [f"-D{option}=ON" for flag, option in X86_ISA if flag in have]
+
+
+def host_needs(lock: Lockfile) -> str:
+    """What a host must provide to run this stack's image (its label and README say so)."""
+    r = lock.resolved
+    name = backend(lock)
+    if name == "cuda":
+        driver = version_floor(r.requirements.driver)
+        return (
+            f"NVIDIA driver >= {driver or 'the CUDA runtime minimum'} and the NVIDIA "
+            "Container Toolkit or CDI (--gpus all / --device nvidia.com/gpu=all)"
+        )
+    if name == "rocm":
+        return "amdgpu kernel driver; pass /dev/kfd and /dev/dri, groups video and render"
+    if name == "vulkan":
+        return "a Vulkan driver on the host; pass /dev/dri, groups video and render"
+    return "a container engine only (CPU image)"
 
 
 def image_cmake_flags(lock: Lockfile) -> list[str]:

@@ -8,6 +8,7 @@ from stackctl.cli import (
     apply_cmd,
     detect_cmd,
     estimate_cmd,
+    image_cmd,
     lock_cmd,
     mirror_cmd,
     plan_cmd,
@@ -23,5 +24,6 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    image_cmd,
     mirror_cmd,
 ]

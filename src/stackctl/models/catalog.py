@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stackctl.models.base import StrictModel
-from stackctl.models.resolved import ArtefactSource
+from stackctl.models.resolved import ArtefactSource, BaseImage
 
 Sha256 = str
 
@@ -19,6 +19,9 @@ class SourceArchive(StrictModel):
     size: int | None = None
     subdir: str = Field("", description="folder inside the archive that holds the source tree")
     origin: str = ""
+    released: str | None = Field(
+        None, description="publication time (ISO 8601, UTC): the images' SOURCE_DATE_EPOCH"
+    )
 
 
 class MeasuredSpeed(StrictModel):
@@ -75,7 +78,19 @@ class TensorMix(StrictModel):
     source: str
 
 
+class ImageSet(StrictModel):
+    """Base images and distribution packages of one backend's Containerfile."""
+
+    build: BaseImage
+    run: BaseImage
+    build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
+    run_packages: dict[str, str | None]
+    packages_source: str | None = None
+    note: str = ""
+
+
 class Catalog(StrictModel):
     engines: list[EngineEntry]
     artefacts: list[ModelArtefact]
+    images: dict[str, ImageSet] = Field(default_factory=dict, description="catalog/images.yaml")
     sha256: str = Field(description="hash of the catalog files this was loaded from")

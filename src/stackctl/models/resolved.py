@@ -141,6 +141,24 @@ class Platform(StrictModel):
     )
 
 
+class BaseImage(StrictModel):
+    ref: str
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    verified: bool = False
+
+
+class ImagePins(StrictModel):
+    """What a container image of this stack is built from, so rebuilds give the same image."""
+
+    key: str = Field(description="catalog/images.yaml set: cpu, vulkan, cuda, cuda13, rocm")
+    build: BaseImage
+    run: BaseImage
+    build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
+    run_packages: dict[str, str | None]
+    source_date_epoch: int = Field(description="file and image timestamps, from the engine pin")
+    epoch_basis: str
+
+
 class ResolvedStack(StrictModel):
     """The stage contract `resolve` produces and `lock` records."""
 
@@ -163,3 +181,4 @@ class ResolvedStack(StrictModel):
         default_factory=list, description="constraints relaxed to find a stack, and the cost"
     )
     platform: Platform = Field(default_factory=Platform)
+    image: ImagePins | None = Field(None, description="container image inputs (Linux engines)")
