@@ -43,6 +43,18 @@ def lock_pins(lock: Lockfile) -> list[ArtefactPin]:
     return pins
 
 
+def require_verified(lock: Lockfile) -> None:
+    """`--require-verified`: refuse a lock with any artefact whose sha256 is not yet known."""
+    unknown = [pin.file for pin in lock_pins(lock) if pin.sha256 is None]
+    if unknown:
+        raise MirrorError(
+            f"{len(unknown)} pinned artefact(s) have no known sha256 (unverified)",
+            details=unknown,
+            hint="apply once without --require-verified to record them at the first fetch, "
+            "or pin their sha256 in the catalog from a published source",
+        )
+
+
 def shard_pins(pin: ArtefactPin) -> list[ArtefactPin]:
     """A split GGUF's shards as pins of their own (only the first shard's sha256 is known)."""
     if pin.parts == 1 or "-00001-of-" not in pin.file:

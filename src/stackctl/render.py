@@ -213,6 +213,9 @@ def wired_limit_plist(lock: Lockfile, header: str) -> str:
     return _plist(job, header)
 
 
+API_KEY_SECRET = "stackctl-api-key"
+
+
 def compose_file(lock: Lockfile, header: str) -> str:
     """compose.yaml for the image the Containerfile builds; structure by ruamel, not templates."""
     r = lock.resolved
@@ -223,6 +226,9 @@ def compose_file(lock: Lockfile, header: str) -> str:
         "container_name": r.service,
         "restart": "unless-stopped",
         "ports": [f"{bind}:{r.runtime.port}:{r.runtime.port}"],
+        # The server inside listens beyond loopback: its API key is a run-time secret
+        # (mounted at /run/secrets/stackctl-api-key), never part of the image.
+        "secrets": [API_KEY_SECRET],
     }
     devices = render_plan.container_devices(lock)
     if devices:
@@ -232,7 +238,8 @@ def compose_file(lock: Lockfile, header: str) -> str:
         service["group_add"] = groups
     if r.requirements.env:
         service["environment"] = dict(sorted(r.requirements.env.items()))
-    return f"# {header}\n" + to_yaml({"services": {r.service: service}})
+    secrets = {API_KEY_SECRET: {"file": "./api-key"}}
+    return f"# {header}\n" + to_yaml({"services": {r.service: service}, "secrets": secrets})
 
 
 def _service_files(
