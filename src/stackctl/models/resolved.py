@@ -78,6 +78,7 @@ class RuntimeFlags(StrictModel):
     server_args: list[str] = Field(description="llama-server arguments after the binary and -m")
     ubatch: int | None = Field(None, description="physical batch; null = engine default")
     load_mode: str | None = Field(None, description="--load-mode; null = engine default")
+    repack: bool | None = Field(None, description="false: --no-repack; null = engine default")
 
 
 class Prediction(StrictModel):
