@@ -61,6 +61,15 @@ def register(sub: Any) -> None:
     _common(export)
     export.add_argument("-o", "--output", required=True, help="file to write (appliance.oci.tar)")
     export.set_defaults(handler=run_export)
+    disk = verbs.add_parser(
+        "disk", help="a bootable raw disk of the image (kernel, systemd, the service enabled)"
+    )
+    _common(disk)
+    disk.add_argument("-o", "--output", required=True, help="raw disk file to write")
+    disk.add_argument(
+        "--api-key-file", required=True, help="API key the appliance's server requires"
+    )
+    disk.set_defaults(handler=run_disk)
 
 
 def _lock(args: argparse.Namespace) -> tuple[Lockfile, Path]:
@@ -171,4 +180,29 @@ def run_export(args: argparse.Namespace) -> int:
         info(f"wrote {out} ({tag}, manifest {digest})")
     if not out.is_file():
         raise ImageError(f"{out}: export wrote nothing")
+    return 0
+
+
+def run_disk(args: argparse.Namespace) -> int:
+    from stackctl.image.build import default_tag
+    from stackctl.image.disk import build_disk
+    from stackctl.image.engines import DockerEngine
+
+    lock, path = _lock(args)
+    args.engine = "docker"  # the disk is made from the Docker Engine's image
+    engine = DockerEngine()
+    tag = default_tag(lock, _options(args))
+    if not engine.has_image(tag):
+        _, built = _build(args, lock, path)
+        tag = built.tag
+    key = Path(args.api_key_file)
+    if not key.is_file():
+        raise ImageError(f"{key}: no such API key file")
+    disk = build_disk(engine, lock, tag, key, Path(args.output), _progress(args.json))
+    if args.json:
+        print_json({"disk": str(disk.path), "size": disk.size, "kernel": disk.kernel,
+                    "service": disk.service})  # fmt: skip
+    else:
+        info(f"wrote {disk.path} ({disk.size / 2**30:.1f} GiB, kernel {disk.kernel})")
+        info(f"boot: qemu-system-x86_64 -accel kvm -m 2048 -drive file={disk.path},format=raw")
     return 0
