@@ -233,3 +233,47 @@ def test_a_failed_build_leaves_no_tag(base: str, tmp_path: Path) -> None:
     tags = [t for image in client.images.list() for t in image.tags]
     assert tag not in tags
     assert not [t for t in tags if t.startswith("localhost/stackctl-raw")]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.skipif(
+    not Path("/dev/kvm").exists() or shutil.which("qemu-system-x86_64") is None,
+    reason="needs KVM and qemu-system-x86 (TCG lacks the ISA the engine is built for)",
+)
+def test_the_disk_boots_under_kvm_and_serves(
+    verified: dict[str, Any], base: str, api_key: tuple[str, Path], tmp_path: Path
+) -> None:
+    key, key_file = api_key
+    disk = tmp_path / "appliance.raw"
+    json_of(stackctl("image", "disk", LOCK, "--base", base, "--mirror", DEFAULT_MIRROR,
+                     "-o", disk, "--api-key-file", key_file, "--json"))  # fmt: skip
+    port = _free_port()
+    console = tmp_path / "console.log"
+    qemu = subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "2048", "-smp", "2",
+         "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
+         "-drive", f"file={disk},format=raw,if=virtio",
+         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080",
+         "-device", "virtio-net-pci,netdev=n0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url)
+        except AssertionError:
+            raise AssertionError(console.read_text(errors="replace")[-4000:]) from None
+        body = {"prompt": "1, 2, 3, 4, 5,", "max_tokens": 4, "temperature": 0}
+        answer = _get(f"{url}/v1/completions", key, body)
+        assert answer["choices"][0]["text"].startswith(" 6")
+        assert "stackctl-appliance" in console.read_text(errors="replace")
+    finally:
+        qemu.terminate()
+        qemu.wait(timeout=60)
