@@ -8,7 +8,9 @@ from stackctl.cli import (
     apply_cmd,
     detect_cmd,
     estimate_cmd,
+    image_cmd,
     lock_cmd,
+    mirror_cmd,
     models_cmd,
     plan_cmd,
     render_cmd,
@@ -24,4 +26,6 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    image_cmd,
+    mirror_cmd,
 ]

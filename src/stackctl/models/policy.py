@@ -112,6 +112,7 @@ class QuirkMatch(StrictModel):
     multi_gpu: bool | None = None
     speculative: str | None = None
     engine: str | None = None
+    cpu_flags: list[str] | None = Field(None, description="any of these CPU ISA flags")
 
 
 class QuirkRequires(StrictModel):
@@ -126,7 +127,7 @@ class QuirkEffect(StrictModel):
     requires: QuirkRequires = Field(default_factory=QuirkRequires)
     kernel_params: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    server: dict[str, str] = Field(default_factory=dict, description="load_mode: none")
+    server: dict[str, str] = Field(default_factory=dict, description="load_mode: none; repack: off")
     backend_points: dict[str, float] = Field(default_factory=dict, description="policy")
     raise_gtt_budget: bool = Field(False, description="set GTT = RAM - reserve via ttm")
     notes: list[str] = Field(default_factory=list)

@@ -77,7 +77,9 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
         repo=a.repo,
         revision=a.revision,
         license=a.license,
-        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts),
+        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts).model_copy(
+            update={"sources": a.sources}
+        ),
     )
 
 
@@ -129,6 +131,7 @@ def runtime_flags(
     threads = threads_of(hardware)
     ubatch = _ubatch(c, hardware, policy)
     load_mode = server_setting(quirks, "load_mode")
+    repack = False if server_setting(quirks, "repack") == "off" else None
     if c.engine.name == "ds4":
         args = ds4.server_args(host=spec.serve.host, port=spec.serve.port, context=context,
                                threads=threads, backend=c.backend)  # fmt: skip
@@ -139,6 +142,7 @@ def runtime_flags(
             tensor_split=c.placement.tensor_split,
             ubatch=ubatch,
             load_mode=load_mode,
+            repack=repack,
             spec_type=SPEC_TYPES.get(speculative.kind),
             spec_draft_n_max=speculative.n_max,
         )
@@ -150,7 +154,7 @@ def runtime_flags(
     return RuntimeFlags(
         host=spec.serve.host, port=spec.serve.port, context=context, threads=threads,
         flash_attn="on", parallel=spec.users, cache_type_k=c.kv, cache_type_v=c.kv,
-        server_args=args, ubatch=ubatch, load_mode=load_mode,
+        server_args=args, ubatch=ubatch, load_mode=load_mode, repack=repack,
     )  # fmt: skip
 
 

@@ -64,7 +64,9 @@ def make_resolver(catalog: Catalog) -> Resolver:
 
 def resolve_stack(spec: StackSpec, hardware: HardwareProfile, catalog: Catalog) -> ResolvedStack:
     """The stage contract: one resolved stack (see `resolve_plan` for the alternatives)."""
-    return make_resolver(catalog).resolve(spec, hardware).resolved
+    from stackctl.image.pins import with_image_pins
+
+    return with_image_pins(make_resolver(catalog).resolve(spec, hardware).resolved, catalog)
 
 
 def candidates_in_score_order(

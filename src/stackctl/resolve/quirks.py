@@ -30,6 +30,7 @@ class StackShape:
     multi_gpu: bool
     speculative: str
     engine: str
+    cpu_flags: frozenset[str] = frozenset()
 
 
 def shape_of(
@@ -46,6 +47,7 @@ def shape_of(
         multi_gpu=len(accs) > 1,
         speculative=speculative,
         engine=engine,
+        cpu_flags=frozenset(hardware.cpu.flags),
     )
 
 
@@ -60,6 +62,7 @@ def _matches(m: QuirkMatch, s: StackShape) -> bool:
         m.multi_gpu is None or m.multi_gpu == s.multi_gpu,
         m.speculative is None or m.speculative == s.speculative,
         m.engine is None or m.engine == s.engine,
+        m.cpu_flags is None or bool(s.cpu_flags.intersection(m.cpu_flags)),
     ]
     return all(checks)
 
