@@ -81,13 +81,13 @@ def _lock(args: argparse.Namespace) -> tuple[Lockfile, Path]:
     return read_lock(path), path
 
 
-def _progress(json_mode: bool) -> Any:
-    """Build steps and compile percentages, one line each, to stderr."""
+def _progress(_json_mode: bool) -> Any:
+    """Build steps and compile percentages, one line each, to stderr (stdout stays JSON)."""
     started = time.monotonic()
 
     def show(line: str) -> None:
         found = _STEP.match(line.strip())
-        if found and not json_mode:
+        if found:
             info(f"  [{time.monotonic() - started:5.0f}s] {found.group(0)}")
 
     return show
