@@ -75,7 +75,7 @@ def bootable_containerfile(image_id: str, service: str, packages: list[str]) -> 
         "COPY 20-dhcp.network /etc/systemd/network/20-dhcp.network\n"
         f"RUN systemctl enable {service}.service systemd-networkd.service \\\n"
         "    serial-getty@ttyS0.service \\\n"
-        "    && echo stackctl-appliance > /etc/hostname && passwd -l root\n"
+        "    && passwd -l root\n"
     )  # fmt: skip
 
 
@@ -137,6 +137,8 @@ def write_disk(rootfs: Path, key_file: Path, dest: Path) -> DiskImage:
     """rootfs -> raw disk: MBR, one bootable ext4 partition, extlinux."""
     if not MBR.is_file() or shutil.which("extlinux") is None:
         raise ImageError("extlinux is not installed", hint="apt-get install extlinux")
+    # An exported container's /etc/hostname is the engine's bind mount: empty.
+    (rootfs / "etc" / "hostname").write_text("stackctl-appliance\n")
     key = rootfs / KEY_PATH.lstrip("/")
     key.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(key_file, key)
