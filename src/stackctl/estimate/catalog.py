@@ -179,10 +179,21 @@ class BackendFactors(StrictModel):
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
     )
+    measured_decode_range: tuple[float, float] | None = Field(
+        None, description="decode efficiency spread when the bandwidth was measured on the box"
+    )
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
     sources: list[str] = Field(default_factory=list)
+
+
+class OpsPerByte(StrictModel):
+    """Peak ops per byte of bandwidth for a vendor's GPUs, where the chip table has no peak."""
+
+    mid: float = Field(gt=0)
+    range: tuple[float, float]
+    source: str
 
 
 class CpuPeak(StrictModel):
@@ -215,6 +226,7 @@ class BackendCatalog(StrictModel):
     backends: dict[str, BackendFactors]
     cpu_peak: dict[str, CpuPeak]
     gpu_peak_tflops: dict[str, float] = Field(default_factory=dict)
+    ops_per_byte_fallback: dict[str, OpsPerByte] = Field(default_factory=dict)
     os_reserve: dict[str, int]
     os_reserve_sources: list[str] = Field(default_factory=list)
     reference_points: list[dict[str, str | float | int]] = Field(default_factory=list)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import Device, Placement, place_tensor
+from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import DeviceSpeed, active_share
 from stackctl.models.estimate import EstimateRequest
@@ -20,6 +21,9 @@ from stackctl.models.hardware import Accelerator, HardwareProfile
 
 if TYPE_CHECKING:
     from stackctl.estimate.core import ModelView
+
+
+DEFAULT_PER_CORE_GBPS = 12.0  # only if backends.yaml gives none: the same assumption
 
 
 def _gpu_budget(acc: Accelerator, os_name: str, catalog: EstimateCatalog) -> int | None:
@@ -60,51 +64,77 @@ def cpu_threads(hardware: HardwareProfile, request: EstimateRequest) -> int:
 def build_devices(
     hardware: HardwareProfile, request: EstimateRequest, catalog: EstimateCatalog
 ) -> list[Device]:
-    """GPUs first (for a GPU backend), the host last."""
+    """GPUs first (for a GPU backend), the host last; every rate known or given a span."""
     devices: list[Device] = []
     if request.backend != "cpu":
         for i, acc in enumerate(hardware.accelerators):
-            # detection and declared hardware fill this from catalog/hardware.yaml
-            tflops = acc.peak_tflops_fp16
+            bandwidth = gpu_bandwidth(acc)
+            peak = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
             devices.append(
                 Device(
                     name=f"gpu{i}",
                     budget=_gpu_budget(acc, hardware.os.system, catalog),
                     backend=request.backend,
-                    bandwidth_gbps=acc.bandwidth_gbps,
-                    peak_gops=tflops * 1000 if tflops else None,
+                    bandwidth_gbps=bandwidth.value,
+                    peak_gops=peak.value,
                     unified=acc.unified,
+                    bandwidth_span=bandwidth.span,
+                    peak_span=peak.span,
+                    rate_notes=[r.note for r in (bandwidth, peak) if r.derived],
                 )
             )
-    bandwidth, assumed = host_bandwidth(hardware, cpu_threads(hardware, request), catalog)
+    threads = cpu_threads(hardware, request)
+    host, assumed = host_bandwidth(hardware, threads, catalog)
     devices.append(
         Device(
             name="host",
             budget=_host_budget(hardware, catalog),
             backend="cpu",
-            bandwidth_gbps=bandwidth,
-            peak_gops=_cpu_peak(hardware, cpu_threads(hardware, request), catalog),
+            bandwidth_gbps=host.value,
+            peak_gops=_cpu_peak(hardware, threads, catalog),
             bandwidth_assumed=assumed,
+            bandwidth_measured=host.note == MEASURED_NOTE,
+            bandwidth_span=host.span,
+            rate_notes=[host.note] if host.derived else [],
         )
     )
     return devices
 
 
+MEASURED = "measured"  # bandwidth_source of the detect probe's figure
+MEASURED_NOTE = "measured on this box by the stackctl detect probe"
+
+
 def host_bandwidth(
     hardware: HardwareProfile, threads: int, catalog: EstimateCatalog
-) -> tuple[float | None, bool]:
-    """(GB/s, assumed?): the profile's figure unless `threads` cores cannot pull it.
+) -> tuple[Rate, bool]:
+    """(GB/s with its span, assumed?): the profile's figure unless `threads` cores cannot pull it.
 
-    A socket's spec bandwidth needs many cores; a few cores (a small VM) are limited by how
-    many misses each core keeps in flight. That per-core figure is an assumption in
-    catalog/backends.yaml, so an estimate resting on it is flagged and its range widened.
+    A measured figure (the detect probe, at this box's cores) is taken as it is. A socket's
+    spec bandwidth needs many cores; a few cores (a small VM) are limited by how many misses
+    each core keeps in flight. That per-core figure is an assumption in catalog/backends.yaml,
+    so an estimate resting on it is flagged and its range widened. A platform-typical figure
+    (a box declared without a CPU) carries its own low-high range.
     """
-    spec = hardware.cpu.bandwidth_gbps
-    per_core = catalog.backends.backends["cpu"].per_core_bandwidth_gbps
-    cap = per_core * threads if per_core else None
-    if spec and (cap is None or spec <= cap):
-        return spec, False
-    return cap, True
+    cpu = hardware.cpu
+    factors = catalog.backends.backends["cpu"]
+    if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
+        return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
+    per_core = factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
+    cap = per_core * threads
+    spec = cpu.bandwidth_gbps
+    if spec and spec <= cap:
+        low, high = cpu.bandwidth_low_gbps, cpu.bandwidth_high_gbps
+        if low and high:
+            note = f"host bandwidth typical of the platform, {low:g}-{high:g} GB/s"
+            span = (min(low / spec, 1.0), max(high / spec, 1.0))
+            return Rate(spec, span, note, derived=True), False
+        return Rate(spec, EXACT, cpu.bandwidth_source or "profile"), False
+    note = (
+        f"host bandwidth ASSUMED: {per_core:g} GB/s per core x {threads} threads "
+        "(catalog/backends.yaml)"
+    )
+    return Rate(cap, factors.assumed_bandwidth_range, note, derived=True), True
 
 
 def device_speeds(
@@ -117,7 +147,17 @@ def device_speeds(
     """Bytes and ops per token on each device, and the basis lines for the speed figures."""
     cpu = len(devices) - 1
     speeds = [
-        DeviceSpeed(d.name, d.bandwidth_gbps, d.peak_gops, d.backend, assumed=d.bandwidth_assumed)
+        DeviceSpeed(
+            d.name,
+            d.bandwidth_gbps,
+            d.peak_gops,
+            d.backend,
+            assumed=d.bandwidth_assumed,
+            measured=d.bandwidth_measured,
+            bw_span=d.bandwidth_span,
+            peak_span=d.peak_span,
+            basis=list(d.rate_notes),
+        )
         for d in devices
     ]
     for t in view.tensors:
@@ -183,23 +223,21 @@ def _speed_basis(
                 f"measured or spec figure that {request.threads or 'these'} threads reach; "
                 f"range widened x{low}-x{high})"
             )
+        elif s.measured:
+            bw += f" {MEASURED_NOTE} (narrower efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from catalog/backends.yaml)"
         )
-    unknown = [s.name for s in speeds if s.weight_bytes and not s.peak_gops]
-    if unknown:
-        lines.append(
-            f"prefill: not estimated (0): no peak compute known for {', '.join(unknown)} "
-            "(catalog/hardware.yaml has no peak_tflops_fp16 for it)"
-        )
+        lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "
         "context (full layers: every token; sliding-window layers: the window at most; "
         "recurrent layers: their fixed state), plus a per-layer overhead; attention factors "
         "fitted to llama-bench depth rows (tests/data/estimate/depth_reference.yaml); "
-        "ranges = backend efficiency spread; ttft = 512-token prompt at that depth + one "
+        "ranges = backend efficiency spread x the span of any uncertain rate, capped by "
+        "physics (bandwidth / bytes per step, peak / ops per token); ttft = 512-token prompt at that depth + one "
         "decode step"
     )
     return lines

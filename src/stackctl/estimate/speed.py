@@ -60,6 +60,9 @@ class DeviceSpeed:
     expert_share: float = 0.0  # experts used / experts: the share one token reads
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
+    measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
+    bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
+    peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     basis: list[str] = field(default_factory=list)
 
     def attended(self, ctx: float) -> tuple[float, float]:
@@ -187,15 +190,18 @@ EfficiencySet = dict[str, Efficiency]
 
 
 def decode_efficiencies(
-    factors: Mapping[str, BackendFactors], assumed: set[str]
+    factors: Mapping[str, BackendFactors], measured: set[str]
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
-    """(mid, low, high) decode efficiencies per backend; assumed bandwidth widens the range.
+    """(mid, low, high) decode efficiencies per backend; a bandwidth measured on the box itself
+    narrows the spread (the spread of the spec figures' efficiencies is partly bandwidth).
 
-    "low" is the slowest end: least efficient and the most per-layer overhead."""
+    "low" is the slowest end: least efficient and the most per-layer overhead. An uncertain
+    bandwidth widens the range through the devices' spans (`at_end`), not here."""
     sets: tuple[EfficiencySet, EfficiencySet, EfficiencySet] = ({}, {}, {})
     for name, f in factors.items():
-        bandwidth = (1.0, *f.assumed_bandwidth_range) if name in assumed else (1.0, 1.0, 1.0)
-        weights = (f.decode_efficiency, *f.decode_range)
+        bandwidth = (1.0, 1.0, 1.0)
+        spread = f.measured_decode_range if name in measured else None
+        weights = (f.decode_efficiency, *(spread or f.decode_range))
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:
             kv = (f.kv_read_efficiency, *f.kv_read_range)
@@ -232,15 +238,56 @@ class SpeedFigures:
     ttft_s: float
 
 
-def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+def at_end(devices: list[DeviceSpeed], end: int) -> list[DeviceSpeed]:
+    """The devices at the low (1) or high (2) end of their rates' spans; 0: as they are."""
+    if not end:
+        return devices
+    return [
+        replace(
+            d,
+            bandwidth_gbps=d.bandwidth_gbps * d.bw_span[end - 1] if d.bandwidth_gbps else None,
+            peak_gops=d.peak_gops * d.peak_span[end - 1] if d.peak_gops else None,
+        )
+        for d in devices
+    ]
+
+
+def decode_ceiling(devices: list[DeviceSpeed], depth: int, tokens_per_step: float = 1.0) -> float:
+    """Physics: tokens per step x bandwidth / bytes read per step, at the top of every span."""
+    seconds = sum(
+        _seconds(d.weight_bytes + d.attention_bytes(depth), d.bandwidth_gbps, d.bw_span[1])
+        for d in devices
+    )
+    return tokens_per_step / seconds if seconds > 0 else 0.0
+
+
+def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_PROMPT) -> float:
+    """Physics: peak compute / ops per prompt token, at the top of every span."""
+    seconds = 0.0
+    for d in devices:
+        full, window = mean_attended(d, depth, prompt)
+        ops = d.weight_ops + d.full_ops * full + d.window_ops * window
+        seconds += _seconds(ops, d.peak_gops, d.peak_span[1])
+    return 1.0 / seconds if seconds > 0 else 0.0
+
+
+def efficiency_sets(
+    devices: list[DeviceSpeed], backends: BackendCatalog
+) -> tuple[tuple[EfficiencySet, ...], tuple[EfficiencySet, ...]]:
+    """(decode (mid, low, high), prefill (mid, low, high)) for the backends of `devices`."""
     factors = {dev.backend: backends.backends[dev.backend] for dev in devices}
-    assumed = {dev.backend for dev in devices if dev.assumed}
-    mid, low, high = decode_efficiencies(factors, assumed)
-    tg = decode_tps(devices, depth, mid)
-    tg_range = (decode_tps(devices, depth, low), decode_tps(devices, depth, high))
-    pmid, plow, phigh = prefill_efficiencies(factors)
-    pp = prefill_tps(devices, depth, pmid)
-    pp_range = (prefill_tps(devices, depth, plow), prefill_tps(devices, depth, phigh))
+    measured = {dev.backend for dev in devices if dev.measured}
+    return decode_efficiencies(factors, measured), prefill_efficiencies(factors)
+
+
+def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+    decode, prefill = efficiency_sets(devices, backends)
+    tg_ends = [min(decode_tps(at_end(devices, i), depth, decode[i]), decode_ceiling(devices, depth))
+               for i in range(3)]  # fmt: skip
+    pp_ends = [min(prefill_tps(at_end(devices, i), depth, prefill[i]),
+                   prefill_ceiling(devices, depth)) for i in range(3)]  # fmt: skip
+    tg, tg_range = tg_ends[0], (tg_ends[1], tg_ends[2])
+    pp, pp_range = pp_ends[0], (pp_ends[1], pp_ends[2])
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
     return SpeedFigures(
         tg=round(tg, 2),

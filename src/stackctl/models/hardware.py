@@ -21,6 +21,12 @@ class CpuInfo(StrictModel):
     flags: list[str] = Field(default_factory=list, description="ISA flags that matter to engines")
     bandwidth_gbps: float | None = Field(None, description="memory bandwidth from the chip table")
     bandwidth_source: str | None = Field(None, description="where bandwidth_gbps comes from")
+    bandwidth_low_gbps: float | None = Field(
+        None, description="low end when bandwidth_gbps is a platform-typical figure"
+    )
+    bandwidth_high_gbps: float | None = Field(
+        None, description="high end when bandwidth_gbps is a platform-typical figure"
+    )
     vendor: str | None = Field(None, description="GenuineIntel, AuthenticAMD, Apple, ARM (0x41)")
     performance_cores: int | None = Field(None, ge=0, description="Apple/hybrid P-cores")
     efficiency_cores: int | None = Field(None, ge=0, description="Apple/hybrid E-cores")
