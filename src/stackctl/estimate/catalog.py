@@ -179,9 +179,10 @@ class BackendFactors(StrictModel):
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
     )
-    measured_decode_range: tuple[float, float] | None = Field(
-        None, description="decode efficiency spread when the bandwidth was measured on the box"
+    measured_decode_efficiency: float | None = Field(
+        None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )
+    measured_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )

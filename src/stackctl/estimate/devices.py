@@ -8,20 +8,15 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import Device, Placement, place_tensor
 from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import DeviceSpeed, active_share
+from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
-
-if TYPE_CHECKING:
-    from stackctl.estimate.core import ModelView
-
 
 DEFAULT_PER_CORE_GBPS = 12.0  # only if backends.yaml gives none: the same assumption
 
@@ -237,7 +232,7 @@ def _speed_basis(
         "recurrent layers: their fixed state), plus a per-layer overhead; attention factors "
         "fitted to llama-bench depth rows (tests/data/estimate/depth_reference.yaml); "
         "ranges = backend efficiency spread x the span of any uncertain rate, capped by "
-        "physics (bandwidth / bytes per step, peak / ops per token); ttft = 512-token prompt at that depth + one "
-        "decode step"
+        "physics (bandwidth / bytes per step, peak / ops per token); ttft = 512-token "
+        "prompt at that depth + one decode step"
     )
     return lines

@@ -13,8 +13,6 @@ ds4 (engines.md section 8): only DeepSeek V4 Flash, from the sizes its README st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.devices import build_devices
@@ -27,6 +25,7 @@ from stackctl.estimate.memory import (
 )
 from stackctl.estimate.placement import Device
 from stackctl.estimate.speed import DeviceSpeed, active_share, speed_figures
+from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import (
     DeviceMemory,
     Estimate,
@@ -35,9 +34,6 @@ from stackctl.models.estimate import (
     SpeedEstimate,
 )
 from stackctl.models.hardware import HardwareProfile
-
-if TYPE_CHECKING:
-    from stackctl.estimate.core import ModelView
 
 
 def _params(request: EstimateRequest, ubatch: int) -> ContextParams:

@@ -21,6 +21,7 @@ from stackctl.estimate.speed import (
     at_end,
     decode_efficiencies,
     decode_tps,
+    shown,
     speculative_tps,
     speed_figures,
     verify_devices,
@@ -106,8 +107,8 @@ def speed_estimate(
                            min(0.99, alpha + spread))  # fmt: skip
     return plain.model_copy(
         update={
-            "tg_tps": round(tg, 2),
-            "tg_tps_range": (round(tg_low, 2), round(tg_high, 2)),
+            "tg_tps": shown(tg, 2),
+            "tg_tps_range": (shown(tg_low, 2), shown(tg_high, 2)),
             "tg_tps_plain": figures.tg,
             "spec_tokens_per_step": round(tokens, 3),
         }

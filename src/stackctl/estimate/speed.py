@@ -17,6 +17,7 @@ Efficiencies and their spread come from catalog/backends.yaml.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -200,8 +201,9 @@ def decode_efficiencies(
     sets: tuple[EfficiencySet, EfficiencySet, EfficiencySet] = ({}, {}, {})
     for name, f in factors.items():
         bandwidth = (1.0, 1.0, 1.0)
-        spread = f.measured_decode_range if name in measured else None
-        weights = (f.decode_efficiency, *(spread or f.decode_range))
+        weights = (f.decode_efficiency, *f.decode_range)
+        if name in measured and f.measured_decode_efficiency:
+            weights = (f.measured_decode_efficiency, *f.measured_decode_range)
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:
             kv = (f.kv_read_efficiency, *f.kv_read_range)
@@ -290,9 +292,18 @@ def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatal
     pp, pp_range = pp_ends[0], (pp_ends[1], pp_ends[2])
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
     return SpeedFigures(
-        tg=round(tg, 2),
-        tg_range=(round(tg_range[0], 2), round(tg_range[1], 2)),
-        pp=round(pp, 1),
-        pp_range=(round(pp_range[0], 1), round(pp_range[1], 1)),
-        ttft_s=round(ttft, 3),
+        tg=shown(tg, 2),
+        tg_range=(shown(tg_range[0], 2), shown(tg_range[1], 2)),
+        pp=shown(pp, 1),
+        pp_range=(shown(pp_range[0], 1), shown(pp_range[1], 1)),
+        ttft_s=shown(ttft, 3),
     )
+
+
+def shown(value: float, places: int) -> float:
+    """`value` to `places` decimals, or to 2 significant figures where that would show 0: a
+    slow prediction is slow, not zero."""
+    rounded = round(value, places)
+    if rounded or value <= 0:
+        return rounded
+    return round(value, 1 - math.floor(math.log10(value)))
