@@ -98,6 +98,7 @@ class Buffer(_Strict):
     build: str | None
     model_name: str
     arch: str
+    dims: dict[str, int | None]
     quant: str
     n_ctx: int = Field(gt=0)
     n_batch: int = Field(gt=0)
