@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackctl.estimate import load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog, lookup_model
 from stackctl.resources import catalog_dir
+from stackctl.yamlio import read_yaml
 
 DATA = Path(__file__).parent.parent / "data" / "speed"
 
@@ -146,14 +146,12 @@ def is_moe_offload(row: Row) -> bool:
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
-    raw = yaml.safe_load((DATA / "public_llama_bench.yaml").read_text(encoding="utf-8"))
-    return Dataset.model_validate(raw)
+    return Dataset.model_validate(read_yaml(DATA / "public_llama_bench.yaml"))
 
 
 @pytest.fixture(scope="module")
 def buffers() -> BufferSet:
-    raw = yaml.safe_load((DATA / "gpu_compute_buffers.yaml").read_text(encoding="utf-8"))
-    return BufferSet.model_validate(raw)
+    return BufferSet.model_validate(read_yaml(DATA / "gpu_compute_buffers.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +176,9 @@ def test_rows_resolve_in_the_catalog(dataset: Dataset, cat: EstimateCatalog) -> 
 
 def test_test_shape_is_consistent(dataset: Dataset) -> None:
     for row in dataset.rows:
-        if row.test == "pp":
-            assert row.n_prompt > 0 and row.n_gen == 0, row.ref
-        else:
-            assert row.n_gen > 0 and row.n_prompt == 0, row.ref
+        tokens = (row.n_prompt, row.n_gen) if row.test == "pp" else (row.n_gen, row.n_prompt)
+        assert tokens[0] > 0, row.ref
+        assert tokens[1] == 0, row.ref
         assert (row.backend == "cpu") == (row.hardware.n_gpus == 0), row.ref
 
 
