@@ -67,7 +67,7 @@ def main() -> int:
     for source in sorted({c.source for c in cases}):
         print(line(f"  loso {source}", [s for s in loso if s.case.source == source]))
     print("fitted factors (decode, prefill efficiency) per backend:")
-    for name in sorted({c.backend for c in cases}):
+    for name in sorted({c.backend for c in cases} | {c.key for c in cases}):
         f = fitted_backends.backends[name]
         print(f"  {name:7} decode {f.decode_efficiency:.3f} {f.decode_range}  "
               f"prefill {f.prefill_efficiency:.3f} {f.prefill_range}  "

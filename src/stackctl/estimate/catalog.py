@@ -179,6 +179,12 @@ class BackendFactors(StrictModel):
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
     )
+    expert_split_overhead_ms: float | None = Field(
+        None, description="decode: per layer whose experts sit in RAM beside a GPU"
+    )
+    host_link_gbps: float | None = Field(
+        None, description="prefill: GB/s host experts cross to the GPU at (op offload)"
+    )
     measured_decode_efficiency: float | None = Field(
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )

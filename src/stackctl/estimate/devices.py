@@ -69,7 +69,7 @@ def build_devices(
                 Device(
                     name=f"gpu{i}",
                     budget=_gpu_budget(acc, hardware.os.system, catalog),
-                    backend=request.backend,
+                    backend=backend_key(request.backend, acc.vendor, catalog),
                     bandwidth_gbps=bandwidth.value,
                     peak_gops=peak.value,
                     unified=acc.unified,
@@ -94,6 +94,13 @@ def build_devices(
         )
     )
     return devices
+
+
+def backend_key(backend: str, vendor: str, catalog: EstimateCatalog) -> str:
+    """`vulkan-intel` where catalog/backends.yaml has factors for that backend on that
+    vendor's GPUs (the public fit found them to differ), else the backend's own."""
+    key = f"{backend}-{vendor}"
+    return key if key in catalog.backends.backends else backend
 
 
 MEASURED = "measured"  # bandwidth_source of the detect probe's figure
@@ -155,11 +162,15 @@ def device_speeds(
         )
         for d in devices
     ]
+    split_layers: set[int] = set()  # layers whose routed experts sit in RAM beside a GPU
     for t in view.tensors:
         if t.mtp:
             continue
         share = active_share(t, view.shape)
         dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
+        if dev == cpu and cpu > 0 and t.is_expert and t.layer is not None:
+            if placement.layer_device[t.layer] != cpu:
+                split_layers.add(t.layer)
         if t.name == "token_embd.weight" and view.shape.tied_embeddings:
             dev = placement.output_device  # the tied matrix is read as the output layer
         speeds[dev].weight_bytes += t.nbytes * share
@@ -174,7 +185,31 @@ def device_speeds(
     for il, dev in enumerate(placement.layer_device):
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
+    if cpu > 0 and speeds[cpu].expert_bytes_all:
+        _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+def _offloaded_experts(
+    host: DeviceSpeed, split: int, request: EstimateRequest, catalog: EstimateCatalog
+) -> None:
+    """Routed experts in system RAM beside a GPU, as llama.cpp runs them.
+
+    Decode: the host reads them at its bandwidth with its threads, and every layer split
+    between GPU and host costs a hand-over (copy and sync) each way. Prefill: batches of 32
+    tokens and more run the expert matmuls on the GPU (op offload), so each ubatch copies the
+    host's experts over the host link: that transfer, not the CPU, sets the pace."""
+    factors = catalog.backends.backends["cpu"]
+    host.split_layers = split
+    host.split_s = (factors.expert_split_overhead_ms or 0.0) * 1e-3
+    if factors.host_link_gbps and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
+        host.link_gbps = factors.host_link_gbps
+        host.link_ubatch = min(request.ubatch, request.batch)
+
+
+# ggml-backend's scheduler offloads an op on host weights to the GPU from this batch size
+# (llama.cpp --op-offload, on by default; ggml_backend_sched op_offload, min batch 32).
+OP_OFFLOAD_MIN_BATCH = 32
 
 
 def _add_attention(

@@ -53,7 +53,8 @@ class Case:
     measured: float
     family: str
     label: str
-    devices: tuple[DeviceSpeed, ...]
+    devices: tuple[DeviceSpeed, ...]  # labelled with the base backend
+    key: str  # backend-vendor, e.g. vulkan-intel: a refinement fitted where rows exist
 
 
 def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
@@ -122,13 +123,19 @@ def _request(row: Mapping[str, Any], backend: str, native: int | None) -> Estima
 
 
 def _scaled(devices: list[DeviceSpeed], ratio: float, backend: str) -> tuple[DeviceSpeed, ...]:
-    """Weights read scaled to the row's file size; devices of an unnamed backend relabelled."""
+    """Weights read scaled to the row's file size; devices labelled with the base backend."""
     out = []
     for d in devices:
-        name = backend if d.name != "host" and backend in OTHER_BACKENDS else d.backend
+        name = backend if d.name != "host" else d.backend
         out.append(replace(d, weight_bytes=d.weight_bytes * ratio,
                            expert_bytes_all=d.expert_bytes_all * ratio, backend=name))  # fmt: skip
     return tuple(out)
+
+
+def _key(backend: str, profile: HardwareProfile) -> str:
+    if backend == "cpu" or not profile.accelerators:
+        return backend
+    return f"{backend}-{profile.accelerators[0].vendor}"
 
 
 def load_cases(
@@ -166,13 +173,17 @@ def load_cases(
                 label=f"{row['model']} {row['quant']} {row['backend']} {row['test']}"
                 f"@d{row.get('depth') or 0} on {key}",
                 devices=_scaled(devices, ratio, row["backend"]),
+                key=_key(row["backend"], profile),
             )
         )
     return cases, missed
 
 
-def predict(case: Case, backends: BackendCatalog) -> float:
+def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> float:
+    """The row's figure; with the backend-vendor factors where the catalog has them."""
     devices = list(case.devices)
+    if refined and case.key in backends.backends:
+        devices = [d if d.name == "host" else replace(d, backend=case.key) for d in devices]
     decode, prefill = efficiency_sets(devices, backends)
     if case.test == "tg":
         return min(decode_tps(devices, case.depth, decode[0]), decode_ceiling(devices, case.depth))
@@ -210,16 +221,36 @@ def _rescale(f: BackendFactors, tg: float, pp: float) -> BackendFactors:
     )
 
 
+def _scales(
+    cases: list[Case], backends: BackendCatalog, refined: bool
+) -> tuple[float, float]:
+    tg = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
+                  if c.test == "tg")  # fmt: skip
+    pp = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
+                  if c.test == "pp")  # fmt: skip
+    return tg, pp
+
+
 def fit(cases: list[Case], backends: BackendCatalog, passes: int = 2) -> BackendCatalog:
-    """Backend factors scaled so that the median row of each backend and test is exact."""
+    """Backend factors scaled so that the median row of each backend and test is exact; then,
+    where rows exist, backend-vendor refinements (vulkan-intel) from the fitted backend."""
     fitted = backends
     for _ in range(passes):
         factors = dict(fitted.backends)
         for name in sorted({c.backend for c in cases}):
-            own = [c for c in cases if c.backend == name]
-            tg = _gmedian(c.measured / predict(c, fitted) for c in own if c.test == "tg")
-            pp = _gmedian(c.measured / predict(c, fitted) for c in own if c.test == "pp")
+            tg, pp = _scales([c for c in cases if c.backend == name], fitted, False)
             factors[name] = _rescale(factors[name], tg, pp)
+        fitted = fitted.model_copy(update={"backends": factors})
+    keys = sorted({c.key for c in cases if c.key != c.backend})
+    factors = dict(fitted.backends)
+    for key in keys:
+        factors[key] = factors[key.split("-")[0]]
+    fitted = fitted.model_copy(update={"backends": factors})
+    for _ in range(passes):
+        factors = dict(fitted.backends)
+        for key in keys:
+            tg, pp = _scales([c for c in cases if c.key == key], fitted, True)
+            factors[key] = _rescale(factors[key], tg, pp)
         fitted = fitted.model_copy(update={"backends": factors})
     return fitted
 

@@ -62,6 +62,10 @@ class DeviceSpeed:
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
+    split_layers: int = 0  # layers whose experts live here while the layer runs on a GPU
+    split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
+    link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
+    link_ubatch: int = 0
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     basis: list[str] = field(default_factory=list)
@@ -108,7 +112,7 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
             _seconds(dev.attention_bytes(depth), dev.bandwidth_gbps, e.kv),
             _seconds(dev.attention_ops(depth), dev.peak_gops, e.attention),
         )
-        seconds += weights + attention + dev.layers * e.layer_s
+        seconds += weights + attention + dev.layers * e.layer_s + dev.split_layers * dev.split_s
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -143,7 +147,10 @@ def prefill_tps(
         attention = dev.full_ops * full + dev.window_ops * window
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
         seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
-        seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
+        if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
+            seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, dev.link_gbps, 1.0)
+        else:
+            seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
     return 1.0 / seconds if seconds > 0 else 0.0
 
