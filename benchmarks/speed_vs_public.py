@@ -15,16 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.catalog import BackendCatalog, load_estimate_catalog
 from stackctl.estimate.public_fit import (
+    Case,
     Scored,
     fit,
+    fitted_fields,
     leave_one_source_out,
     load_cases,
     score,
     summary,
 )
 from stackctl.resources import catalog_dir
+from stackctl.yamlio import dump_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ROOT / "tests/data/speed/public_llama_bench.yaml"
@@ -41,8 +44,9 @@ def line(title: str, scored: list[Scored]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", action="store_true", help="print every row")
+    parser.add_argument("--write-fit", action="store_true", help="write catalog/speed_fit.yaml")
     args = parser.parse_args()
-    catalog = load_estimate_catalog(catalog_dir())
+    catalog = load_estimate_catalog(catalog_dir(), fitted=False)  # the fit starts unfitted
     cases, missed = load_cases(ROWS, HARDWARE, catalog)
     total = len(cases) + len(missed)
     families = sorted({c.family for c in cases})
@@ -72,7 +76,37 @@ def main() -> int:
         print(f"  {name:7} decode {f.decode_efficiency:.3f} {f.decode_range}  "
               f"prefill {f.prefill_efficiency:.3f} {f.prefill_range}  "
               f"expert prefill {f.expert_prefill_efficiency}")  # fmt: skip
+    if args.write_fit:
+        write_fit(fitted_backends, cases, loso, total)
     return 0
+
+
+# Backends whose hand-set factors rest on our own depth runs (catalog/backends.yaml DEPTH):
+# the fit is reported for them but not laid over (it would undo the depth calibration).
+KEEP_CALIBRATED = frozenset({"cpu", "rocm", "rocm-amd", "vulkan", "vulkan-amd"})
+
+
+def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], total: int) -> None:
+    names = {c.backend for c in cases} | {c.key for c in cases}
+    n_tg, med_tg, worst_tg = summary(loso, "tg")
+    n_pp, med_pp, worst_pp = summary(loso, "pp")
+    sources = sorted({c.source for c in cases})
+    doc = {
+        "schema_version": 1,
+        "provenance": [
+            "written by benchmarks/speed_vs_public.py --write-fit: backends.yaml's factors "
+            "rescaled per backend (then per backend-vendor) so that the median public row of "
+            "each is exact (estimate/public_fit.py)",
+            f"rows: tests/data/speed/public_llama_bench.yaml, {len(cases)} of {total} "
+            f"predicted, sources: {', '.join(sources)}",
+            f"leave-one-source-out: decode n={n_tg} median {med_tg:.1%} worst {worst_tg:.1%}; "
+            f"prefill n={n_pp} median {med_pp:.1%} worst {worst_pp:.1%}",
+        ],
+        "apply": sorted(n for n in names if n not in KEEP_CALIBRATED),
+        "backends": fitted_fields(backends, names),
+    }
+    header = "# Backend speed factors fitted to public llama-bench rows; do not edit by hand.\n"
+    (ROOT / "catalog/speed_fit.yaml").write_text(dump_yaml(doc, header=header), encoding="utf-8")
 
 
 if __name__ == "__main__":

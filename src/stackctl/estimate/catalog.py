@@ -259,8 +259,32 @@ class EstimateCatalog(StrictModel):
         return self._views
 
 
-def load_estimate_catalog(root: Path) -> EstimateCatalog:
-    """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`."""
+class FittedFactors(StrictModel):
+    """catalog/speed_fit.yaml: backend factors fitted to public rows, over backends.yaml."""
+
+    schema_version: Literal[1]
+    provenance: list[str]
+    apply: list[str] = Field(
+        description="the fitted backends laid over backends.yaml; the others are reported only"
+    )
+    backends: dict[str, dict[str, float | tuple[float, float] | None]]
+
+
+def with_fitted(backends: BackendCatalog, fitted: FittedFactors) -> BackendCatalog:
+    """backends.yaml with the fitted fields laid over; `vulkan-intel` starts from `vulkan`."""
+    factors = dict(backends.backends)
+    for key, fields in fitted.backends.items():
+        if key not in fitted.apply:
+            continue
+        base = factors.get(key) or factors[key.split("-")[0]]
+        factors[key] = base.model_validate({**base.model_dump(), **fields})
+    return backends.model_copy(update={"backends": factors})
+
+
+def load_estimate_catalog(root: Path, *, fitted: bool = True) -> EstimateCatalog:
+    """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`, with the
+    public fit (speed_fit.yaml) laid over the backend factors unless `fitted` is False (the
+    fit itself starts from the hand-set factors)."""
     models_path = root / "models.yaml"
     models = validate_yaml(
         ModelCatalogFile,
@@ -279,6 +303,12 @@ def load_estimate_catalog(root: Path) -> EstimateCatalog:
         backends_path,
         error=CatalogError,
     )
+    fit_path = root / "speed_fit.yaml"
+    if fitted and fit_path.is_file():
+        fit = validate_yaml(
+            FittedFactors, read_yaml(fit_path, error=CatalogError), fit_path, error=CatalogError
+        )
+        backends = with_fitted(backends, fit)
     by_id: dict[str, ModelEntry] = {}
     for entry in models.models:
         if entry.id in by_id:

@@ -203,20 +203,17 @@ def _times(pair: tuple[float, float], s: float) -> tuple[float, float]:
 
 
 def _rescale(f: BackendFactors, tg: float, pp: float) -> BackendFactors:
-    kv = min(f.kv_read_efficiency * tg, 1.0) if f.kv_read_efficiency else None
+    """The weight-phase factors scaled; the depth factors (KV read, attention) stay as the
+    depth rows fitted them (benchmarks/depth_calibration.py)."""
     expert = min(f.expert_prefill_efficiency * pp, 1.0) if f.expert_prefill_efficiency else None
     return f.model_copy(
         update={
             "decode_efficiency": min(f.decode_efficiency * tg, 1.0),
             "decode_range": _times(f.decode_range, tg),
-            "kv_read_efficiency": kv,
-            "kv_read_range": _times(f.kv_read_range, tg),
             "prefill_efficiency": min(f.prefill_efficiency * pp, 1.0),
             "prefill_range": _times(f.prefill_range, pp),
             "expert_prefill_efficiency": expert,
             "expert_prefill_range": _times(f.expert_prefill_range, pp),
-            "attention_prefill_efficiency": min(f.attention_prefill_efficiency * pp, 1.0),
-            "attention_prefill_range": _times(f.attention_prefill_range, pp),
         }
     )
 
@@ -285,3 +282,28 @@ def summary(scored: list[Scored], test: str) -> tuple[int, float, float]:
     if not errors:
         return 0, 0.0, 0.0
     return len(errors), statistics.median(errors), max(errors)
+
+
+FITTED_FIELDS = (
+    "decode_efficiency",
+    "decode_range",
+    "prefill_efficiency",
+    "prefill_range",
+    "expert_prefill_efficiency",
+    "expert_prefill_range",
+)
+
+
+def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The fitted fields of `names`, rounded to 3 figures, as speed_fit.yaml keeps them."""
+
+    def r(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [round(v, 3) for v in value]
+        return round(value, 3) if isinstance(value, float) else value
+
+    out = {}
+    for name in sorted(names):
+        f = backends.backends[name]
+        out[name] = {k: r(getattr(f, k)) for k in FITTED_FIELDS}
+    return out
