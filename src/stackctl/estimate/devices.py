@@ -168,9 +168,9 @@ def device_speeds(
             continue
         share = active_share(t, view.shape)
         dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
-        if dev == cpu and cpu > 0 and t.is_expert and t.layer is not None:
-            if placement.layer_device[t.layer] != cpu:
-                split_layers.add(t.layer)
+        beside_gpu = t.layer is not None and placement.layer_device[t.layer] != cpu
+        if dev == cpu and cpu > 0 and t.is_expert and beside_gpu and t.layer is not None:
+            split_layers.add(t.layer)
         if t.name == "token_embd.weight" and view.shape.tied_embeddings:
             dev = placement.output_device  # the tied matrix is read as the output layer
         speeds[dev].weight_bytes += t.nbytes * share

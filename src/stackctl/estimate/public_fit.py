@@ -85,9 +85,10 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
     cpu = box.cpu
     if "cpu" in entry:
         c = entry["cpu"]
-        cpu = cpu.model_copy(update={"model": c["model"], "cores": c["cores"], "threads": c["cores"],
-                                     "flags": c["flags"], "bandwidth_gbps": c["bandwidth_gbps"],
-                                     "bandwidth_source": c["source"]})  # fmt: skip
+        facts = {"model": c["model"], "cores": c["cores"], "threads": c["cores"],
+                 "flags": c["flags"], "bandwidth_gbps": c["bandwidth_gbps"],
+                 "bandwidth_source": c["source"]}  # fmt: skip
+        cpu = cpu.model_copy(update=facts)
     if "cores" in entry:
         cpu = cpu.model_copy(update={"cores": entry["cores"], "threads": entry["cores"]})
     if not cpu.flags:
@@ -218,9 +219,7 @@ def _rescale(f: BackendFactors, tg: float, pp: float) -> BackendFactors:
     )
 
 
-def _scales(
-    cases: list[Case], backends: BackendCatalog, refined: bool
-) -> tuple[float, float]:
+def _scales(cases: list[Case], backends: BackendCatalog, refined: bool) -> tuple[float, float]:
     tg = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
                   if c.test == "tg")  # fmt: skip
     pp = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
