@@ -6,7 +6,8 @@ The ceilings are computed here from the bytes and ops per token the estimator re
 
 - decode <= tokens per step x bandwidth / bytes read per step (a speculative step reads the
   target once for all its tokens: the plain ceiling times the tokens per step bounds it);
-- prefill <= peak compute / ops per token.
+- prefill <= peak compute / ops per token (experts in RAM beside a GPU: the copy over the host
+  link per ubatch instead, as llama.cpp's op offload runs them on the GPU).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def _prefill_ceiling(devices: list[DeviceSpeed], depth: int) -> float:
         assert d.peak_gops, f"{d.name}: no peak compute"
         full, window = mean_attended(d, depth, TTFT_PROMPT)
         ops = d.weight_ops + d.full_ops * full + d.window_ops * window
+        if d.link_ubatch:  # op offload: experts in RAM are computed on the GPU after the copy
+            ops -= d.expert_ops
+            seconds += d.expert_bytes_all / d.link_ubatch / (d.link_gbps * 1e9)
         seconds += ops / (d.peak_gops * d.peak_span[1] * 1e9)
     return 1.0 / seconds
 

@@ -52,8 +52,13 @@ def _cpu_peak(hardware: HardwareProfile, threads: int, catalog: EstimateCatalog)
     return peak.flops_per_cycle_per_core * peak.clock_ghz * threads
 
 
+# A CPU nobody named: llama.cpp's default is one thread per physical core; a typical desktop
+# or laptop has 4-16 of them, and 4 is the conservative end (the estimate says ASSUMED).
+UNKNOWN_CORES = 4
+
+
 def cpu_threads(hardware: HardwareProfile, request: EstimateRequest) -> int:
-    return request.threads or hardware.cpu.cores or hardware.cpu.threads or 1
+    return request.threads or hardware.cpu.cores or hardware.cpu.threads or UNKNOWN_CORES
 
 
 def build_devices(

@@ -276,6 +276,9 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
     for d in devices:
         full, window = mean_attended(d, depth, prompt)
         ops = d.weight_ops + d.full_ops * full + d.window_ops * window
+        if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
+            ops -= d.expert_ops
+            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, d.link_gbps, 1.0)
         seconds += _seconds(ops, d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0
 
