@@ -147,3 +147,21 @@ def test_measured_bandwidth_is_used_and_stated() -> None:
     assert high / result.speed.tg_tps <= 1.3
     assert low / result.speed.tg_tps >= 0.7
     assert any("20 GB/s measured on this box" in line for line in result.basis)
+
+
+def test_ngl_auto_on_unified_memory_keeps_every_layer_and_reports_the_shortfall() -> None:
+    """Issue 14 item 7: `--ngl auto` on a unified-memory box does not pick the layer count by
+    fit (one pool: the host side counts against the same budget). Every layer stays on the GPU
+    and the estimate says it does not fit, with the shortfall, rather than hiding it."""
+    box = declare_hardware(gpus=[], system="strix halo 32gb")
+    request = EstimateRequest(model="qwen3.6-27b", quant="Q8_0", backend="vulkan")
+    result = estimate(request, box, catalog=CATALOG)
+    assert result.placement is not None
+    assert result.placement.layers == {"gpu0": 64}
+    assert not result.fits
+    (row,) = result.memory.devices
+    assert row.shortfall_bytes > 0
+    small = estimate(request.model_copy(update={"quant": "Q3_K_M", "ctx": 2048}), box,
+                     catalog=CATALOG)  # fmt: skip
+    assert small.placement is not None
+    assert small.placement.layers == {"gpu0": 64}
