@@ -21,6 +21,7 @@ from stackctl.estimate.public_fit import (
     Scored,
     fit,
     fitted_fields,
+    fitted_names,
     leave_one_source_out,
     load_cases,
     score,
@@ -71,7 +72,7 @@ def main() -> int:
     for source in sorted({c.source for c in cases}):
         print(line(f"  loso {source}", [s for s in loso if s.case.source == source]))
     print("fitted factors (decode, prefill efficiency) per backend:")
-    for name in sorted({c.backend for c in cases} | {c.key for c in cases}):
+    for name in sorted(fitted_names(cases, fitted_backends)):
         f = fitted_backends.backends[name]
         print(f"  {name:7} decode {f.decode_efficiency:.3f} {f.decode_range}  "
               f"prefill {f.prefill_efficiency:.3f} {f.prefill_range}  "
@@ -83,11 +84,12 @@ def main() -> int:
 
 # Backends whose hand-set factors rest on our own depth runs (catalog/backends.yaml DEPTH):
 # the fit is reported for them but not laid over (it would undo the depth calibration).
-KEEP_CALIBRATED = frozenset({"cpu", "rocm", "rocm-amd", "vulkan", "vulkan-amd"})
+KEEP_CALIBRATED = frozenset({"cpu", "rocm", "rocm-amd", "rocm-amd-unified", "vulkan",
+                             "vulkan-amd", "vulkan-amd-unified"})  # fmt: skip
 
 
 def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], total: int) -> None:
-    names = {c.backend for c in cases} | {c.key for c in cases}
+    names = fitted_names(cases, backends)
     n_tg, med_tg, worst_tg = summary(loso, "tg")
     n_pp, med_pp, worst_pp = summary(loso, "pp")
     sources = sorted({c.source for c in cases})

@@ -31,7 +31,7 @@ def _fits(
         # One pool: the host's buffers already count against the unified GPU's budget, so
         # moving layers to the host frees nothing and the layer count is not chosen by fit.
         # All layers stay on the GPU and `fits` reports any shortfall
-        # (tests/unit/test_estimate_bounds.py::test_ngl_auto_on_unified_memory).
+        # (tests/unit/test_estimate_bounds.py, ngl auto on unified memory).
         return True
     return all(d.budget is None or d.total <= d.budget for d in trial[:-1])
 

@@ -74,7 +74,7 @@ def build_devices(
                 Device(
                     name=f"gpu{i}",
                     budget=_gpu_budget(acc, hardware.os.system, catalog),
-                    backend=backend_key(request.backend, acc.vendor, catalog),
+                    backend=backend_key(request.backend, acc, catalog),
                     bandwidth_gbps=bandwidth.value,
                     peak_gops=peak.value,
                     unified=acc.unified,
@@ -101,11 +101,15 @@ def build_devices(
     return devices
 
 
-def backend_key(backend: str, vendor: str, catalog: EstimateCatalog) -> str:
-    """`vulkan-intel` where catalog/backends.yaml has factors for that backend on that
-    vendor's GPUs (the public fit found them to differ), else the backend's own."""
-    key = f"{backend}-{vendor}"
-    return key if key in catalog.backends.backends else backend
+def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str:
+    """The most specific factors the catalog has: `vulkan-amd-unified` (the backend on that
+    vendor's unified-memory GPUs), `vulkan-intel`, else the backend's own. The public fit
+    (catalog/speed_fit.yaml) adds them where the families differ."""
+    vendor = f"{backend}-{acc.vendor}"
+    for key in (f"{vendor}-unified" if acc.unified else None, vendor):
+        if key and key in catalog.backends.backends:
+            return key
+    return backend
 
 
 MEASURED = "measured"  # bandwidth_source of the detect probe's figure

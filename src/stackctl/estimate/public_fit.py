@@ -136,7 +136,8 @@ def _scaled(devices: list[DeviceSpeed], ratio: float, backend: str) -> tuple[Dev
 def _key(backend: str, profile: HardwareProfile) -> str:
     if backend == "cpu" or not profile.accelerators:
         return backend
-    return f"{backend}-{profile.accelerators[0].vendor}"
+    acc = profile.accelerators[0]
+    return f"{backend}-{acc.vendor}" + ("-unified" if acc.unified else "")
 
 
 def load_cases(
@@ -227,6 +228,9 @@ def _scales(cases: list[Case], backends: BackendCatalog, refined: bool) -> tuple
     return tg, pp
 
 
+MIN_GROUP_ROWS = 6  # fewer rows than this refine nothing: the backend's figure holds
+
+
 def fit(cases: list[Case], backends: BackendCatalog, passes: int = 2) -> BackendCatalog:
     """Backend factors scaled so that the median row of each backend and test is exact; then,
     where rows exist, backend-vendor refinements (vulkan-intel) from the fitted backend."""
@@ -234,13 +238,19 @@ def fit(cases: list[Case], backends: BackendCatalog, passes: int = 2) -> Backend
     for _ in range(passes):
         factors = dict(fitted.backends)
         for name in sorted({c.backend for c in cases}):
-            tg, pp = _scales([c for c in cases if c.backend == name], fitted, False)
+            # each backend-vendor group counts once: one slow GPU family with many rows
+            # must not set the backend's figure for every other family
+            groups = sorted({c.key for c in cases if c.backend == name})
+            scales = [_scales([c for c in cases if c.key == g], fitted, False) for g in groups]
+            tg = _gmedian(s[0] for s in scales)
+            pp = _gmedian(s[1] for s in scales)
             factors[name] = _rescale(factors[name], tg, pp)
         fitted = fitted.model_copy(update={"backends": factors})
-    keys = sorted({c.key for c in cases if c.key != c.backend})
+    counts = {k: sum(1 for c in cases if c.key == k) for k in {c.key for c in cases}}
+    keys = sorted(k for k, n in counts.items() if k != k.split("-")[0] and n >= MIN_GROUP_ROWS)
     factors = dict(fitted.backends)
     for key in keys:
-        factors[key] = factors[key.split("-")[0]]
+        factors[key] = factors[key.split("-")[0]]  # vulkan-amd-unified starts from vulkan
     fitted = fitted.model_copy(update={"backends": factors})
     for _ in range(passes):
         factors = dict(fitted.backends)
@@ -291,6 +301,11 @@ FITTED_FIELDS = (
     "expert_prefill_efficiency",
     "expert_prefill_range",
 )
+
+
+def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
+    """The backends and backend-vendor groups a fit over `cases` produced."""
+    return {c.backend for c in cases} | {c.key for c in cases if c.key in backends.backends}
 
 
 def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, dict[str, Any]]:
