@@ -11,6 +11,8 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v buildah >/dev/null || need_apt+=(buildah)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# scripts/gen_pci_snapshot.py reads Debian's pci.ids (hwdata) to regenerate src/stackctl/data/pci_gpus.json
+[ -f /usr/share/misc/pci.ids ] || need_apt+=(pci.ids)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2

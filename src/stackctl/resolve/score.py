@@ -4,18 +4,22 @@ catalog/quants_quality.yaml. Pure functions; every term comes back with its basi
 from __future__ import annotations
 
 import math
-import statistics
+from collections import Counter
 from dataclasses import dataclass
 
 from stackctl.estimate.catalog import ModelEntry
 from stackctl.models.catalog import TensorMix
-from stackctl.models.policy import Policy
+from stackctl.models.policy import Policy, QualityFile
+from stackctl.resolve.evidence import Evidence, Figure
 
 
 @dataclass(frozen=True)
 class Score:
     value: float
     basis: tuple[str, ...]
+
+
+UNSCORED = Score(0.0, ("not scored yet",))
 
 
 def is_moe(entry: ModelEntry) -> bool:
@@ -71,36 +75,41 @@ def quant_loss(quant: str, family: str, policy: Policy) -> tuple[float, str]:
     )
 
 
-def _workload_quality(
-    model_id: str, workload: str, policy: Policy
-) -> tuple[float | None, list[str]]:
-    """Mean of the workload's benchmark figures for this model (None: the catalog has no
-    benchmark of this workload with figures for two models or more).
+def _figure_line(item: str, fig: Figure, quality: QualityFile, model_id: str, sd: float) -> str:
+    if fig.imputed:
+        return (f"{item}: no published figure; imputed ~{fig.value:.4g} +/- "
+                f"{fig.sd_z * sd:.2g} ({fig.basis})")  # fmt: skip
+    src = quality.models[model_id].benchmarks[item]
+    date = src.date or quality.source_dates.get(src.source, "undated")
+    return f"{item} {fig.value:g} ({src.source}, {date})"
 
-    A benchmark the model has no published figure for counts at the catalog's lowest figure
-    on it: an unmeasured model never outranks a measured one on a guess (policy)."""
-    mine = policy.quality.models.get(model_id)
-    values: list[float] = []
+
+def workload_quality(
+    model_id: str, workload: str, policy: Policy, evidence: Evidence
+) -> tuple[float, float, list[str]] | None:
+    """Quality points for the workload from its evidence items, measured or imputed:
+    50 + points_per_sd x the mean z, each item weighted by 1 / its variance (a measured figure
+    has `measured_sd`, an imputed one adds its own sd) and by its share of its evidence family
+    (hard benchmarks, human preference, aggregate index weigh alike), and the sd of that mean.
+    None: no item of the workload has figures."""
+    q = policy.quality
+    weighted = total = 0.0
     lines: list[str] = []
-    for bench in policy.quality.workloads[workload].benchmarks:
-        figures = [
-            m.benchmarks[bench].value
-            for m in policy.quality.models.values()
-            if bench in m.benchmarks
-        ]
-        if len(figures) < 2:
-            continue
-        fig = mine.benchmarks.get(bench) if mine else None
+    items = q.workloads[workload].benchmarks
+    per_family = Counter(q.items[i].family for i in items if i in q.items)
+    for item in items:
+        fig = evidence.item(model_id, item)
         if fig is None:
-            values.append(min(figures))
-            lines.append(f"{bench}: no published figure; the catalog's lowest ({min(figures):g}) "
-                         "assumed (policy)")  # fmt: skip
             continue
-        values.append(fig.value)
-        lines.append(f"{bench} {fig.value:g} ({fig.source})")
-    if not values:
-        return None, lines
-    return statistics.fmean(values), lines
+        # each evidence family weighs alike, however many items it has (policy)
+        share = 1 / per_family[q.items[item].family]
+        weight = share / (q.measured_sd**2 + fig.sd_z**2)
+        weighted += weight * fig.z
+        total += weight
+        lines.append(_figure_line(item, fig, q, model_id, evidence.stats[item][1]))
+    if not total:
+        return None
+    return 50 + q.points_per_sd * weighted / total, q.points_per_sd / math.sqrt(total), lines
 
 
 def mixed_quant_loss(mix: TensorMix, family: str, policy: Policy) -> tuple[float, str]:
@@ -115,38 +124,63 @@ def mixed_quant_loss(mix: TensorMix, family: str, policy: Policy) -> tuple[float
     return loss, f"mixed file: {', '.join(parts)} = +{loss:.2f}% ({mix.source})"
 
 
-def quality_score(
-    entry: ModelEntry, quant: str, workload: str, policy: Policy, mix: TensorMix | None = None
-) -> Score:
+def model_quality(entry: ModelEntry, workload: str, policy: Policy, evidence: Evidence) -> Score:
+    """The model's quality for the workload in its served mode, before quant and speed."""
     rule = policy.quality.rule
     eff, eff_basis = effective_params(entry, policy)
-    if eff is None:
-        return Score(0.0, (f"{entry.id}: {eff_basis}; scored 0",))
-    size = 10 * math.log2(10 * eff)
-    measured, lines = _workload_quality(entry.id, workload, policy)
-    if measured is None:  # no benchmark data for this workload: the size rule is the score
+    extra = policy.quality.models.get(entry.id)
+    mode = extra.mode if extra else "non_thinking"
+    measured = workload_quality(entry.id, workload, policy, evidence)
+    if measured is None and eff is None:
+        return Score(0.0, (f"{entry.id}: no evidence and {eff_basis}; scored 0",))
+    size = 10 * math.log2(10 * eff) if eff else 0.0
+    lines = [f"served mode: {mode.replace('_', '-')} (figures in that mode only)"]
+    if measured is None:  # no evidence item for this workload: the size rule is the score
         base = size
         lines.append(f"size rule {size:.1f} ({eff_basis})")
     else:
-        base = measured + size * rule.size_weight
-        lines.insert(0, f"benchmarks: mean {measured:.1f}")
+        points, sd, item_lines = measured
+        base = points + size * rule.size_weight
+        per_sd = policy.quality.points_per_sd
+        lines.append(f"evidence: {points:.1f} +/- {sd:.1f} points (50 + {per_sd:g} x the "
+                     "weighted mean z over the catalog)")  # fmt: skip
+        lines += item_lines
         lines.append(f"size tiebreak +{size * rule.size_weight:.1f} ({eff_basis})")
-    extra = policy.quality.models.get(entry.id)
     verdict = extra.card_fit.get(workload) if extra else None
     card = rule.card_fit_points[verdict] if verdict else 0.0
     if verdict and extra:
         source = policy.quality.sources.get(extra.card or "", extra.card or "model card")
         lines.append(f"model card: {verdict.replace('_', ' ')} for {workload} {card:+g} ({source})")
+    moe = policy.quality.workloads[workload].moe_penalty if is_moe(entry) else 0.0
+    if moe:
+        lines.append(f"MoE over long multi-turn {workload} context -{moe:g} (policy)")
+    return Score(round(base + card - moe, 2), tuple(lines))
+
+
+def quality_score(
+    entry: ModelEntry,
+    quant: str,
+    workload: str,
+    policy: Policy,
+    evidence: Evidence,
+    mix: TensorMix | None = None,
+) -> Score:
+    base = model_quality(entry, workload, policy, evidence)
     family = entry.family
     loss, loss_basis = (
         mixed_quant_loss(mix, family, policy) if mix else quant_loss(quant, family, policy)
     )
-    penalty = loss * rule.points_per_pct
-    lines.append(f"quant -{penalty:.1f} ({loss_basis})")
-    moe = policy.quality.workloads[workload].moe_penalty if is_moe(entry) else 0.0
-    if moe:
-        lines.append(f"MoE over long multi-turn {workload} context -{moe:g} (policy)")
-    return Score(round(base + card - penalty - moe, 2), tuple(lines))
+    scaling = policy.quants.size_scaling
+    total, _ = params_b(entry, policy)
+    if scaling is not None and total and loss:
+        low, high = scaling.bounds
+        factor = min(max((scaling.reference_params_b / total) ** scaling.exponent, low), high)
+        loss *= factor
+        loss_basis += f"; x{factor:.2f} for {total:g}B total params ({scaling.source})"
+    penalty = loss * policy.quality.rule.points_per_pct
+    return Score(
+        round(base.value - penalty, 2), (*base.basis, f"quant -{penalty:.1f} ({loss_basis})")
+    )
 
 
 def with_speed(score: Score, tg: float, floor: float, workload: str, policy: Policy) -> Score:

@@ -1,12 +1,13 @@
 """Context as a dimension of the candidate: for long-context workloads, the largest context
 the chosen stack can hold without giving anything else up.
 
-The stack's `context` is a minimum. A workload that prefers long context (catalog/quality.yaml
-`prefer_long_context`) tries doubling it, up to the model's native limit, and keeps a step
-only when (1) it still fits, (2) the placement is unchanged (more context never pushes layers
-or experts off the GPU) and (3) decode at half that depth (a conversation midway through its
-context) still meets the speed floor. Each step's KV type follows the runtime policy (q8_0
-above its threshold). Every step tried is reported, and why the search stopped.
+The stack's `context` is a minimum. A workload with a `min_context` (catalog/quality.yaml: code
+32K, agentic 64K) grows to it where it fits; one that prefers long context (`prefer_long_context`)
+goes on doubling up to the model's native limit. A step is kept only when (1) it still fits,
+(2) the placement is unchanged (more context never pushes layers or experts off the GPU: "where
+it fits") and (3) decode at half that depth (a conversation midway through its context) still
+meets the speed floor. Each step's KV type follows the runtime policy (q8_0 above its threshold).
+Every step tried is reported, and why the search stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 from stackctl.models.policy import Policy
 from stackctl.models.resolved import Placement
 from stackctl.models.spec import StackSpec
-from stackctl.resolve_eval import Candidate
+from stackctl.resolve.candidate import Candidate
 
 Evaluate = Callable[[Candidate], None]
 DecodeAt = Callable[[Candidate, int], float | None]  # tok/s at a depth, None if not modelled
@@ -27,16 +28,21 @@ def kv_type(ctx: int, policy: Policy) -> str:
     return policy.runtime.kv_quant_type if ctx > policy.runtime.kv_quantize_above_ctx else "f16"
 
 
-def context_steps(minimum: int, native: int) -> list[int]:
-    """Doublings of the minimum, then the native limit itself, all per slot."""
+def context_steps(minimum: int, native: int, target: int = 0) -> list[int]:
+    """Doublings of the minimum, the workload's `target` among them, then the native limit
+    itself, all per slot."""
     steps = []
     ctx = minimum * 2
     while ctx < native:
+        if minimum < target < ctx and target not in steps:
+            steps.append(target)
         steps.append(ctx)
         ctx *= 2
+    if minimum < target < native and target not in steps:
+        steps.append(target)
     if native > minimum:
         steps.append(native)
-    return steps
+    return sorted(set(steps))
 
 
 def _same_place(a: Placement, b: Placement) -> bool:
@@ -65,16 +71,23 @@ def grow_context(
     evaluate: Evaluate,
     decode: DecodeAt,
 ) -> Candidate:
-    """The chosen candidate at the largest context that costs nothing else (see module doc)."""
-    if not policy.quality.workloads[spec.workload].prefer_long_context:
+    """The chosen candidate at the workload's context (see module doc)."""
+    w = policy.quality.workloads[spec.workload]
+    minimum = max(w.min_context or 0, chosen.ctx)
+    if not w.prefer_long_context and minimum <= chosen.ctx:
         chosen.basis.append(
             f"context: the stack's {spec.context} per user ({spec.workload} does not prefer "
             "long context: catalog/quality.yaml)"
         )
         return chosen
     best, tried = chosen, [str(chosen.ctx)]
+    limit = (
+        chosen.entry.ctx_native if w.prefer_long_context else min(minimum, chosen.entry.ctx_native)
+    )
     stop = f"the model's native limit is {chosen.entry.ctx_native}"
-    for ctx in context_steps(chosen.ctx, chosen.entry.ctx_native):
+    if limit < chosen.entry.ctx_native:
+        stop = f"the {spec.workload} minimum of {minimum} (catalog/quality.yaml min_context)"
+    for ctx in context_steps(chosen.ctx, limit, minimum):
         # a fresh evaluation: placement and speculative decoding are decided again at this ctx
         trial = replace(chosen, ctx=ctx, kv=kv_type(ctx, policy), reject=None, estimate=None,
                         evaluated=False, basis=[], placement=Placement(ngl=0),
@@ -86,8 +99,10 @@ def grow_context(
             break
         best = trial
         tried.append(str(ctx))
+    kind = (
+        "long-context workload" if w.prefer_long_context else f"{spec.workload} minimum {minimum}"
+    )
     best.basis.append(
-        f"context: tried {', '.join(tried)} per user (long-context workload); chose {best.ctx}; "
-        f"stopped at {stop}"
+        f"context: tried {', '.join(tried)} per user ({kind}); chose {best.ctx}; stopped at {stop}"
     )
     return best

@@ -3,8 +3,6 @@ and requirements, and the reasons in words."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stackctl.engines import ds4, llamacpp
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.hardware import HardwareProfile
@@ -21,12 +19,10 @@ from stackctl.models.resolved import (
     Speculative,
 )
 from stackctl.models.spec import StackSpec
-from stackctl.resolve_eval import Candidate, threads_of
-from stackctl.resolve_quirks import applied, matching_quirks, requirements, server_setting, shape_of
-from stackctl.resolve_score import is_moe
-
-if TYPE_CHECKING:
-    from stackctl.resolve import Resolver
+from stackctl.resolve.candidate import Candidate
+from stackctl.resolve.quirks import applied, matching_quirks, requirements, server_setting, shape_of
+from stackctl.resolve.score import is_moe
+from stackctl.resolve.session import threads_of
 
 
 def _pin(
@@ -86,7 +82,7 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
 
 
 def speculative_for(c: Candidate) -> tuple[Speculative, str]:
-    """The lock's record of what resolve_speculative turned on, and the reason line."""
+    """The lock's record of what speculative.py turned on, and the reason line."""
     plan = c.speculative
     if plan is None:
         return Speculative(), (
@@ -203,9 +199,8 @@ def _reasons(c: Candidate, spec: StackSpec, hardware: HardwareProfile, spec_line
 
 def build_resolved(
     spec: StackSpec, hardware: HardwareProfile, planned: HardwareProfile, c: Candidate,
-    resolver: Resolver, *, gtt: int | None, relaxed: list[str],
+    policy: Policy, *, gtt: int | None, relaxed: list[str],
 ) -> ResolvedStack:  # fmt: skip
-    policy = resolver.policy
     speculative, spec_line = speculative_for(c)
     shape = shape_of(planned, backend=c.backend, moe=is_moe(c.entry),
                      speculative=speculative.kind, engine=c.engine.name)  # fmt: skip

@@ -20,15 +20,9 @@ from stackctl.models.catalog import Catalog, ModelArtefact
 from stackctl.models.estimate import Estimate, EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.policy import DraftRule, MtpSpeedup, Policy
-from stackctl.resolve_eval import (
-    FULL,
-    GIB,
-    Candidate,
-    Session,
-    SpecPlan,
-    estimate_for,
-    estimate_placed,
-)
+from stackctl.resolve.candidate import FULL, GIB, Candidate, SpecPlan
+from stackctl.resolve.place import estimate_placed
+from stackctl.resolve.session import Session, estimate_for
 
 
 @dataclass(frozen=True)

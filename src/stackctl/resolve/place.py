@@ -4,131 +4,14 @@ engines the estimator does not model (ds4). Estimates are memoised in the sessio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal
 
-from stackctl.errors import EstimateError
-from stackctl.estimate import EstimateCatalog, estimate
-from stackctl.estimate.catalog import ModelEntry
-from stackctl.lock import canonical_json, hardware_sha256
-from stackctl.models.catalog import EngineEntry, ModelArtefact
-from stackctl.models.estimate import Backend, CacheType, Estimate, EstimateRequest
+from stackctl.lock import hardware_sha256
+from stackctl.models.estimate import Estimate
 from stackctl.models.hardware import Accelerator, HardwareProfile
-from stackctl.models.policy import DraftRule, Policy
+from stackctl.models.policy import Policy
 from stackctl.models.resolved import Placement
-from stackctl.resolve_score import Score
-
-GIB = 1024**3
-FULL = 999  # "all layers"
-
-
-@dataclass(frozen=True)
-class SpecPlan:
-    """Speculative decoding for a candidate: MTP heads or a draft model, and its figures."""
-
-    kind: Literal["mtp", "draft"]
-    n_max: int
-    acceptance: float
-    source: str
-    correction: float = 1.0  # measured / predicted speed-up on the measured box (MTP)
-    draft: DraftRule | None = None
-    draft_artefact: ModelArtefact | None = None
-
-    def request_fields(self) -> dict[str, object]:
-        """EstimateRequest fields that turn it on."""
-        fields: dict[str, object] = {"spec_type": self.kind, "spec_draft_n": self.n_max,
-                                     "spec_acceptance": self.acceptance}  # fmt: skip
-        if self.draft is not None:
-            fields |= {"draft_model": self.draft.draft, "draft_quant": self.draft.quant}
-        return fields
-
-    def calibrated(self, tg: float, plain: float) -> float:
-        """The estimator's speculative tok/s, its gain over `plain` scaled by the correction."""
-        return plain + (tg - plain) * self.correction if tg > plain else tg
-
-
-@dataclass
-class Candidate:
-    artefact: ModelArtefact
-    entry: ModelEntry
-    engine: EngineEntry
-    backend: str
-    ctx: int  # per slot
-    kv: str
-    score: Score
-    points: float  # backend preference (policy + quirks)
-    reject: str | None = None
-    estimate: Estimate | None = None
-    placement: Placement = field(default_factory=lambda: Placement(ngl=0))
-    tg: float = 0.0
-    tg_range: tuple[float, float] = (0.0, 0.0)
-    pp: float = 0.0
-    pp_range: tuple[float, float] = (0.0, 0.0)
-    memory: int = 0
-    basis: list[str] = field(default_factory=list)
-    evaluated: bool = False
-    speculative: SpecPlan | None = None  # MTP or a draft model (resolve_speculative)
-
-    @property
-    def rank(self) -> float:
-        return self.score.value + self.points
-
-    @property
-    def label(self) -> str:
-        return f"{self.entry.id} {self.artefact.quant} {self.engine.name}/{self.backend}"
-
-
-@dataclass
-class Session:
-    """Catalogs loaded once and an estimate memo: resolving many hosts reuses both."""
-
-    estimates: EstimateCatalog
-    memo: dict[str, Estimate | str] = field(default_factory=dict)
-    calls: int = 0
-    corrections: dict[str, float] = field(default_factory=dict)  # MTP calibration per model
-
-
-def estimate_for(session: Session, request: EstimateRequest, hw: HardwareProfile) -> Estimate | str:
-    """A memoised estimate for any request (calibration runs on other boxes than the plan's)."""
-    return _estimate(session, request, hw, hardware_sha256(hw))
-
-
-def _estimate(
-    session: Session, request: EstimateRequest, hardware: HardwareProfile, hw_key: str
-) -> Estimate | str:
-    key = hw_key + canonical_json(request.model_dump(mode="json"))
-    if key not in session.memo:
-        session.calls += 1
-        try:
-            session.memo[key] = estimate(request, hardware, catalog=session.estimates)
-        except EstimateError as exc:
-            session.memo[key] = exc.message
-    return session.memo[key]
-
-
-def threads_of(hardware: HardwareProfile) -> int | None:
-    """Threads for the server: physical cores (decode is memory-bound: one thread per core
-    beats SMT siblings), or None = not set, when the profile does not know its cores (a
-    declared GPU without --cpu): the engine picks its default and no --threads is emitted."""
-    return hardware.cpu.cores
-
-
-def _request(
-    c: Candidate, hardware: HardwareProfile, users: int, **place: object
-) -> EstimateRequest:
-    backend: Backend = c.backend  # type: ignore[assignment]
-    kv: CacheType = c.kv  # type: ignore[assignment]
-    return EstimateRequest(
-        model=c.entry.id,
-        quant=c.artefact.quant,
-        ctx=c.ctx * users,
-        parallel=users,
-        backend=backend,
-        threads=threads_of(hardware),
-        cache_type_k=kv,
-        cache_type_v=kv,
-        **place,  # type: ignore[arg-type]
-    )
+from stackctl.resolve.candidate import FULL, GIB, Candidate
+from stackctl.resolve.session import Session, estimate_cached, request_for
 
 
 def _gpu_total(result: Estimate) -> int:
@@ -143,14 +26,14 @@ def _moe_offload(
     session: Session, c: Candidate, hw: HardwareProfile, key: str, users: int, full: Estimate
 ) -> tuple[Estimate | str, int]:
     """Smallest --n-cpu-moe N whose remaining weights fit the GPUs."""
-    all_cpu = _estimate(session, _request(c, hw, users, ngl=FULL, cpu_moe=True), hw, key)
+    all_cpu = estimate_cached(session, request_for(c, hw, users, ngl=FULL, cpu_moe=True), hw, key)
     if isinstance(all_cpu, str) or not all_cpu.fits:
         return all_cpu, 0
     n_layer = c.entry.n_layer
     per_layer = max((_gpu_total(full) - _gpu_total(all_cpu)) / n_layer, 1.0)
     n = min(n_layer, math.ceil((_gpu_total(full) - _gpu_budget(full)) / per_layer))
     for _ in range(4):
-        trial = _estimate(session, _request(c, hw, users, ngl=FULL, n_cpu_moe=n), hw, key)
+        trial = estimate_cached(session, request_for(c, hw, users, ngl=FULL, n_cpu_moe=n), hw, key)
         if isinstance(trial, str) or trial.fits or n >= n_layer:
             return trial, n
         n = min(n_layer, n + max(1, n_layer // 16))
@@ -172,15 +55,15 @@ def _most_layers(
     if need <= 0 or any(a.unified for a in hw.accelerators):
         # unified memory: the estimator's auto search checks no GPU budget there (host bytes
         # are the GPU's); ask it directly, it stops at the first try
-        return _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+        return estimate_cached(session, request_for(c, hw, users, ngl="auto"), hw, key)
     n = max(0, min(n_layer, int(n_layer * _gpu_budget(full) / need)))
 
     def trial(layers: int) -> Estimate | str:
-        return _estimate(session, _request(c, hw, users, ngl=layers), hw, key)
+        return estimate_cached(session, request_for(c, hw, users, ngl=layers), hw, key)
 
     best = trial(n)
     if isinstance(best, str):
-        return _estimate(session, _request(c, hw, users, ngl="auto"), hw, key)
+        return estimate_cached(session, request_for(c, hw, users, ngl="auto"), hw, key)
     if _gpus_fit(best):
         while n < n_layer:  # n_layer + 1 (output layer too) is the full offload: no fit
             up = trial(n + 1)
@@ -213,11 +96,11 @@ def place_llamacpp(session: Session, c: Candidate, hw: HardwareProfile, users: i
     """Full offload, else MoE experts to RAM (--n-cpu-moe N), else as many layers as fit."""
     key = hardware_sha256(hw)
     if c.backend == "cpu":
-        result = _estimate(session, _request(c, hw, users), hw, key)
+        result = estimate_cached(session, request_for(c, hw, users), hw, key)
         _take(c, result, Placement(ngl=0))
         return
     split = _tensor_split(hw)
-    full = _estimate(session, _request(c, hw, users, ngl=FULL), hw, key)
+    full = estimate_cached(session, request_for(c, hw, users, ngl=FULL), hw, key)
     if isinstance(full, str) or full.fits:
         _take(c, full, Placement(ngl=FULL, tensor_split=split))
         return
@@ -340,4 +223,4 @@ def estimate_placed(
     place = dict(extra)
     if c.backend != "cpu":
         place |= {"ngl": c.placement.ngl, "n_cpu_moe": c.placement.n_cpu_moe}
-    return _estimate(session, _request(c, hw, users, **place), hw, hardware_sha256(hw))
+    return estimate_cached(session, request_for(c, hw, users, **place), hw, hardware_sha256(hw))
