@@ -134,7 +134,8 @@ def host_bandwidth(
     per_core = factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
     cap = per_core * threads
     spec = cpu.bandwidth_gbps
-    if spec and spec <= cap:
+    counted = bool(cpu.cores or cpu.threads)  # else `threads` is itself an assumption
+    if spec and (spec <= cap or not counted):
         low, high = cpu.bandwidth_low_gbps, cpu.bandwidth_high_gbps
         if low and high:
             note = f"host bandwidth typical of the platform, {low:g}-{high:g} GB/s"
