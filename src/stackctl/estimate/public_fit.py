@@ -238,10 +238,12 @@ def fit(cases: list[Case], backends: BackendCatalog, passes: int = 2) -> Backend
     for _ in range(passes):
         factors = dict(fitted.backends)
         for name in sorted({c.backend for c in cases}):
-            # each backend-vendor group counts once: one slow GPU family with many rows
-            # must not set the backend's figure for every other family
+            # each backend-vendor group counts once (one slow GPU family with many rows
+            # must not set the backend's figure for every other family), the hand-set
+            # factors as one more: a prior that a lone odd family cannot override
             groups = sorted({c.key for c in cases if c.backend == name})
             scales = [_scales([c for c in cases if c.key == g], fitted, False) for g in groups]
+            scales.append((1.0, 1.0))  # the factors as they stand count as one more group
             tg = _gmedian(s[0] for s in scales)
             pp = _gmedian(s[1] for s in scales)
             factors[name] = _rescale(factors[name], tg, pp)
