@@ -13,13 +13,14 @@ The ceilings are computed here from the bytes and ops per token the estimator re
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from stackctl.detect import declare_hardware, load_chip_table
+from stackctl.detect import BundleRunner, declare_hardware, detect_hardware, load_chip_table
 from stackctl.detect.gpudb import gpu_db_names
 from stackctl.errors import EstimateError, HardwareError
 from stackctl.estimate import estimate
@@ -183,3 +184,21 @@ def test_ngl_auto_on_unified_memory_keeps_every_layer_and_reports_the_shortfall(
                      catalog=CATALOG)  # fmt: skip
     assert small.placement is not None
     assert small.placement.layers == {"gpu0": 64}
+
+
+HW = Path(__file__).resolve().parents[2] / "../shared/fixtures/hw"
+BUNDLES = sorted(p for p in HW.iterdir() if p.is_dir()) if HW.is_dir() else []
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_every_detected_box_gets_decode_and_prefill_with_a_range(bundle: Path) -> None:
+    """Coverage: each real recorded box (its GPUs, iGPU or Apple chip, and its CPU alone)."""
+    box = detect_hardware(BundleRunner(bundle))
+    backends: list[Backend] = ["cpu"]
+    if box.accelerators:
+        backends.append(BACKEND[box.accelerators[0].vendor])
+    for backend in backends:
+        request = EstimateRequest(model="llama-3.2-3b", quant="Q4_K_M", backend=backend, ctx=4096)
+        speed = estimate(request, box, catalog=CATALOG).speed
+        assert 0 < speed.tg_tps_range[0] <= speed.tg_tps <= speed.tg_tps_range[1], backend
+        assert 0 < speed.pp_tps_range[0] <= speed.pp_tps <= speed.pp_tps_range[1], backend
