@@ -202,3 +202,32 @@ def test_every_detected_box_gets_decode_and_prefill_with_a_range(bundle: Path) -
         speed = estimate(request, box, catalog=CATALOG).speed
         assert 0 < speed.tg_tps_range[0] <= speed.tg_tps <= speed.tg_tps_range[1], backend
         assert 0 < speed.pp_tps_range[0] <= speed.pp_tps <= speed.pp_tps_range[1], backend
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    box=boxes(),
+    n_draft=st.integers(1, 8),
+    acceptance=st.floats(0.3, 0.95),
+    depth=st.sampled_from([0, 4096]),
+)
+def test_speculative_decoding_stays_within_tokens_per_step_times_the_ceiling(
+    box: tuple[HardwareProfile, Backend], n_draft: int, acceptance: float, depth: int
+) -> None:
+    """A speculative step reads the target once for all its tokens: tok/s <= tokens per step x
+    bandwidth / bytes per step (the plain ceiling x tokens per step, n + 1 at most)."""
+    hardware, backend = box
+    request = EstimateRequest(model="llama-3.1-8b", quant="Q4_K_M", backend=backend, ctx=8192,
+                              depth=depth, spec_type="draft", draft_model="llama-3.2-1b",
+                              spec_draft_n=n_draft, spec_acceptance=acceptance)  # fmt: skip
+    try:
+        speed = estimate(request, hardware, catalog=CATALOG).speed
+        devices = speed_inputs(request, hardware, CATALOG)
+    except EstimateError:
+        reject()
+    ceiling = _decode_ceiling(devices, depth)
+    assert speed.spec_tokens_per_step is not None
+    assert 1.0 <= speed.spec_tokens_per_step <= n_draft + 1
+    assert speed.tg_tps <= speed.spec_tokens_per_step * ceiling * 1.01
+    assert speed.tg_tps_range[1] <= (n_draft + 1) * ceiling * 1.01
+    assert 0 < speed.tg_tps_range[0] <= speed.tg_tps <= speed.tg_tps_range[1]
