@@ -103,7 +103,8 @@ def summary(p: HardwareProfile) -> str:
         f"{p.name} ({p.source}): {p.os.system} {p.os.kernel or ''} {p.os.distro or ''}".rstrip(),
         f"CPU    {cpu.model or 'unknown'} [{cpu.arch}] cores={cpu.cores or '?'} "
         f"threads={cpu.threads or '?'}"
-        + (f" bw={cpu.bandwidth_gbps:g} GB/s" if cpu.bandwidth_gbps else ""),
+        + (f" bw={cpu.bandwidth_gbps:g} GB/s" if cpu.bandwidth_gbps else "")
+        + (" (measured)" if cpu.bandwidth_source == bw.SOURCE else ""),
         f"memory {_gib(p.memory.total_bytes)} total, {_gib(p.memory.available_bytes)} available",
     ]
     if cpu.flags:
