@@ -264,7 +264,7 @@ def _speed_basis(
                 f"range widened x{low}-x{high})"
             )
         elif s.measured:
-            bw += f" {MEASURED_NOTE} (narrower efficiency spread)"
+            bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} (narrower efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
