@@ -25,10 +25,10 @@ from typing import Any
 
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
-from stackctl.estimate.core import load_model_view
 from stackctl.estimate.hosts import cpu_host
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shapes import write_catalog_shape
+from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import CacheType, EstimateRequest
 from stackctl.resources import catalog_dir
 

@@ -21,17 +21,14 @@ The load average before and after is printed and recorded; a loaded machine is c
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from stackctl.detect.bandwidth_probe import measure_read_gbps
 from stackctl.estimate import estimate
 from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.hosts import cpu_host
@@ -40,7 +37,6 @@ from stackctl.resources import catalog_dir
 
 REAL_GEMMA = Path("/var/cache/stackctl/mirror/gemma-3-270m-q4_k_m.gguf")
 DEPTHS = (0, 4096)
-BUFFER_BYTES = 512 << 20  # per thread: far above any L3 here (32 MiB)
 LOADED = 0.5  # load average per core above which the machine counts as busy
 
 
@@ -59,31 +55,6 @@ def cpu_flags() -> list[str]:
         if line.startswith("flags"):
             return [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx"))]
     return []
-
-
-def read_bandwidth_gbps(threads: int, reps: int = 5) -> float:
-    """Best aggregate read bandwidth: memchr for a byte that is not there, one buffer per
-    thread (ctypes releases the GIL during the call)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.memchr.restype = ctypes.c_void_p
-    libc.memchr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    buffers = [ctypes.create_string_buffer(BUFFER_BYTES) for _ in range(threads)]
-    for buf in buffers:
-        ctypes.memset(buf, 7, BUFFER_BYTES)  # touch every page
-
-    def scan(buf: ctypes.Array[ctypes.c_char]) -> None:
-        libc.memchr(buf, 1, BUFFER_BYTES)
-
-    best = 0.0
-    for _ in range(reps):
-        workers = [threading.Thread(target=scan, args=(b,)) for b in buffers]
-        start = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        best = max(best, threads * BUFFER_BYTES / (time.perf_counter() - start) / 1e9)
-    return best
 
 
 def bench(binary: Path, threads: int) -> list[dict[str, Any]]:
@@ -171,9 +142,9 @@ def run(binary: Path) -> dict[str, Any]:
     threads = physical_cores()
     before = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     load_before = os.getloadavg()[0]
-    bw_before = read_bandwidth_gbps(threads)
+    bw_before = measure_read_gbps(threads, seconds=2.0)
     records = bench(binary, threads)
-    bw_after = read_bandwidth_gbps(threads)
+    bw_after = measure_read_gbps(threads, seconds=2.0)
     after = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     load_after = os.getloadavg()[0]
     bandwidth = (bw_before + bw_after) / 2  # a shared VM: one reading alone swings by 40 %
@@ -214,8 +185,8 @@ def main() -> int:
         report["provenance"] = (
             "benchmarks/speed_vs_llama_bench.py: llama-bench b11434 CPU build (/tmp/lbuild/bin), "
             "real gemma-3-270m-q4_k_m.gguf, -p 512 -n 128 -d 0,4096 -r 3 -fa on "
-            f"-t {report['threads']}; read-bandwidth reference by libc memchr over "
-            f"{BUFFER_BYTES >> 20} MiB per thread, best of 5, before and after; "
+            f"-t {report['threads']}; read-bandwidth reference by the detect probe "
+            "(stackctl.detect.bandwidth_probe: libc memchr, best of ~2 s), before and after; "
             f"CPU '{_cpu_model()}' (not in catalog/hardware.yaml); machine_loaded says "
             "whether other work shared the cores"
         )

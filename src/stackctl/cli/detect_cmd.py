@@ -11,6 +11,7 @@ from typing import Any
 
 from stackctl.cli.output import info, print_json
 from stackctl.detect import BundleRunner, LiveRunner, collect_bundle, detect_hardware
+from stackctl.detect import bandwidth_probe as bw
 from stackctl.detect.runner import Runner
 from stackctl.errors import EXIT_OK, InputError
 from stackctl.models.hardware import HardwareProfile
@@ -33,6 +34,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--collect", metavar="DIR", type=Path, help="also write the raw probe outputs as a bundle"
     )
+    parser.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip the ~1 s memory-bandwidth probe (replays of bundles never probe)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -40,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
     runner: Runner = BundleRunner(args.bundle) if args.bundle else LiveRunner()
     if args.collect is not None:
         profile, files = collect_bundle(runner, args.collect)
+        profile, record = _bandwidth(profile, args)
+        if record is not None:
+            files.append(bw.write_bundle_probe(args.collect, record))
         info(f"wrote bundle {args.collect} ({len(files)} files)")
     else:
-        profile = detect_hardware(runner)
+        profile, _ = _bandwidth(detect_hardware(runner), args)
     if args.output is not None:
         write_profile(profile, args.output)
         info(f"wrote {args.output}")
@@ -51,6 +60,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(summary(profile))
     return EXIT_OK
+
+
+def _bandwidth(
+    profile: HardwareProfile, args: argparse.Namespace
+) -> tuple[HardwareProfile, dict[str, Any] | None]:
+    """A bundle's recorded probe, else (live, unless --no-probe) this box's measured figure."""
+    if args.bundle is not None:
+        record = bw.read_bundle_probe(args.bundle)
+    elif args.no_probe:
+        record = None
+    else:
+        info("measuring memory bandwidth (~1 s; --no-probe skips)")
+        record = bw.cached_or_measured(profile)
+    return bw.with_bandwidth(profile, record), record
 
 
 def write_profile(profile: HardwareProfile, path: Path) -> None:
@@ -80,7 +103,8 @@ def summary(p: HardwareProfile) -> str:
         f"{p.name} ({p.source}): {p.os.system} {p.os.kernel or ''} {p.os.distro or ''}".rstrip(),
         f"CPU    {cpu.model or 'unknown'} [{cpu.arch}] cores={cpu.cores or '?'} "
         f"threads={cpu.threads or '?'}"
-        + (f" bw={cpu.bandwidth_gbps:g} GB/s" if cpu.bandwidth_gbps else ""),
+        + (f" bw={cpu.bandwidth_gbps:g} GB/s" if cpu.bandwidth_gbps else "")
+        + (" (measured)" if cpu.bandwidth_source == bw.SOURCE else ""),
         f"memory {_gib(p.memory.total_bytes)} total, {_gib(p.memory.available_bytes)} available",
     ]
     if cpu.flags:

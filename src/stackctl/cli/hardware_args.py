@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from stackctl.detect import LiveRunner, declare_hardware, detect_hardware
+from stackctl.detect import bandwidth_probe as bw
 from stackctl.errors import HardwareError
 from stackctl.models.hardware import HardwareProfile
 from stackctl.yamlio import read_yaml, validate_yaml
@@ -50,4 +51,5 @@ def hardware_from_args(args: argparse.Namespace) -> HardwareProfile:
             ram_gib=args.ram,
             system=args.system,
         )
-    return detect_hardware(LiveRunner())
+    live = detect_hardware(LiveRunner())
+    return bw.with_bandwidth(live, bw.cached_or_measured(live))  # this box's measured figure

@@ -179,10 +179,28 @@ class BackendFactors(StrictModel):
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
     )
+    expert_split_overhead_ms: float | None = Field(
+        None, description="decode: per layer whose experts sit in RAM beside a GPU"
+    )
+    host_link_gbps: float | None = Field(
+        None, description="prefill: GB/s host experts cross to the GPU at (op offload)"
+    )
+    measured_decode_efficiency: float | None = Field(
+        None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
+    )
+    measured_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
     sources: list[str] = Field(default_factory=list)
+
+
+class OpsPerByte(StrictModel):
+    """Peak ops per byte of bandwidth for a vendor's GPUs, where the chip table has no peak."""
+
+    mid: float = Field(gt=0)
+    range: tuple[float, float]
+    source: str
 
 
 class CpuPeak(StrictModel):
@@ -215,6 +233,7 @@ class BackendCatalog(StrictModel):
     backends: dict[str, BackendFactors]
     cpu_peak: dict[str, CpuPeak]
     gpu_peak_tflops: dict[str, float] = Field(default_factory=dict)
+    ops_per_byte_fallback: dict[str, OpsPerByte] = Field(default_factory=dict)
     os_reserve: dict[str, int]
     os_reserve_sources: list[str] = Field(default_factory=list)
     reference_points: list[dict[str, str | float | int]] = Field(default_factory=list)
@@ -240,8 +259,32 @@ class EstimateCatalog(StrictModel):
         return self._views
 
 
-def load_estimate_catalog(root: Path) -> EstimateCatalog:
-    """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`."""
+class FittedFactors(StrictModel):
+    """catalog/speed_fit.yaml: backend factors fitted to public rows, over backends.yaml."""
+
+    schema_version: Literal[1]
+    provenance: list[str]
+    apply: list[str] = Field(
+        description="the fitted backends laid over backends.yaml; the others are reported only"
+    )
+    backends: dict[str, dict[str, float | tuple[float, float] | None]]
+
+
+def with_fitted(backends: BackendCatalog, fitted: FittedFactors) -> BackendCatalog:
+    """backends.yaml with the fitted fields laid over; `vulkan-intel` starts from `vulkan`."""
+    factors = dict(backends.backends)
+    for key, fields in fitted.backends.items():
+        if key not in fitted.apply:
+            continue
+        base = factors.get(key) or factors[key.split("-")[0]]
+        factors[key] = base.model_validate({**base.model_dump(), **fields})
+    return backends.model_copy(update={"backends": factors})
+
+
+def load_estimate_catalog(root: Path, *, fitted: bool = True) -> EstimateCatalog:
+    """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`, with the
+    public fit (speed_fit.yaml) laid over the backend factors unless `fitted` is False (the
+    fit itself starts from the hand-set factors)."""
     models_path = root / "models.yaml"
     models = validate_yaml(
         ModelCatalogFile,
@@ -260,6 +303,12 @@ def load_estimate_catalog(root: Path) -> EstimateCatalog:
         backends_path,
         error=CatalogError,
     )
+    fit_path = root / "speed_fit.yaml"
+    if fitted and fit_path.is_file():
+        fit = validate_yaml(
+            FittedFactors, read_yaml(fit_path, error=CatalogError), fit_path, error=CatalogError
+        )
+        backends = with_fitted(backends, fit)
     by_id: dict[str, ModelEntry] = {}
     for entry in models.models:
         if entry.id in by_id:

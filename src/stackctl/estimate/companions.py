@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import EstimateCatalog
@@ -28,10 +27,8 @@ from stackctl.estimate.memory import (
 from stackctl.estimate.recipe import tensor_bytes
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import active_share
+from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
-
-if TYPE_CHECKING:
-    from stackctl.estimate.core import ModelView
 
 
 @dataclass
@@ -52,7 +49,7 @@ class Companion:
         return self.weights + self.kv + self.compute
 
 
-ViewLoader = Callable[[EstimateRequest, EstimateCatalog], "ModelView"]
+ViewLoader = Callable[[EstimateRequest, EstimateCatalog], ModelView]
 
 
 def companions(

@@ -8,18 +8,17 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import Device, Placement, place_tensor
+from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import DeviceSpeed, active_share
+from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
 
-if TYPE_CHECKING:
-    from stackctl.estimate.core import ModelView
+DEFAULT_PER_CORE_GBPS = 12.0  # only if backends.yaml gives none: the same assumption
 
 
 def _gpu_budget(acc: Accelerator, os_name: str, catalog: EstimateCatalog) -> int | None:
@@ -53,58 +52,101 @@ def _cpu_peak(hardware: HardwareProfile, threads: int, catalog: EstimateCatalog)
     return peak.flops_per_cycle_per_core * peak.clock_ghz * threads
 
 
+# A CPU nobody named: llama.cpp's default is one thread per physical core; a typical desktop
+# or laptop has 4-16 of them, and 4 is the conservative end (the estimate says ASSUMED).
+UNKNOWN_CORES = 4
+
+
 def cpu_threads(hardware: HardwareProfile, request: EstimateRequest) -> int:
-    return request.threads or hardware.cpu.cores or hardware.cpu.threads or 1
+    return request.threads or hardware.cpu.cores or hardware.cpu.threads or UNKNOWN_CORES
 
 
 def build_devices(
     hardware: HardwareProfile, request: EstimateRequest, catalog: EstimateCatalog
 ) -> list[Device]:
-    """GPUs first (for a GPU backend), the host last."""
+    """GPUs first (for a GPU backend), the host last; every rate known or given a span."""
     devices: list[Device] = []
     if request.backend != "cpu":
         for i, acc in enumerate(hardware.accelerators):
-            # detection and declared hardware fill this from catalog/hardware.yaml
-            tflops = acc.peak_tflops_fp16
+            bandwidth = gpu_bandwidth(acc)
+            peak = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
             devices.append(
                 Device(
                     name=f"gpu{i}",
                     budget=_gpu_budget(acc, hardware.os.system, catalog),
-                    backend=request.backend,
-                    bandwidth_gbps=acc.bandwidth_gbps,
-                    peak_gops=tflops * 1000 if tflops else None,
+                    backend=backend_key(request.backend, acc, catalog),
+                    bandwidth_gbps=bandwidth.value,
+                    peak_gops=peak.value,
                     unified=acc.unified,
+                    bandwidth_span=bandwidth.span,
+                    peak_span=peak.span,
+                    rate_notes=[r.note for r in (bandwidth, peak) if r.derived],
                 )
             )
-    bandwidth, assumed = host_bandwidth(hardware, cpu_threads(hardware, request), catalog)
+    threads = cpu_threads(hardware, request)
+    host, assumed = host_bandwidth(hardware, threads, catalog)
     devices.append(
         Device(
             name="host",
             budget=_host_budget(hardware, catalog),
             backend="cpu",
-            bandwidth_gbps=bandwidth,
-            peak_gops=_cpu_peak(hardware, cpu_threads(hardware, request), catalog),
+            bandwidth_gbps=host.value,
+            peak_gops=_cpu_peak(hardware, threads, catalog),
             bandwidth_assumed=assumed,
+            bandwidth_measured=host.note == MEASURED_NOTE,
+            bandwidth_span=host.span,
+            rate_notes=[host.note] if host.derived else [],
         )
     )
     return devices
 
 
+def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str:
+    """The most specific factors the catalog has: `vulkan-amd-unified` (the backend on that
+    vendor's unified-memory GPUs), `vulkan-intel`, else the backend's own. The public fit
+    (catalog/speed_fit.yaml) adds them where the families differ."""
+    vendor = f"{backend}-{acc.vendor}"
+    for key in (f"{vendor}-unified" if acc.unified else None, vendor):
+        if key and key in catalog.backends.backends:
+            return key
+    return backend
+
+
+MEASURED = "measured"  # bandwidth_source of the detect probe's figure
+MEASURED_NOTE = "measured on this box by the stackctl detect probe"
+
+
 def host_bandwidth(
     hardware: HardwareProfile, threads: int, catalog: EstimateCatalog
-) -> tuple[float | None, bool]:
-    """(GB/s, assumed?): the profile's figure unless `threads` cores cannot pull it.
+) -> tuple[Rate, bool]:
+    """(GB/s with its span, assumed?): the profile's figure unless `threads` cores cannot pull it.
 
-    A socket's spec bandwidth needs many cores; a few cores (a small VM) are limited by how
-    many misses each core keeps in flight. That per-core figure is an assumption in
-    catalog/backends.yaml, so an estimate resting on it is flagged and its range widened.
+    A measured figure (the detect probe, at this box's cores) is taken as it is. A socket's
+    spec bandwidth needs many cores; a few cores (a small VM) are limited by how many misses
+    each core keeps in flight. That per-core figure is an assumption in catalog/backends.yaml,
+    so an estimate resting on it is flagged and its range widened. A platform-typical figure
+    (a box declared without a CPU) carries its own low-high range.
     """
-    spec = hardware.cpu.bandwidth_gbps
-    per_core = catalog.backends.backends["cpu"].per_core_bandwidth_gbps
-    cap = per_core * threads if per_core else None
-    if spec and (cap is None or spec <= cap):
-        return spec, False
-    return cap, True
+    cpu = hardware.cpu
+    factors = catalog.backends.backends["cpu"]
+    if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
+        return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
+    per_core = factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
+    cap = per_core * threads
+    spec = cpu.bandwidth_gbps
+    counted = bool(cpu.cores or cpu.threads)  # else `threads` is itself an assumption
+    if spec and (spec <= cap or not counted):
+        low, high = cpu.bandwidth_low_gbps, cpu.bandwidth_high_gbps
+        if low and high:
+            note = f"host bandwidth typical of the platform, {low:g}-{high:g} GB/s"
+            span = (min(low / spec, 1.0), max(high / spec, 1.0))
+            return Rate(spec, span, note, derived=True), False
+        return Rate(spec, EXACT, cpu.bandwidth_source or "profile"), False
+    note = (
+        f"host bandwidth ASSUMED: {per_core:g} GB/s per core x {threads} threads "
+        "(catalog/backends.yaml)"
+    )
+    return Rate(cap, factors.assumed_bandwidth_range, note, derived=True), True
 
 
 def device_speeds(
@@ -117,14 +159,28 @@ def device_speeds(
     """Bytes and ops per token on each device, and the basis lines for the speed figures."""
     cpu = len(devices) - 1
     speeds = [
-        DeviceSpeed(d.name, d.bandwidth_gbps, d.peak_gops, d.backend, assumed=d.bandwidth_assumed)
+        DeviceSpeed(
+            d.name,
+            d.bandwidth_gbps,
+            d.peak_gops,
+            d.backend,
+            assumed=d.bandwidth_assumed,
+            measured=d.bandwidth_measured,
+            bw_span=d.bandwidth_span,
+            peak_span=d.peak_span,
+            basis=list(d.rate_notes),
+        )
         for d in devices
     ]
+    split_layers: set[int] = set()  # layers whose routed experts sit in RAM beside a GPU
     for t in view.tensors:
         if t.mtp:
             continue
         share = active_share(t, view.shape)
         dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
+        beside_gpu = t.layer is not None and placement.layer_device[t.layer] != cpu
+        if dev == cpu and cpu > 0 and t.is_expert and beside_gpu and t.layer is not None:
+            split_layers.add(t.layer)
         if t.name == "token_embd.weight" and view.shape.tied_embeddings:
             dev = placement.output_device  # the tied matrix is read as the output layer
         speeds[dev].weight_bytes += t.nbytes * share
@@ -139,7 +195,31 @@ def device_speeds(
     for il, dev in enumerate(placement.layer_device):
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
+    if cpu > 0 and speeds[cpu].expert_bytes_all:
+        _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+def _offloaded_experts(
+    host: DeviceSpeed, split: int, request: EstimateRequest, catalog: EstimateCatalog
+) -> None:
+    """Routed experts in system RAM beside a GPU, as llama.cpp runs them.
+
+    Decode: the host reads them at its bandwidth with its threads, and every layer split
+    between GPU and host costs a hand-over (copy and sync) each way. Prefill: batches of 32
+    tokens and more run the expert matmuls on the GPU (op offload), so each ubatch copies the
+    host's experts over the host link: that transfer, not the CPU, sets the pace."""
+    factors = catalog.backends.backends["cpu"]
+    host.split_layers = split
+    host.split_s = (factors.expert_split_overhead_ms or 0.0) * 1e-3
+    if factors.host_link_gbps and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
+        host.link_gbps = factors.host_link_gbps
+        host.link_ubatch = min(request.ubatch, request.batch)
+
+
+# ggml-backend's scheduler offloads an op on host weights to the GPU from this batch size
+# (llama.cpp --op-offload, on by default; ggml_backend_sched op_offload, min batch 32).
+OP_OFFLOAD_MIN_BATCH = 32
 
 
 def _add_attention(
@@ -183,23 +263,21 @@ def _speed_basis(
                 f"measured or spec figure that {request.threads or 'these'} threads reach; "
                 f"range widened x{low}-x{high})"
             )
+        elif s.measured:
+            bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} (narrower efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from catalog/backends.yaml)"
         )
-    unknown = [s.name for s in speeds if s.weight_bytes and not s.peak_gops]
-    if unknown:
-        lines.append(
-            f"prefill: not estimated (0): no peak compute known for {', '.join(unknown)} "
-            "(catalog/hardware.yaml has no peak_tflops_fp16 for it)"
-        )
+        lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "
         "context (full layers: every token; sliding-window layers: the window at most; "
         "recurrent layers: their fixed state), plus a per-layer overhead; attention factors "
         "fitted to llama-bench depth rows (tests/data/estimate/depth_reference.yaml); "
-        "ranges = backend efficiency spread; ttft = 512-token prompt at that depth + one "
-        "decode step"
+        "ranges = backend efficiency spread x the span of any uncertain rate, capped by "
+        "physics (bandwidth / bytes per step, peak / ops per token); ttft = 512-token "
+        "prompt at that depth + one decode step"
     )
     return lines

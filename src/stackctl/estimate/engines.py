@@ -13,8 +13,6 @@ ds4 (engines.md section 8): only DeepSeek V4 Flash, from the sizes its README st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.devices import build_devices
@@ -26,7 +24,8 @@ from stackctl.estimate.memory import (
     state_bytes_per_layer,
 )
 from stackctl.estimate.placement import Device
-from stackctl.estimate.speed import DeviceSpeed, active_share, speed_figures
+from stackctl.estimate.speed import TTFT_PROMPT, DeviceSpeed, active_share, speed_figures
+from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import (
     DeviceMemory,
     Estimate,
@@ -35,9 +34,6 @@ from stackctl.models.estimate import (
     SpeedEstimate,
 )
 from stackctl.models.hardware import HardwareProfile
-
-if TYPE_CHECKING:
-    from stackctl.estimate.core import ModelView
 
 
 def _params(request: EstimateRequest, ubatch: int) -> ContextParams:
@@ -209,13 +205,20 @@ def estimate_ds4(
     active = rules.ds4_active_params * weights / total_params  # at the file's bytes per param
     bw = (dev.bandwidth_gbps or 0.0) * 1e9
     eff, (low, high) = rules.ds4_decode_efficiency, rules.ds4_decode_range
+    # prefill: the llama.cpp roofline of the same device over the active parameters (ds4
+    # publishes no prefill figure; its Metal/CUDA kernels are assumed no faster)
+    roof = DeviceSpeed(dev.name, dev.bandwidth_gbps, dev.peak_gops, dev.backend,
+                       weight_bytes=active, weight_ops=2.0 * rules.ds4_active_params,
+                       bw_span=dev.bandwidth_span, peak_span=dev.peak_span)  # fmt: skip
+    prefill = speed_figures([roof], request.depth, cat.backends)
+    tg = eff * bw / active
     speed = SpeedEstimate(
-        tg_tps=round(eff * bw / active, 2),
+        tg_tps=round(tg, 2),
         tg_tps_range=(round(low * bw / active, 2), round(high * bw / active, 2)),
-        pp_tps=0.0,
-        pp_tps_range=(0.0, 0.0),
+        pp_tps=prefill.pp,
+        pp_tps_range=prefill.pp_range,
         depth=request.depth,
-        ttft_s=0.0,
+        ttft_s=round(TTFT_PROMPT / prefill.pp + 1.0 / tg, 3) if prefill.pp and tg else 0.0,
     )
     basis = [
         f"ds4: {quant} weights {weights / 1e9:.0f} GB and KV {rules.ds4_kv_bytes_per_token:.0f} "
@@ -223,7 +226,8 @@ def estimate_ds4(
         f"decode roofline over {rules.ds4_active_params / 1e9:.0f}B active parameters at "
         f"the file's bytes per parameter, efficiency {eff} fitted to ds4's M3 Ultra figure "
         "(27.4 t/s) and checked on its DGX Spark figure (13.8 t/s, within the range); "
-        "prefill not modelled (0)",
+        "prefill: llama.cpp's roofline for this device over the active parameters (ds4 "
+        "states no prefill figure)",
     ]
     memory = MemoryEstimate(
         weights_bytes=weights, kv_bytes=kv, compute_bytes=0, total_bytes=weights + kv, devices=[row]

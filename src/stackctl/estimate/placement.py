@@ -31,6 +31,10 @@ class Device:
     peak_gops: float | None
     unified: bool = False
     bandwidth_assumed: bool = False
+    bandwidth_measured: bool = False
+    bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
+    peak_span: tuple[float, float] = (1.0, 1.0)
+    rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from
     weights: int = 0
     kv: int = 0
     state: int = 0

@@ -18,8 +18,10 @@ from stackctl.estimate.speed import (
     GB,
     DeviceSpeed,
     EfficiencySet,
+    at_end,
     decode_efficiencies,
     decode_tps,
+    shown,
     speculative_tps,
     speed_figures,
     verify_devices,
@@ -96,15 +98,17 @@ def speed_estimate(
     spread = facts.acceptance_spread
     names = {s.backend for s in speeds} | {draft.backend}
     factors = {n: backends.backends[n] for n in names}
-    mid, low, high = decode_efficiencies(factors, {s.backend for s in speeds if s.assumed})
+    mid, low, high = decode_efficiencies(factors, {s.backend for s in speeds if s.measured})
     n = request.spec_draft_n
     tg, tokens = _spec_tps(speeds, request.depth, mid, draft, n, alpha)
-    tg_low, _ = _spec_tps(speeds, request.depth, low, draft, n, max(0.01, alpha - spread))
-    tg_high, _ = _spec_tps(speeds, request.depth, high, draft, n, min(0.99, alpha + spread))
+    tg_low, _ = _spec_tps(at_end(speeds, 1), request.depth, low, draft, n,
+                          max(0.01, alpha - spread))  # fmt: skip
+    tg_high, _ = _spec_tps(at_end(speeds, 2), request.depth, high, draft, n,
+                           min(0.99, alpha + spread))  # fmt: skip
     return plain.model_copy(
         update={
-            "tg_tps": round(tg, 2),
-            "tg_tps_range": (round(tg_low, 2), round(tg_high, 2)),
+            "tg_tps": shown(tg, 2),
+            "tg_tps_range": (shown(tg_low, 2), shown(tg_high, 2)),
             "tg_tps_plain": figures.tg,
             "spec_tokens_per_step": round(tokens, 3),
         }

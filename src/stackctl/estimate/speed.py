@@ -17,6 +17,7 @@ Efficiencies and their spread come from catalog/backends.yaml.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -60,6 +61,13 @@ class DeviceSpeed:
     expert_share: float = 0.0  # experts used / experts: the share one token reads
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
+    measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
+    split_layers: int = 0  # layers whose experts live here while the layer runs on a GPU
+    split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
+    link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
+    link_ubatch: int = 0
+    bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
+    peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     basis: list[str] = field(default_factory=list)
 
     def attended(self, ctx: float) -> tuple[float, float]:
@@ -104,7 +112,7 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
             _seconds(dev.attention_bytes(depth), dev.bandwidth_gbps, e.kv),
             _seconds(dev.attention_ops(depth), dev.peak_gops, e.attention),
         )
-        seconds += weights + attention + dev.layers * e.layer_s
+        seconds += weights + attention + dev.layers * e.layer_s + dev.split_layers * dev.split_s
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -139,7 +147,10 @@ def prefill_tps(
         attention = dev.full_ops * full + dev.window_ops * window
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
         seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
-        seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
+        if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
+            seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, dev.link_gbps, 1.0)
+        else:
+            seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
     return 1.0 / seconds if seconds > 0 else 0.0
 
@@ -187,15 +198,19 @@ EfficiencySet = dict[str, Efficiency]
 
 
 def decode_efficiencies(
-    factors: Mapping[str, BackendFactors], assumed: set[str]
+    factors: Mapping[str, BackendFactors], measured: set[str]
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
-    """(mid, low, high) decode efficiencies per backend; assumed bandwidth widens the range.
+    """(mid, low, high) decode efficiencies per backend; a bandwidth measured on the box itself
+    narrows the spread (the spread of the spec figures' efficiencies is partly bandwidth).
 
-    "low" is the slowest end: least efficient and the most per-layer overhead."""
+    "low" is the slowest end: least efficient and the most per-layer overhead. An uncertain
+    bandwidth widens the range through the devices' spans (`at_end`), not here."""
     sets: tuple[EfficiencySet, EfficiencySet, EfficiencySet] = ({}, {}, {})
     for name, f in factors.items():
-        bandwidth = (1.0, *f.assumed_bandwidth_range) if name in assumed else (1.0, 1.0, 1.0)
+        bandwidth = (1.0, 1.0, 1.0)
         weights = (f.decode_efficiency, *f.decode_range)
+        if name in measured and f.measured_decode_efficiency:
+            weights = (f.measured_decode_efficiency, *f.measured_decode_range)
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:
             kv = (f.kv_read_efficiency, *f.kv_read_range)
@@ -232,20 +247,73 @@ class SpeedFigures:
     ttft_s: float
 
 
-def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+def at_end(devices: list[DeviceSpeed], end: int) -> list[DeviceSpeed]:
+    """The devices at the low (1) or high (2) end of their rates' spans; 0: as they are."""
+    if not end:
+        return devices
+    return [
+        replace(
+            d,
+            bandwidth_gbps=d.bandwidth_gbps * d.bw_span[end - 1] if d.bandwidth_gbps else None,
+            peak_gops=d.peak_gops * d.peak_span[end - 1] if d.peak_gops else None,
+        )
+        for d in devices
+    ]
+
+
+def decode_ceiling(devices: list[DeviceSpeed], depth: int, tokens_per_step: float = 1.0) -> float:
+    """Physics: tokens per step x bandwidth / bytes read per step, at the top of every span."""
+    seconds = sum(
+        _seconds(d.weight_bytes + d.attention_bytes(depth), d.bandwidth_gbps, d.bw_span[1])
+        for d in devices
+    )
+    return tokens_per_step / seconds if seconds > 0 else 0.0
+
+
+def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_PROMPT) -> float:
+    """Physics: peak compute / ops per prompt token, at the top of every span."""
+    seconds = 0.0
+    for d in devices:
+        full, window = mean_attended(d, depth, prompt)
+        ops = d.weight_ops + d.full_ops * full + d.window_ops * window
+        if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
+            ops -= d.expert_ops
+            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, d.link_gbps, 1.0)
+        seconds += _seconds(ops, d.peak_gops, d.peak_span[1])
+    return 1.0 / seconds if seconds > 0 else 0.0
+
+
+def efficiency_sets(
+    devices: list[DeviceSpeed], backends: BackendCatalog
+) -> tuple[tuple[EfficiencySet, ...], tuple[EfficiencySet, ...]]:
+    """(decode (mid, low, high), prefill (mid, low, high)) for the backends of `devices`."""
     factors = {dev.backend: backends.backends[dev.backend] for dev in devices}
-    assumed = {dev.backend for dev in devices if dev.assumed}
-    mid, low, high = decode_efficiencies(factors, assumed)
-    tg = decode_tps(devices, depth, mid)
-    tg_range = (decode_tps(devices, depth, low), decode_tps(devices, depth, high))
-    pmid, plow, phigh = prefill_efficiencies(factors)
-    pp = prefill_tps(devices, depth, pmid)
-    pp_range = (prefill_tps(devices, depth, plow), prefill_tps(devices, depth, phigh))
+    measured = {dev.backend for dev in devices if dev.measured}
+    return decode_efficiencies(factors, measured), prefill_efficiencies(factors)
+
+
+def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+    decode, prefill = efficiency_sets(devices, backends)
+    tg_ends = [min(decode_tps(at_end(devices, i), depth, decode[i]), decode_ceiling(devices, depth))
+               for i in range(3)]  # fmt: skip
+    pp_ends = [min(prefill_tps(at_end(devices, i), depth, prefill[i]),
+                   prefill_ceiling(devices, depth)) for i in range(3)]  # fmt: skip
+    tg, tg_range = tg_ends[0], (tg_ends[1], tg_ends[2])
+    pp, pp_range = pp_ends[0], (pp_ends[1], pp_ends[2])
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
     return SpeedFigures(
-        tg=round(tg, 2),
-        tg_range=(round(tg_range[0], 2), round(tg_range[1], 2)),
-        pp=round(pp, 1),
-        pp_range=(round(pp_range[0], 1), round(pp_range[1], 1)),
-        ttft_s=round(ttft, 3),
+        tg=shown(tg, 2),
+        tg_range=(shown(tg_range[0], 2), shown(tg_range[1], 2)),
+        pp=shown(pp, 1),
+        pp_range=(shown(pp_range[0], 1), shown(pp_range[1], 1)),
+        ttft_s=shown(ttft, 3),
     )
+
+
+def shown(value: float, places: int) -> float:
+    """`value` to `places` decimals, or to 2 significant figures where that would show 0: a
+    slow prediction is slow, not zero."""
+    rounded = round(value, places)
+    if rounded or value <= 0:
+        return rounded
+    return round(value, 1 - math.floor(math.log10(value)))

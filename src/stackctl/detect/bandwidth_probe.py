@@ -1,0 +1,153 @@
+"""A ~1 s memory read-bandwidth probe: what decode on this box's CPU can stream.
+
+Decode on a CPU is bound by how fast the cores read the weights, and a catalog figure for the
+socket says little about a VM with two of its cores. So `stackctl detect` measures it: one
+thread per physical core scans its own buffer (far larger than any last-level cache) with
+libc `memchr` for a byte that is not there (C speed; ctypes drops the GIL during the call),
+repeatedly for about a second; the best aggregate rate counts.
+
+The figure is rounded to 2 significant figures and cached per box (under the XDG cache dir)
+so that locks don't go stale on noise. `--collect` stores it in the bundle as
+`bandwidth_probe.json`; a replay reads it back and never probes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from stackctl.models.hardware import HardwareProfile
+
+PROBE_FILE = "bandwidth_probe.json"  # in a bundle, beside cmd/ and fs/
+SOURCE = "measured"
+_MIN_TOTAL = 512 << 20  # the buffers together: above the biggest L3 of a desktop/CCD
+_MAX_TOTAL = 2 << 30
+_PER_THREAD = 64 << 20
+_SECONDS = 1.0
+
+
+def round_sig(value: float, digits: int = 2) -> float:
+    if value <= 0:
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(value)))
+
+
+def _buffer_bytes(threads: int, available: int | None) -> int:
+    total = min(max(_PER_THREAD * threads, _MIN_TOTAL), _MAX_TOTAL)
+    if available:
+        total = min(total, available // 8)  # never crowd the box
+    return max(total // threads, 1 << 20)
+
+
+def measure_read_gbps(
+    threads: int, *, available: int | None = None, seconds: float = _SECONDS
+) -> float:
+    """Best aggregate read rate (GB/s) of `threads` threads over `seconds` of scans."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.memchr.restype = ctypes.c_void_p
+    libc.memchr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    size = _buffer_bytes(threads, available)
+    buffers = [ctypes.create_string_buffer(size) for _ in range(threads)]
+    for buf in buffers:
+        ctypes.memset(buf, 7, size)  # touch every page before timing
+
+    def scan(buf: ctypes.Array[ctypes.c_char]) -> None:
+        libc.memchr(buf, 1, size)
+
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    rounds = 0
+    while rounds < 3 or time.perf_counter() < deadline:
+        workers = [threading.Thread(target=scan, args=(b,)) for b in buffers]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, threads * size / (time.perf_counter() - start) / 1e9)
+        rounds += 1
+    return best
+
+
+def probe_record(threads: int, available: int | None) -> dict[str, Any]:
+    raw = measure_read_gbps(threads, available=available)
+    return {
+        "schema_version": 1,
+        "gbps": round_sig(raw),
+        "raw_gbps": round(raw, 2),
+        "threads": threads,
+        "method": f"libc memchr scans, {threads} threads, best of ~{_SECONDS:g} s",
+    }
+
+
+def box_key(profile: HardwareProfile) -> str:
+    """What makes a box the same box for the cache: host, CPU, cores, memory."""
+    cpu = profile.cpu
+    parts = [profile.name, cpu.model or "", str(cpu.cores), str(cpu.threads),
+             str(profile.memory.total_bytes)]  # fmt: skip
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_path(profile: HardwareProfile) -> Path:
+    root = os.environ.get("STACKCTL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(root) if root else Path.home() / ".cache"
+    return base / "stackctl" / "bandwidth" / f"{box_key(profile)}.json"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("gbps"), int | float):
+        return None
+    return data if data["gbps"] > 0 else None
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: the figure still holds for this run
+
+
+def cached_or_measured(profile: HardwareProfile) -> dict[str, Any]:
+    """This box's cached probe, else a fresh one (then cached)."""
+    path = cache_path(profile)
+    record = _read(path)
+    if record is None:
+        threads = profile.cpu.cores or profile.cpu.threads or os.cpu_count() or 1
+        record = probe_record(threads, profile.memory.available_bytes)
+        _write(path, record)
+    return record
+
+
+def with_bandwidth(profile: HardwareProfile, record: dict[str, Any] | None) -> HardwareProfile:
+    """The profile with the probe's figure as the CPU's bandwidth (unchanged without one)."""
+    if record is None:
+        return profile
+    cpu = profile.cpu.model_copy(
+        update={"bandwidth_gbps": float(record["gbps"]), "bandwidth_source": SOURCE}
+    )
+    return profile.model_copy(update={"cpu": cpu})
+
+
+def read_bundle_probe(bundle: Path) -> dict[str, Any] | None:
+    return _read(bundle / PROBE_FILE)
+
+
+def write_bundle_probe(bundle: Path, record: dict[str, Any]) -> Path:
+    path = bundle / PROBE_FILE
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return path
