@@ -65,9 +65,12 @@ def _read_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
 
 
 def _outcome(event: dict[str, Any]) -> TaskOutcome:
-    message = event.get("msg") or event.get("stderr") or event.get("stdout") or ""
+    message = event.get("reason") or event.get("msg") or event.get("stderr") or event.get("stdout")
     return TaskOutcome(
-        host=event["host"], task=event["task"], status=event["status"], message=str(message)[-2000:]
+        host=event["host"],
+        task=event["task"],
+        status=event["status"],
+        message=str(message or "")[-2000:],
     )
 
 

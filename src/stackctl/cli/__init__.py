@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from stackctl import __version__
 from stackctl.cli import commands
-from stackctl.cli.output import report_error
-from stackctl.errors import EXIT_BAD_INPUT, StackctlError
+from stackctl.cli.output import internal_error, report_error
+from stackctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, StackctlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,4 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an OS fault: still one line, the traceback on --debug
+        if args.debug:
+            raise
+        report_error(internal_error(exc))
+        return EXIT_FAILED
     return code

@@ -11,6 +11,7 @@ from stackctl.cli import (
     lock_cmd,
     plan_cmd,
     render_cmd,
+    rollback_cmd,
     service_cmd,
 )
 
@@ -22,4 +23,5 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    rollback_cmd,
 ]
