@@ -46,7 +46,8 @@ def both(*handlers: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any
 def check_box(lock: Lockfile, log: ApplyLog) -> None:
     """Preflight: refuse with every problem before anything on the box changes."""
     status = service_status(lock)
-    problems = preflight(lock, HostLayout(), running_pid=status.pid, ours_running=status.running)
+    ours = status.running and status.healthy  # our server answering on this lock's port
+    problems = preflight(lock, HostLayout(), running_pid=status.pid, ours_running=ours)
     for problem in problems:
         log.write(f"preflight: {problem}")
     if problems:
