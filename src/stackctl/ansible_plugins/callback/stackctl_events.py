@@ -29,9 +29,11 @@ def failure_reason(data: dict[str, Any]) -> str:
     """A failed task's own reason in one line: the HTTP status, the module's msg, the exit
     code and the last lines of stderr; for a loop, those of the first item that failed."""
     items = [r for r in data.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    parts = []
     if items:
         data = items[0]
-    parts = []
+    if "item" in data:
+        parts.append(f"item {str(data['item'])[:200]}")
     status = data.get("status", data.get("status_code"))
     if isinstance(status, int) and (status >= 400 or status < 0):
         parts.append(f"HTTP {status}" if status > 0 else "no HTTP response")
@@ -62,7 +64,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         for key in ("stdout", "stderr", "msg"):
             if isinstance(kept.get(key), str):
                 kept[key] = kept[key][-4000:]
-        if status in ("failed", "unreachable"):
+        if status in ("failed", "ignored", "unreachable"):
             kept["reason"] = failure_reason(data)
         self._emit(
             event="result",
