@@ -8,6 +8,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from stackctl import layout
 from stackctl.models.base import StrictModel
@@ -25,6 +26,10 @@ class ServiceStatus(StrictModel):
     healthy: bool
     url: str
     log: str
+    uid: int | None = None
+    restarts: int | None = None
+    last_exit: int | None = None
+    crash_loop: bool = False
 
 
 def has_systemd() -> bool:
@@ -49,12 +54,29 @@ def _supervised_pid(pid_file: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _server_pid(pid_file: Path) -> int | None:
+def _supervisor_state(pid_file: Path) -> dict[str, Any]:
+    """What stackctl-supervise records beside its pid file: server pid, uid, restarts."""
     try:
         state = json.loads(Path(f"{pid_file}.json").read_text())
-        return int(state["server_pid"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def process_uid(pid: int) -> int | None:
+    """The real uid of a running process, from /proc."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
         return None
+    for line in lines:
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
 
 
 def base_url(lock: Lockfile) -> str:
@@ -85,13 +107,15 @@ def _systemd_main_pid(service: str) -> int | None:
 def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
     host = host or HostLayout()
     url = base_url(lock)
+    state: dict[str, Any] = {}
     if has_systemd():
         manager, pid = "systemd", _systemd_main_pid(lock.resolved.service)
     else:
         pid_file = Path(layout.pid_file(lock, host))
-        supervisor = _supervised_pid(pid_file)
         manager = "stackctl-supervise"
-        pid = _server_pid(pid_file) if supervisor is not None else None
+        state = _supervisor_state(pid_file) if _supervised_pid(pid_file) else {}
+        pid = _int(state.get("server_pid"))
+        pid = pid if pid is not None and _pid_alive(pid) else None
     return ServiceStatus(
         service=lock.resolved.service,
         manager=manager,
@@ -100,4 +124,8 @@ def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceSta
         healthy=is_healthy(url),
         url=url,
         log=layout.log_file(lock, host),
+        uid=process_uid(pid) if pid is not None else None,
+        restarts=_int(state.get("restarts")),
+        last_exit=_int(state.get("last_exit")),
+        crash_loop=state.get("crash_loop") is True,
     )

@@ -77,9 +77,13 @@ def run_status(args: argparse.Namespace) -> int:
         state = "running" if status.running else "stopped"
         health = "healthy" if status.healthy else "not answering"
         print(
-            f"{status.service}: {state} ({status.manager}, pid {status.pid or '-'}), "
-            f"{status.url} {health}"
+            f"{status.service}: {state} ({status.manager}, pid {status.pid or '-'}, "
+            f"uid {'-' if status.uid is None else status.uid}), {status.url} {health}"
         )
+        if status.crash_loop:
+            print(f"  CRASH LOOP: {status.restarts} restarts, last exit code {status.last_exit}")
+        elif status.restarts:
+            print(f"  restarted {status.restarts} time(s), last exit code {status.last_exit}")
     return 0 if status.running and status.healthy else 1
 
 
