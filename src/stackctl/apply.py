@@ -187,10 +187,13 @@ def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
     raise ApplyError(f"{base_url}/health did not answer 200 within {timeout:.0f}s: {last}")
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def _post(
+    url: str, body: dict[str, Any], timeout: float, api_key: str | None = None
+) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload: dict[str, Any] = json.loads(response.read())
@@ -203,7 +206,9 @@ BASE_PROMPT = "1, 2, 3, 4, 5,"
 CHAT_PROMPT = "Count from 1 to 10, separated by commas."
 
 
-def smoke_test(base_url: str, *, model: str, kind: str, max_tokens: int = 32) -> SmokeResult:
+def smoke_test(
+    base_url: str, *, model: str, kind: str, max_tokens: int = 32, api_key: str | None = None
+) -> SmokeResult:
     """One real request: a chat for instruct models, a plain completion for base models."""
     if kind == "instruct":
         endpoint, prompt = "/v1/chat/completions", CHAT_PROMPT
@@ -212,7 +217,7 @@ def smoke_test(base_url: str, *, model: str, kind: str, max_tokens: int = 32) ->
         endpoint, prompt = "/v1/completions", BASE_PROMPT
         body = {"prompt": prompt}
     body.update(model=model, max_tokens=max_tokens, temperature=0, seed=0)
-    payload = _post(base_url + endpoint, body, timeout=300)
+    payload = _post(base_url + endpoint, body, timeout=300, api_key=api_key)
     choice = payload["choices"][0]
     text = choice["message"]["content"] if kind == "instruct" else choice["text"]
     timings = payload.get("timings", {})

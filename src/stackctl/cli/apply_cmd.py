@@ -86,7 +86,11 @@ def _confirm(args: argparse.Namespace, lock: Lockfile) -> bool:
 def _smoke(lock: Lockfile) -> SmokeResult:
     from stackctl.apply import smoke_test
 
-    return smoke_test(base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind)
+    key_file = layout.api_key_file(lock, HostLayout())
+    key = Path(key_file).read_text().strip() if key_file else None
+    return smoke_test(
+        base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind, api_key=key
+    )
 
 
 def _record_fetched(lock: Lockfile, path: Path, result: PlaybookResult) -> Lockfile:
