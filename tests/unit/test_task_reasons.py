@@ -78,4 +78,6 @@ def test_each_failure_shows_its_reason(tmp_path: Path, http_404: int) -> None:
     )
     # the failed item, then the loop task: both carry the item's own reason
     assert {t.task for t in result.failed_tasks} == {"a loop with one bad item"}
-    assert all(t.message == "item /no/such/path: exit 1" for t in result.failed_tasks), result.failed_tasks
+    assert all(t.message == "item /no/such/path: exit 1" for t in result.failed_tasks), (
+        result.failed_tasks
+    )
