@@ -6,10 +6,13 @@ stackctl_events callback (never by matching Ansible's text output).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ TickHandler = Callable[[float], None]
 
 CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
 TICK_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FETCHED_MARK = "stackctl-fetched"  # debug lines the roles print with each artefact's sha256
 
 
@@ -128,17 +132,41 @@ def run_playbook(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-        events, other = _collect(lines, on_event, on_tick)
-        stderr = proc.stderr.read()
-        code = proc.wait()
+        try:
+            lines: queue.Queue[str | None] = queue.Queue()
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+            events, other = _collect(lines, on_event, on_tick)
+            stderr = proc.stderr.read()
+            code = proc.wait()
+        except BaseException:  # Ctrl-C or SIGTERM: never leave a playbook running on its own
+            _stop(proc)
+            raise
     finally:
         Path(vars_file).unlink(missing_ok=True)
     return _result(playbook, check, events, code, stderr, other)
+
+
+def _die_with_parent() -> None:
+    """Linux: the playbook gets SIGTERM if stackctl dies, even by SIGKILL, so a rerun never
+    races an orphaned playbook. Elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _result(

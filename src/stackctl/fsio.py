@@ -73,9 +73,28 @@ def replace_tree(root: Path, files: list[tuple[str, str, int]]) -> list[Path]:
         return _replace_tree(root, files)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_staging(root: Path) -> None:
+    """Staging folders of renders that were killed (SIGKILL leaves them): `.NAME.PID.xxxx`."""
+    for stale in root.parent.glob(f".{root.name}.*.*"):
+        pid = stale.name[len(root.name) + 2 :].split(".")[0]
+        if stale.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _replace_tree(root: Path, files: list[tuple[str, str, int]]) -> list[Path]:
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    _remove_dead_staging(root)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.{os.getpid()}."))
     written = []
     try:
         for rel, content, mode in files:
@@ -89,7 +108,7 @@ def _replace_tree(root: Path, files: list[tuple[str, str, int]]) -> list[Path]:
             shutil.rmtree(old)
         if root.exists():
             root.rename(old)
-        staging.rename(root)
+        staging.rename(root)  # a kill between the two renames: the next render writes root
         if old.exists():
             shutil.rmtree(old)
     except BaseException:
