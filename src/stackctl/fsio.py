@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackctl.errors import DiskFullError
+from stackctl.procs import pid_alive
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -73,21 +74,11 @@ def replace_tree(root: Path, files: list[tuple[str, str, int]]) -> list[Path]:
         return _replace_tree(root, files)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_dead_staging(root: Path) -> None:
     """Staging folders of renders that were killed (SIGKILL leaves them): `.NAME.PID.xxxx`."""
     for stale in root.parent.glob(f".{root.name}.*.*"):
         pid = stale.name[len(root.name) + 2 :].split(".")[0]
-        if stale.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+        if stale.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -14,6 +13,7 @@ from stackctl import layout
 from stackctl.models.base import StrictModel
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.procs import pid_alive, process_uid
 
 SYSTEMD_DIR = Path("/run/systemd/system")
 
@@ -36,22 +36,12 @@ def has_systemd() -> bool:
     return SYSTEMD_DIR.is_dir()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _supervised_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _supervisor_state(pid_file: Path) -> dict[str, Any]:
@@ -65,18 +55,6 @@ def _supervisor_state(pid_file: Path) -> dict[str, Any]:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def process_uid(pid: int) -> int | None:
-    """The real uid of a running process, from /proc."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
 
 
 def base_url(lock: Lockfile) -> str:
@@ -115,7 +93,7 @@ def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceSta
         manager = "stackctl-supervise"
         state = _supervisor_state(pid_file) if _supervised_pid(pid_file) else {}
         pid = _int(state.get("server_pid"))
-        pid = pid if pid is not None and _pid_alive(pid) else None
+        pid = pid if pid is not None and pid_alive(pid) else None
     return ServiceStatus(
         service=lock.resolved.service,
         manager=manager,
