@@ -71,15 +71,27 @@ def is_healthy(url: str) -> bool:
         return False
 
 
-def _systemd_main_pid(service: str) -> int | None:
+def _systemd_state(service: str) -> dict[str, Any]:
+    """MainPID and the restart count systemd keeps (NRestarts), in the supervisor's words."""
     shown = subprocess.run(
-        ["systemctl", "show", "--property=MainPID", "--value", service],
+        ["systemctl", "show", "--property=MainPID,NRestarts,ExecMainStatus", service],
         capture_output=True,
         text=True,
         check=False,
     )
-    pid = int(shown.stdout.strip() or 0) if shown.returncode == 0 else 0
-    return pid or None
+    fields = dict(
+        line.partition("=")[::2] for line in shown.stdout.splitlines() if shown.returncode == 0
+    )
+
+    def number(name: str) -> int | None:
+        value = fields.get(name, "")
+        return int(value) if value.isdigit() else None
+
+    return {
+        "server_pid": number("MainPID") or None,
+        "restarts": number("NRestarts"),
+        "last_exit": number("ExecMainStatus"),
+    }
 
 
 def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
@@ -87,7 +99,9 @@ def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceSta
     url = base_url(lock)
     state: dict[str, Any] = {}
     if has_systemd():
-        manager, pid = "systemd", _systemd_main_pid(lock.resolved.service)
+        manager = "systemd"
+        state = _systemd_state(lock.resolved.service)
+        pid = _int(state.get("server_pid"))
     else:
         pid_file = Path(layout.pid_file(lock, host))
         manager = "stackctl-supervise"
