@@ -62,6 +62,17 @@ def record_applied(lock: Lockfile, *, lock_path: Path, tree: Path) -> None:
     write_text_atomic(folder / RECORD, json.dumps(record, indent=2) + "\n")
 
 
+def forget_applied(lock: Lockfile) -> None:
+    """After destroy: the box runs nothing; the destroyed lock stays as `previous`."""
+    folder = applied_dir()
+    current = applied_lock()
+    if current is None or current.resolved.service != lock.resolved.service:
+        return
+    write_text_atomic(folder / PREVIOUS, lockfile_text(current))
+    (folder / CURRENT).unlink(missing_ok=True)
+    (folder / RECORD).unlink(missing_ok=True)
+
+
 def applied_lock(which: str = CURRENT) -> Lockfile | None:
     path = applied_dir() / which
     return read_lockfile(path) if path.is_file() else None

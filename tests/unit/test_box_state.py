@@ -232,3 +232,12 @@ def test_apply_preflight_refuses_before_any_write(
     assert "error[preflight-failed]: this box cannot take tiny-cpu yet" in err
     assert f"port: 127.0.0.1:{listener} is in use" in err
     assert sorted(in_tmp.rglob("*")) == before
+
+
+def test_destroy_forgets_the_current_lock(lock: Lockfile, tmp_path: Path) -> None:
+    from stackctl.state import forget_applied
+
+    record_applied(lock, lock_path=LOCK, tree=tmp_path)
+    forget_applied(lock)
+    assert applied_lock() is None
+    assert applied_lock(PREVIOUS) == lock

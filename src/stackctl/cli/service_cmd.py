@@ -17,7 +17,14 @@ from stackctl.models.lock import Lockfile
 from stackctl.pipeline import default_lock_path, default_render_dir, read_lock, render_lock
 from stackctl.service import has_systemd, service_status
 from stackctl.spec import load_stack, stack_path
-from stackctl.state import CURRENT, applied_dir, applied_lock, apply_log_path, rendered_dir
+from stackctl.state import (
+    CURRENT,
+    applied_dir,
+    applied_lock,
+    apply_log_path,
+    forget_applied,
+    rendered_dir,
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +118,9 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 def run_destroy(args: argparse.Namespace) -> int:
-    return _playbook(args, "destroy.yml", {"stackctl_destroy_models": bool(args.purge_models)})
+    code = _playbook(args, "destroy.yml", {"stackctl_destroy_models": bool(args.purge_models)})
+    forget_applied(_lock(args)[0])
+    return code
 
 
 def _follow(log: Path, lines: int) -> None:
