@@ -40,8 +40,9 @@ def _free(path: Path) -> tuple[int, int]:
 
 def _engine_built(lock: Lockfile, host: HostLayout) -> bool:
     installed = Path(layout.server_binary(lock, host)).exists()
-    cached = Path(layout.build_log(lock, host)).parent / "out" / "bin"
-    return installed or cached.is_dir()
+    # build-llamacpp.sh touches build.ok last: a build killed half-way has none
+    finished = Path(layout.build_log(lock, host)).parent / "out" / "build.ok"
+    return installed or finished.is_file()
 
 
 def _gib(size: int) -> str:
