@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,20 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run a command from an empty folder, as a user in a fresh project would."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def state_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path | None]:
+    """The state dir (applied lock, apply log, state lock) of in-process commands: per test,
+    never the box's /var/lib/stackctl. e2e tests run stackctl as a subprocess on the real one."""
+    from stackctl.state import STATE_ENV
+
+    if request.node.get_closest_marker("e2e") is not None:
+        yield None
+        return
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STATE_ENV, str(state))
+        yield state

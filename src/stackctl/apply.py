@@ -6,10 +6,13 @@ stackctl_events callback (never by matching Ansible's text output).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ TickHandler = Callable[[float], None]
 
 CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
 TICK_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FETCHED_MARK = "stackctl-fetched"  # debug lines the roles print with each artefact's sha256
 
 
@@ -65,9 +69,12 @@ def _read_lines(stream: Any, sink: queue.Queue[str | None]) -> None:
 
 
 def _outcome(event: dict[str, Any]) -> TaskOutcome:
-    message = event.get("msg") or event.get("stderr") or event.get("stdout") or ""
+    message = event.get("reason") or event.get("msg") or event.get("stderr") or event.get("stdout")
     return TaskOutcome(
-        host=event["host"], task=event["task"], status=event["status"], message=str(message)[-2000:]
+        host=event["host"],
+        task=event["task"],
+        status=event["status"],
+        message=str(message or "")[-2000:],
     )
 
 
@@ -125,17 +132,41 @@ def run_playbook(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-        events, other = _collect(lines, on_event, on_tick)
-        stderr = proc.stderr.read()
-        code = proc.wait()
+        try:
+            lines: queue.Queue[str | None] = queue.Queue()
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+            events, other = _collect(lines, on_event, on_tick)
+            stderr = proc.stderr.read()
+            code = proc.wait()
+        except BaseException:  # Ctrl-C or SIGTERM: never leave a playbook running on its own
+            _stop(proc)
+            raise
     finally:
         Path(vars_file).unlink(missing_ok=True)
     return _result(playbook, check, events, code, stderr, other)
+
+
+def _die_with_parent() -> None:
+    """Linux: the playbook gets SIGTERM if stackctl dies, even by SIGKILL, so a rerun never
+    races an orphaned playbook. Elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _result(
@@ -184,10 +215,13 @@ def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
     raise ApplyError(f"{base_url}/health did not answer 200 within {timeout:.0f}s: {last}")
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def _post(
+    url: str, body: dict[str, Any], timeout: float, api_key: str | None = None
+) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload: dict[str, Any] = json.loads(response.read())
@@ -200,7 +234,9 @@ BASE_PROMPT = "1, 2, 3, 4, 5,"
 CHAT_PROMPT = "Count from 1 to 10, separated by commas."
 
 
-def smoke_test(base_url: str, *, model: str, kind: str, max_tokens: int = 32) -> SmokeResult:
+def smoke_test(
+    base_url: str, *, model: str, kind: str, max_tokens: int = 32, api_key: str | None = None
+) -> SmokeResult:
     """One real request: a chat for instruct models, a plain completion for base models."""
     if kind == "instruct":
         endpoint, prompt = "/v1/chat/completions", CHAT_PROMPT
@@ -209,7 +245,7 @@ def smoke_test(base_url: str, *, model: str, kind: str, max_tokens: int = 32) ->
         endpoint, prompt = "/v1/completions", BASE_PROMPT
         body = {"prompt": prompt}
     body.update(model=model, max_tokens=max_tokens, temperature=0, seed=0)
-    payload = _post(base_url + endpoint, body, timeout=300)
+    payload = _post(base_url + endpoint, body, timeout=300, api_key=api_key)
     choice = payload["choices"][0]
     text = choice["message"]["content"] if kind == "instruct" else choice["text"]
     timings = payload.get("timings", {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
 from stackctl.models.resolved import ArtefactPin
@@ -52,15 +54,35 @@ def draft_path(lock: Lockfile, layout: HostLayout) -> str | None:
     return artefact_path(draft.artefact, draft.id, layout) if draft else None
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key_file(lock: Lockfile, layout: HostLayout) -> str | None:
+    """A server reachable beyond this box must demand a key: the service role generates it
+    here (mode 0600, the service user's), and the server reads it with --api-key-file, so the
+    key is never on a command line, in a unit, a lock or a log. None on loopback."""
+    if is_loopback(lock.resolved.runtime.host):
+        return None
+    return f"{layout.config_dir}/{lock.resolved.service}.api-key"
+
+
 def service_argv(lock: Lockfile, layout: HostLayout) -> list[str]:
     """The one command line, shared by the systemd unit and the supervised process."""
     draft = draft_path(lock, layout)
+    key = api_key_file(lock, layout)
     return [
         server_binary(lock, layout),
         "--model",
         model_path(lock, layout),
         *lock.resolved.runtime.server_args,
         *(["--spec-draft-model", draft] if draft else []),
+        *(["--api-key-file", key] if key else []),
     ]
 
 

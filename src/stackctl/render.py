@@ -123,6 +123,7 @@ def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
         },
         "stackctl_server": {
             "argv": layout.service_argv(lock, host),
+            "api_key_file": layout.api_key_file(lock, host),
             "env": server_env(lock, host),
             "host": r.runtime.host,
             "port": r.runtime.port,

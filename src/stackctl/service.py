@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from stackctl import layout
 from stackctl.models.base import StrictModel
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.procs import pid_alive, process_uid
 
 SYSTEMD_DIR = Path("/run/systemd/system")
 
@@ -25,20 +26,14 @@ class ServiceStatus(StrictModel):
     healthy: bool
     url: str
     log: str
+    uid: int | None = None
+    restarts: int | None = None
+    last_exit: int | None = None
+    crash_loop: bool = False
 
 
 def has_systemd() -> bool:
     return SYSTEMD_DIR.is_dir()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _supervised_pid(pid_file: Path) -> int | None:
@@ -46,15 +41,20 @@ def _supervised_pid(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
-def _server_pid(pid_file: Path) -> int | None:
+def _supervisor_state(pid_file: Path) -> dict[str, Any]:
+    """What stackctl-supervise records beside its pid file: server pid, uid, restarts."""
     try:
         state = json.loads(Path(f"{pid_file}.json").read_text())
-        return int(state["server_pid"])
-    except (OSError, ValueError, KeyError):
-        return None
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def base_url(lock: Lockfile) -> str:
@@ -71,27 +71,43 @@ def is_healthy(url: str) -> bool:
         return False
 
 
-def _systemd_main_pid(service: str) -> int | None:
+def _systemd_state(service: str) -> dict[str, Any]:
+    """MainPID and the restart count systemd keeps (NRestarts), in the supervisor's words."""
     shown = subprocess.run(
-        ["systemctl", "show", "--property=MainPID", "--value", service],
+        ["systemctl", "show", "--property=MainPID,NRestarts,ExecMainStatus", service],
         capture_output=True,
         text=True,
         check=False,
     )
-    pid = int(shown.stdout.strip() or 0) if shown.returncode == 0 else 0
-    return pid or None
+    fields = dict(
+        line.partition("=")[::2] for line in shown.stdout.splitlines() if shown.returncode == 0
+    )
+
+    def number(name: str) -> int | None:
+        value = fields.get(name, "")
+        return int(value) if value.isdigit() else None
+
+    return {
+        "server_pid": number("MainPID") or None,
+        "restarts": number("NRestarts"),
+        "last_exit": number("ExecMainStatus"),
+    }
 
 
 def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
     host = host or HostLayout()
     url = base_url(lock)
+    state: dict[str, Any] = {}
     if has_systemd():
-        manager, pid = "systemd", _systemd_main_pid(lock.resolved.service)
+        manager = "systemd"
+        state = _systemd_state(lock.resolved.service)
+        pid = _int(state.get("server_pid"))
     else:
         pid_file = Path(layout.pid_file(lock, host))
-        supervisor = _supervised_pid(pid_file)
         manager = "stackctl-supervise"
-        pid = _server_pid(pid_file) if supervisor is not None else None
+        state = _supervisor_state(pid_file) if _supervised_pid(pid_file) else {}
+        pid = _int(state.get("server_pid"))
+        pid = pid if pid is not None and pid_alive(pid) else None
     return ServiceStatus(
         service=lock.resolved.service,
         manager=manager,
@@ -100,4 +116,8 @@ def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceSta
         healthy=is_healthy(url),
         url=url,
         log=layout.log_file(lock, host),
+        uid=process_uid(pid) if pid is not None else None,
+        restarts=_int(state.get("restarts")),
+        last_exit=_int(state.get("last_exit")),
+        crash_loop=state.get("crash_loop") is True,
     )

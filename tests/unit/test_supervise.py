@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,67 @@ def test_stop(service: dict[str, Path]) -> None:
     assert _run("stop", f"--pid-file={service['pid']}") == "stopped"
     assert _status(service)["running"] is False
     assert _run("stop", f"--pid-file={service['pid']}") == "not running"
+
+
+def _wait_for(paths: dict[str, Path], ok: Callable[[dict[str, object]], bool]) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = _status(paths)
+        if ok(state):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"supervisor state never got there: {state}")
+
+
+def _restarted(times: int) -> Callable[[dict[str, object]], bool]:
+    return lambda state: state.get("restarts") == times
+
+
+def test_kills_are_counted_with_backoff(service: dict[str, Path]) -> None:
+    """Kill the server twice: restarted each time, 1 s then 2 s apart, and counted."""
+    _ensure(service)
+    for n in (1, 2):
+        pid = _status(service)["server_pid"]
+        assert isinstance(pid, int)
+        os.kill(pid, 9)
+        state = _wait_for(service, _restarted(n))
+        assert state["last_exit"] == -9
+    assert "restarting in 1s" in service["log"].read_text()
+    assert "restarting in 2s" in service["log"].read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [([sys.executable, "-c", "raise SystemExit(7)"], 7), (["/nonexistent/llama-server"], 127)],
+    ids=["exits at once", "binary missing"],
+)
+def test_crash_loop_is_reported(service: dict[str, Path], argv: list[str], code: int) -> None:
+    service["argv"].write_text(json.dumps(argv))
+    _ensure(service)
+    state = _wait_for(service, lambda s: s.get("crash_loop") is True)
+    assert state["running"] is True, "the supervisor itself survives"
+    assert state["last_exit"] == code
+    assert isinstance(state["restarts"], int)
+    assert state["restarts"] >= 3
+
+
+def test_server_runs_as_the_service_user(service: dict[str, Path]) -> None:
+    """As root with --user, the server's real uid is that user's, not root."""
+    if os.geteuid() != 0:
+        pytest.skip("demoting needs root")
+    nobody = pwd.getpwnam("nobody")
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    service["argv"].write_text(json.dumps([sleep, "600"]))  # a binary nobody may run
+    _run(
+        "ensure",
+        f"--argv-file={service['argv']}",
+        f"--pid-file={service['pid']}",
+        f"--log-file={service['log']}",
+        "--user=nobody",
+    )
+    state = _wait_for(service, lambda s: isinstance(s.get("server_pid"), int))
+    assert state["server_uid"] == nobody.pw_uid
+    pid = state["server_pid"]
+    assert isinstance(pid, int)
+    assert Path(f"/proc/{pid}").stat().st_uid == nobody.pw_uid

@@ -7,14 +7,16 @@ returns an exit code. Stages raise `StackctlError`; `main` turns it into one mes
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
 from stackctl import __version__
 from stackctl.cli import commands
-from stackctl.cli.output import report_error
-from stackctl.errors import EXIT_BAD_INPUT, StackctlError
+from stackctl.cli.output import internal_error, report_error
+from stackctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, StackctlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary files go, child playbooks are stopped."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -46,4 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an OS fault: still one line, the traceback on --debug
+        if args.debug:
+            raise
+        report_error(internal_error(exc))
+        return EXIT_FAILED
     return code

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from stackctl import layout
+from stackctl.applylog import ApplyLog
+from stackctl.cli.apply_state import apply_session, both, check_box, verify_or_roll_back
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
@@ -28,6 +30,7 @@ from stackctl.pipeline import (
     require_fresh,
 )
 from stackctl.service import base_url
+from stackctl.state import record_applied
 
 
 def register(sub: Any) -> None:
@@ -89,7 +92,11 @@ def _confirm(args: argparse.Namespace, lock: Lockfile) -> bool:
 def _smoke(lock: Lockfile) -> SmokeResult:
     from stackctl.apply import smoke_test
 
-    return smoke_test(base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind)
+    key_file = layout.api_key_file(lock, HostLayout())
+    key = Path(key_file).read_text().strip() if key_file else None
+    return smoke_test(
+        base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind, api_key=key
+    )
 
 
 def _record_fetched(lock: Lockfile, path: Path, result: PlaybookResult) -> Lockfile:
@@ -119,8 +126,6 @@ def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackctl.apply import run_playbook
-
     inputs = load_inputs(args)
     lock, lock_path, new = _lock(inputs, args.relock)
     if args.require_verified:
@@ -129,6 +134,20 @@ def run(args: argparse.Namespace) -> int:
     if not _confirm(args, lock):
         info("nothing applied")
         return 1
+    with apply_session("apply") as log:
+        return _apply(args, log, (lock, lock_path, new), extra)
+
+
+def _apply(
+    args: argparse.Namespace,
+    log: ApplyLog,
+    locked: tuple[Lockfile, Path, bool],
+    extra: dict[str, Any],
+) -> int:
+    from stackctl.apply import run_playbook
+
+    lock, lock_path, new = locked
+    check_box(lock, log)  # before the first write
     if new and not args.check:
         write_lockfile(lock, lock_path)
         info(f"wrote {lock_path}")
@@ -143,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "playbook.yml",
         extra_vars=extra,
         check=args.check,
-        on_event=progress.on_event,
+        on_event=both(progress.on_event, log.on_event),
         on_tick=progress.on_tick,
     )
     if result.failed:
@@ -153,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.check:
         lock = _record_fetched(lock, lock_path, result)
+        verify_or_roll_back(lock, log)
+        record_applied(lock, lock_path=lock_path, tree=tree)
     smoke = None if args.check else _smoke(lock)
     if args.json:
         print_json(

@@ -14,6 +14,7 @@ from stackctl.cli import (
     models_cmd,
     plan_cmd,
     render_cmd,
+    rollback_cmd,
     service_cmd,
 )
 
@@ -26,6 +27,7 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    rollback_cmd,
     image_cmd,
     mirror_cmd,
 ]

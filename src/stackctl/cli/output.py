@@ -13,6 +13,13 @@ from stackctl.errors import StackctlError
 JSON_SCHEMA_VERSION = 1
 
 
+def internal_error(exc: Exception) -> StackctlError:
+    """An exception no stage turned into a StackctlError, worded for the user."""
+    error = StackctlError(f"{type(exc).__name__}: {exc}")
+    error.code = "internal-error"
+    return error
+
+
 def report_error(exc: StackctlError) -> None:
     print(f"error[{exc.code}]: {exc.message}", file=sys.stderr)
     if exc.source is not None:

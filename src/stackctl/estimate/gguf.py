@@ -21,6 +21,7 @@ DEFAULT_ALIGNMENT = 32
 MAX_STRING = 1 << 24
 MAX_ARRAY = 1 << 26
 MAX_TENSORS = 1 << 20
+MAX_ARRAY_NESTING = 2  # GGUF writers emit flat arrays; deeper nesting is a hostile file
 
 # GGUF metadata value types (docs/gguf.md): id -> struct format, or None for string/array.
 _SCALARS: dict[int, str] = {
@@ -70,14 +71,17 @@ class GgufFile:
 
 
 class _Reader:
-    def __init__(self, handle: BinaryIO, path: Path) -> None:
+    def __init__(self, handle: BinaryIO, path: Path, size: int) -> None:
         self.handle = handle
         self.path = path
+        self.size = size
 
     def fail(self, what: str) -> EstimateError:
         return EstimateError(f"{self.path}: not a readable GGUF file: {what}")
 
     def take(self, size: int) -> bytes:
+        if size > self.size - self.handle.tell():  # never allocate for bytes the file lacks
+            raise self.fail("truncated header")
         data = self.handle.read(size)
         if len(data) != size:
             raise self.fail("truncated header")
@@ -92,7 +96,7 @@ class _Reader:
             raise self.fail(f"string of {size} bytes")
         return self.take(size).decode("utf-8", errors="replace")
 
-    def value(self, type_id: int) -> Any:
+    def value(self, type_id: int, nesting: int = 0) -> Any:
         if type_id in _SCALARS:
             return self.unpack(_SCALARS[type_id])
         if type_id == _STRING:
@@ -102,12 +106,14 @@ class _Reader:
             count = self.unpack("<Q")
             if count > MAX_ARRAY:
                 raise self.fail(f"array of {count} items")
+            if item_type == _ARRAY and nesting >= MAX_ARRAY_NESTING:
+                raise self.fail(f"arrays nested more than {MAX_ARRAY_NESTING} deep")
             if item_type in _SCALARS:
                 fmt = _SCALARS[item_type]
                 width = struct.calcsize(fmt)
                 raw = self.take(width * count)
                 return list(struct.unpack(f"<{count}{fmt[1:]}", raw))
-            return [self.value(item_type) for _ in range(count)]
+            return [self.value(item_type, nesting + 1) for _ in range(count)]
         raise self.fail(f"unknown metadata value type {type_id}")
 
 
@@ -116,7 +122,7 @@ def read_gguf(path: Path) -> GgufFile:
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
-            gguf = _read_header(_Reader(handle, path))
+            gguf = _read_header(_Reader(handle, path, size))
     except FileNotFoundError:
         raise EstimateError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -152,7 +158,9 @@ def _read_header(reader: _Reader) -> GgufFile:
         type_id = reader.unpack("<I")
         offset = reader.unpack("<Q")
         gguf.tensors.append(GgufTensor(name=name, type_id=type_id, shape=shape, offset=offset))
-    alignment = int(gguf.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
+    alignment = gguf.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment < 1:
+        raise reader.fail(f"general.alignment is {alignment!r}, not a positive integer")
     position = reader.handle.tell()
     gguf.data_offset = (position + alignment - 1) // alignment * alignment
     return gguf

@@ -16,6 +16,37 @@ DOCUMENTATION = """
 """
 
 _KEEP = ("msg", "stdout", "stderr", "rc", "cmd", "attempts")
+_GENERIC = ("non-zero return code", "One or more items failed", "All items completed")
+_TAIL_LINES = 3
+
+
+def _tail(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return " / ".join(lines[-_TAIL_LINES:])
+
+
+def failure_reason(data: dict[str, Any]) -> str:
+    """A failed task's own reason in one line: the HTTP status, the module's msg, the exit
+    code and the last lines of stderr; for a loop, those of the first item that failed."""
+    items = [r for r in data.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    parts = []
+    if items:
+        data = items[0]
+    if "item" in data:
+        parts.append(f"item {str(data['item'])[:200]}")
+    status = data.get("status", data.get("status_code"))
+    if isinstance(status, int) and (status >= 400 or status < 0):
+        parts.append(f"HTTP {status}" if status > 0 else "no HTTP response")
+    msg = str(data.get("msg") or "").strip()
+    if msg and msg not in _GENERIC:
+        parts.append(msg.splitlines()[0][:500])
+    rc = data.get("rc")
+    if isinstance(rc, int) and rc != 0:
+        parts.append(f"exit {rc}")
+    output = _tail(data.get("stderr")) or (_tail(data.get("stdout")) if rc else "")
+    if output:
+        parts.append(output[-800:])
+    return ": ".join(parts) or msg or "failed without a message"
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]
@@ -33,6 +64,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         for key in ("stdout", "stderr", "msg"):
             if isinstance(kept.get(key), str):
                 kept[key] = kept[key][-4000:]
+        if status in ("failed", "ignored", "unreachable"):
+            kept["reason"] = failure_reason(data)
         self._emit(
             event="result",
             status=status,

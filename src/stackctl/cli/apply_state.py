@@ -1,0 +1,76 @@
+"""apply's guard rails, kept out of apply_cmd: the state lock, the apply log, preflight, and
+rolling an upgrade back when the new service fails health or the output check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from stackctl.applylog import ApplyLog
+from stackctl.cli.output import info
+from stackctl.errors import ApplyError, PreflightError, StackctlError
+from stackctl.models.lock import Lockfile
+from stackctl.models.render import HostLayout
+from stackctl.preflight import preflight
+from stackctl.service import service_status
+from stackctl.state import applied_lock, apply_log_path, state_lock
+
+
+@contextmanager
+def apply_session(purpose: str) -> Iterator[ApplyLog]:
+    """The state dir's lock and a fresh apply log for one apply or rollback."""
+    with state_lock(purpose):
+        log = ApplyLog(apply_log_path(), f"stackctl {purpose}")
+        try:
+            yield log
+        except StackctlError as exc:
+            for line in exc.details:
+                log.write(f"  {line}")
+            log.close(f"FAILED error[{exc.code}]: {exc.message}")
+            raise
+        except BaseException as exc:
+            log.close(f"ABORTED: {type(exc).__name__} {exc}")
+            raise
+        log.close("DONE")
+
+
+def both(*handlers: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def handle(event: dict[str, Any]) -> None:
+        for handler in handlers:
+            handler(event)
+
+    return handle
+
+
+def check_box(lock: Lockfile, log: ApplyLog) -> None:
+    """Preflight: refuse with every problem before anything on the box changes."""
+    status = service_status(lock)
+    ours = status.running and status.healthy  # our server answering on this lock's port
+    problems = preflight(lock, HostLayout(), running_pid=status.pid, ours_running=ours)
+    for problem in problems:
+        log.write(f"preflight: {problem}")
+    if problems:
+        raise PreflightError(
+            f"this box cannot take {lock.resolved.stack} yet ({len(problems)} problem(s))",
+            details=problems,
+        )
+
+
+def verify_or_roll_back(lock: Lockfile, log: ApplyLog) -> None:
+    """After an upgrade: health and output check; on failure, back to the previous lock."""
+    from stackctl.rollback import redeploy, verify_upgrade
+
+    try:
+        verify_upgrade(lock)
+    except StackctlError as exc:
+        previous = applied_lock()
+        if previous is None or previous == lock:
+            raise
+        info(f"the new service failed ({exc.message}); rolling back to the previous lock")
+        log.write(f"upgrade failed: {exc.message}; rolling back")
+        redeploy(previous, log.on_event, {})
+        raise ApplyError(
+            f"the upgrade failed and was rolled back: {exc.message}",
+            hint="the previous service runs again; `stackctl logs --apply` has the details",
+        ) from None

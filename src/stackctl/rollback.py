@@ -1,0 +1,62 @@
+"""Going back to the previous lock's working service, by hand or when an upgrade fails health.
+
+The previous lock's engine and model are still on the box (engines are keyed by build key,
+models by sha256), so re-running its playbook converges without a build or a download.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from stackctl.apply import EventHandler, run_playbook, wait_for_health
+from stackctl.errors import ApplyError
+from stackctl.models.lock import Lockfile
+from stackctl.pipeline import render_lock
+from stackctl.service import base_url
+from stackctl.state import CURRENT, applied_dir, record_applied, rendered_dir
+
+# The output check another branch builds (`stackctl check-output`); called when it exists.
+CHECK_OUTPUT_MODULE = "stackctl.check_output"
+OutputCheck = Callable[[Lockfile, str], None]
+
+
+def output_check() -> OutputCheck | None:
+    """The `check-output` verifier, if this stackctl has one: f(lock, base_url) raising a
+    StackctlError when the served model's answers are wrong."""
+    try:
+        module = importlib.import_module(CHECK_OUTPUT_MODULE)
+    except ImportError:
+        return None
+    check: OutputCheck | None = getattr(module, "check_deployed_output", None)
+    return check
+
+
+def verify_upgrade(lock: Lockfile) -> None:
+    """Health, then the output check where present; raises ApplyError on either failing."""
+    url = base_url(lock)
+    wait_for_health(url, timeout=120)
+    check = output_check()
+    if check is not None:
+        check(lock, url)
+
+
+def redeploy(lock: Lockfile, on_event: EventHandler, extra_vars: dict[str, Any]) -> None:
+    """Render `lock` into the state dir and run its playbook; the service answers after."""
+    lock_path = applied_dir() / CURRENT
+    tree = render_lock(lock, lock_path, rendered_dir(lock))
+    result = run_playbook(
+        tree,
+        "playbook.yml",
+        extra_vars={"ansible_python_interpreter": sys.executable, **extra_vars},
+        on_event=on_event,
+    )
+    if result.failed:
+        raise ApplyError(
+            "redeploying the previous lock failed",
+            details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
+        )
+    wait_for_health(base_url(lock), timeout=120)
+    record_applied(lock, lock_path=lock_path, tree=tree)
