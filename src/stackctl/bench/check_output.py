@@ -20,8 +20,7 @@ from stackctl.bench.models import CheckCase
 
 PASSKEY = "71432"
 FILLER = (
-    "The grass is green. The sky is blue. The sun is yellow. Here we go. "
-    "There and back again. "
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 )
 CHARS_PER_TOKEN = 4  # filler sizing only; the server truncates nothing we send
 LONG_TARGET_TOKENS = 4608  # beyond 4K, when the context allows it

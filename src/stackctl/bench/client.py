@@ -116,7 +116,9 @@ def timed_completion(
                     chunks += 1
                 timings = event.get("timings") or timings
     except urllib.error.HTTPError as exc:
-        raise EndpointError(f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}") from None
+        raise EndpointError(
+            f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
+        ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise EndpointError(str(exc)) from None
     if first is None:

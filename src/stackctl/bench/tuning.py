@@ -97,12 +97,16 @@ def tuning_ref(stack: str, profile: str) -> InputRef | None:
     path = tuning_path(stack, profile)
     if not path.is_file():
         return None
-    return InputRef(name="tuning", path=path.as_posix(), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return InputRef(
+        name="tuning", path=path.as_posix(), sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+    )
 
 
 def tuned(resolved: ResolvedStack, stack: str, profile: str) -> ResolvedStack:
     path = tuning_path(stack, profile)
-    return apply_tuning(resolved, read_tuning(path), path.as_posix()) if path.is_file() else resolved
+    return (
+        apply_tuning(resolved, read_tuning(path), path.as_posix()) if path.is_file() else resolved
+    )
 
 
 def tuning_change(old: InputRef | None, new: InputRef | None) -> str | None:

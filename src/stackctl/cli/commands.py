@@ -6,11 +6,15 @@ from types import ModuleType
 
 from stackctl.cli import (
     apply_cmd,
+    bench_cmd,
+    calibrate_cmd,
+    check_cmd,
     detect_cmd,
     estimate_cmd,
     lock_cmd,
     plan_cmd,
     render_cmd,
+    report_cmd,
     service_cmd,
 )
 
@@ -22,4 +26,8 @@ MODULES: list[ModuleType] = [
     render_cmd,
     apply_cmd,
     service_cmd,
+    bench_cmd,
+    check_cmd,
+    calibrate_cmd,
+    report_cmd,
 ]

@@ -158,6 +158,7 @@ def _alternative_lines(resolution: Any, *, explain: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackctl.bench.feedback import feedback_lines, plan_feedback
     from stackctl.resolve import make_resolver
 
     inputs = load_inputs(args)
@@ -165,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workload:
         spec = spec.model_copy(update={"workload": args.workload})
     resolution = make_resolver(inputs.catalog).resolve(spec, inputs.hardware, top=args.top)
+    # Measured figures first, then the user's calibration, then the public fit (bench issue).
+    resolved, measured = plan_feedback(resolution.resolved, inputs.hardware)
     if args.json:
-        print_json(plan_summary(resolution.resolved, resolution))
+        print_json({**plan_summary(resolved, resolution), **measured})
     else:
-        print("\n".join(describe(resolution.resolved, resolution, explain=args.explain)))
+        print("\n".join(describe(resolved, resolution, explain=args.explain)))
+        print("\n".join(feedback_lines(measured)))
     return 0

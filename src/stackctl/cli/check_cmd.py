@@ -1,0 +1,67 @@
+"""`stackctl check-output`: is the deployed model's output right? Exit 1 when it is not."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from stackctl.bench.check_output import (
+    base_cases,
+    chat_asker,
+    completion_asker,
+    instruct_cases,
+    run_checks,
+)
+from stackctl.bench.models import CheckReport
+from stackctl.bench.rows import now_utc
+from stackctl.bench.store import add_check, open_store
+from stackctl.cli.bench_args import lock_from
+from stackctl.cli.output import info, print_json
+from stackctl.errors import EXIT_FAILED
+from stackctl.models.lock import Lockfile
+from stackctl.service import base_url
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("check-output", help="fixed greedy prompts: fail on wrong output")
+    parser.add_argument("lock", nargs="?", metavar="LOCK", help="a lockfile (default: this box's)")
+    parser.add_argument("--url", help="the endpoint (default: the lock's host and port)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run)
+
+
+def check_lock(lock: Lockfile, url: str | None = None) -> CheckReport:
+    """Run the checks that fit the lock's model, store the outcome, return it."""
+    r = lock.resolved
+    endpoint = url or base_url(lock)
+    context = r.runtime.context // max(r.runtime.parallel, 1)  # what one slot holds
+    if r.model.kind == "instruct":
+        cases = run_checks(instruct_cases(context), chat_asker(endpoint, r.model.id))
+    else:
+        cases = run_checks(base_cases(context), completion_asker(endpoint))
+    report = CheckReport(lock_hash=lock.content_hash, model=f"{r.model.id} {r.model.quant}",
+                         kind=r.model.kind, endpoint=endpoint,
+                         passed=all(c.passed for c in cases), cases=cases)  # fmt: skip
+    with open_store() as conn:
+        add_check(conn, report, now_utc())
+    return report
+
+
+def print_check(report: CheckReport) -> None:
+    for c in report.cases:
+        mark = "ok  " if c.passed else "FAIL"
+        detail = "" if c.passed else f": {c.reason}; got {c.got!r}"
+        print(f"  {mark} {c.name}{detail}")
+    verdict = "passed" if report.passed else "FAILED: the deployment answers wrongly"
+    print(f"check-output {verdict} ({report.model}, {report.kind}, {report.endpoint})")
+
+
+def run(args: argparse.Namespace) -> int:
+    lock, path = lock_from(args.lock)
+    info(f"check-output for {path}")
+    report = check_lock(lock, args.url)
+    if args.json:
+        print_json(report)
+    else:
+        print_check(report)
+    return 0 if report.passed else EXIT_FAILED
