@@ -89,7 +89,7 @@ def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibrati
                 first=dates[0],
                 last=dates[-1],
                 origin="this box" if own else "imported",
-            )  # fmt: skip
+            )
         )
     return Calibration(factors=factors, skipped=skipped)
 

@@ -54,28 +54,40 @@ def base_cases(context: int) -> list[Case]:
         Case(
             "passkey copy",
             f"The pass key is {PASSKEY}. The pass key is {PASSKEY}. The pass key is",
-            PASSKEY, 8, ("\n", "."),
+            PASSKEY,
+            8,
+            ("\n", "."),
         ),
         Case(
             f"recall at ~{long_recall_tokens(context)} tokens",
             _long_prompt(long_recall_tokens(context), "What is the pass key? The pass key is"),
-            PASSKEY, 8, ("\n", "."),
+            PASSKEY,
+            8,
+            ("\n", "."),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def instruct_cases(context: int) -> list[Case]:
     return [
         Case("arithmetic", "What is 17 + 25? Answer with the number only.", "42", 16, ()),
         Case("fact", "What is the capital of France? Answer with one word.", "Paris", 16, ()),
-        Case("tool call", "What is the weather in Paris? Use the tool.", "get_weather", 96, (),
-             "tool_call"),  # fmt: skip
+        Case(
+            "tool call",
+            "What is the weather in Paris? Use the tool.",
+            "get_weather",
+            96,
+            (),
+            "tool_call",
+        ),
         Case(
             f"recall at ~{long_recall_tokens(context)} tokens",
             _long_prompt(long_recall_tokens(context), "What is the pass key? Answer with it."),
-            PASSKEY, 16, (),
+            PASSKEY,
+            16,
+            (),
         ),
-    ]  # fmt: skip
+    ]
 
 
 WEATHER_TOOL = {
@@ -111,8 +123,14 @@ Ask = Callable[[Case], tuple[str, dict[str, Any]]]
 
 def completion_asker(base_url: str) -> Ask:
     def ask(case: Case) -> tuple[str, dict[str, Any]]:
-        body = {"prompt": case.prompt, "n_predict": case.max_tokens, "temperature": 0,
-                "seed": 0, "stop": list(case.stop), "cache_prompt": False}  # fmt: skip
+        body = {
+            "prompt": case.prompt,
+            "n_predict": case.max_tokens,
+            "temperature": 0,
+            "seed": 0,
+            "stop": list(case.stop),
+            "cache_prompt": False,
+        }
         payload = post_json(f"{base_url}/completion", body, timeout=600)
         return str(payload.get("content", "")), payload
 
@@ -164,8 +182,9 @@ def judge(case: Case, text: str, raw: dict[str, Any]) -> CheckCase:
             reason = f"expected {case.expected!r}"
             if case.expected == PASSKEY:
                 reason = "recall failure: " + reason
-    return CheckCase(name=case.name, passed=reason is None, expected=case.expected,
-                     got=got[:200], reason=reason)  # fmt: skip
+    return CheckCase(
+        name=case.name, passed=reason is None, expected=case.expected, got=got[:200], reason=reason
+    )
 
 
 def run_checks(cases: list[Case], ask: Ask) -> list[CheckCase]:
@@ -174,8 +193,15 @@ def run_checks(cases: list[Case], ask: Ask) -> list[CheckCase]:
         try:
             text, raw = ask(case)
         except (EndpointError, KeyError, IndexError) as exc:
-            out.append(CheckCase(name=case.name, passed=False, expected=case.expected, got="",
-                                 reason=f"request failed: {exc}"))  # fmt: skip
+            out.append(
+                CheckCase(
+                    name=case.name,
+                    passed=False,
+                    expected=case.expected,
+                    got="",
+                    reason=f"request failed: {exc}",
+                )
+            )
             continue
         out.append(judge(case, text, raw))
     return out

@@ -20,11 +20,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-WORDS = (
-    "river stone lamp orbit cedar violet harbor engine maple quartz ribbon canyon meadow "
-    "lantern falcon copper glacier thunder willow saddle marble compass ember prairie "
-    "anchor beacon cobalt dune fern granite hollow island jasper kettle lagoon mosaic"
-).split()
+WORDS = [
+    "river",
+    "stone",
+    "lamp",
+    "orbit",
+    "cedar",
+    "violet",
+    "harbor",
+    "engine",
+    "maple",
+    "quartz",
+    "ribbon",
+    "canyon",
+    "meadow",
+    "lantern",
+    "falcon",
+    "copper",
+    "glacier",
+    "thunder",
+    "willow",
+    "saddle",
+    "marble",
+    "compass",
+    "ember",
+    "prairie",
+    "anchor",
+    "beacon",
+    "cobalt",
+    "dune",
+    "fern",
+    "granite",
+    "hollow",
+    "island",
+    "jasper",
+    "kettle",
+    "lagoon",
+    "mosaic",
+]
 
 
 class EndpointError(Exception):

@@ -43,11 +43,16 @@ def measured_here(resolved: ResolvedStack, results: list[StoredResult]) -> dict[
     """This box's latest measurement of the same model, quant and backend (one client)."""
     r = resolved
     mine = [
-        s for s in results
-        if s.kind == "measured" and s.clients == 1 and not s.partial
-        and s.row.hardware.system == r.hardware and s.row.model == r.model.id
-        and s.row.quant == r.model.quant and s.row.backend == r.engine.backend
-    ]  # fmt: skip
+        s
+        for s in results
+        if s.kind == "measured"
+        and s.clients == 1
+        and not s.partial
+        and s.row.hardware.system == r.hardware
+        and s.row.model == r.model.id
+        and s.row.quant == r.model.quant
+        and s.row.backend == r.engine.backend
+    ]
     if not mine:
         return None
     latest = max(s.date for s in mine)

@@ -22,8 +22,16 @@ from stackctl.bench.models import BenchRow, RowFlags, RowHardware
 _QUANT = re.compile(r"\b(MXFP4|BF16|F16|F32|I?Q\d(?:_[0-9A-Z]+)*)\b(?:\s*-\s*(\w+))?", re.I)
 _SIZE_SUFFIX = {"medium": "_M", "small": "_S", "large": "_L", "extra": "_XS"}
 _TEST = re.compile(r"^(pp|tg)(\d+)(?:\s*@\s*d(\d+))?$")
-_BACKENDS = {"cpu": "cpu", "cuda": "cuda", "rocm": "rocm", "hip": "rocm", "vulkan": "vulkan",
-             "metal": "metal", "mtl": "metal", "sycl": "sycl"}  # fmt: skip
+_BACKENDS = {
+    "cpu": "cpu",
+    "cuda": "cuda",
+    "rocm": "rocm",
+    "hip": "rocm",
+    "vulkan": "vulkan",
+    "metal": "metal",
+    "mtl": "metal",
+    "sycl": "sycl",
+}
 
 
 @dataclass
@@ -85,9 +93,13 @@ def _hardware(raw: dict[str, Any], fallback: RowHardware | None) -> RowHardware:
 
 
 def row_from_llama_bench(
-    raw: dict[str, Any], *, source: str, ref: str | None, hardware: RowHardware | None,
+    raw: dict[str, Any],
+    *,
+    source: str,
+    ref: str | None,
+    hardware: RowHardware | None,
     models: dict[str, str],
-) -> BenchRow:  # fmt: skip
+) -> BenchRow:
     """One llama-bench JSON/CSV record (its own field names) as a BenchRow."""
     try:
         n_prompt = _int(raw.get("n_prompt")) or 0

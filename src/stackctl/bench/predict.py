@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from stackctl.bench.models import PredictedPoint
 from stackctl.errors import StackctlError
 from stackctl.models.estimate import Backend, CacheType, EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
 
+PP_CHUNK = 512  # the estimator's prefill chunk (estimate/speed.py TTFT_PROMPT)
+BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu")
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 
 
 def lock_request(lock: Lockfile, depth: int) -> EstimateRequest:
     r = lock.resolved
     rt = r.runtime
-    ctk = rt.cache_type_k if rt.cache_type_k in CACHE_TYPES else "f16"
-    ctv = rt.cache_type_v if rt.cache_type_v in CACHE_TYPES else "f16"
     return EstimateRequest(
         model=r.model.id,
         quant=r.model.quant,
@@ -24,34 +26,28 @@ def lock_request(lock: Lockfile, depth: int) -> EstimateRequest:
         parallel=rt.parallel,
         ubatch=rt.ubatch or 512,
         threads=rt.threads,
-        backend=_backend(r.engine.backend),
-        cache_type_k=_cache(ctk),
-        cache_type_v=_cache(ctv),
+        backend=cast(Backend, r.engine.backend if r.engine.backend in BACKENDS else "cpu"),
+        cache_type_k=_cache(rt.cache_type_k),
+        cache_type_v=_cache(rt.cache_type_v),
         flash_attn=rt.flash_attn != "off",
         n_cpu_moe=r.placement.n_cpu_moe,
     )
 
 
-def _backend(name: str) -> Backend:
-    for b in ("cuda", "rocm", "vulkan", "metal", "cpu"):
-        if b == name:
-            return b
-    return "cpu"
-
-
 def _cache(name: str) -> CacheType:
-    for c in CACHE_TYPES:
-        if c == name:
-            return c
-    return "f16"
+    return cast(CacheType, name if name in CACHE_TYPES else "f16")
 
 
 def predict_point(lock: Lockfile, hardware: HardwareProfile, depth: int) -> PredictedPoint:
     """The estimator's figures, or nothing when it cannot say (a model it has no shape for)."""
     from stackctl.estimate import estimate
 
+    # The bench prefills `depth` tokens from an empty cache: on average a token attends to
+    # depth / 2, as the estimator's 512-token chunk does at depth (depth / 2 - 256).
     try:
-        speed = estimate(lock_request(lock, depth), hardware).speed
+        tg = estimate(lock_request(lock, depth), hardware).speed.tg_tps
+        pp_depth = max(depth // 2 - PP_CHUNK // 2, 0)
+        pp = estimate(lock_request(lock, pp_depth), hardware).speed.pp_tps
     except StackctlError:
         return PredictedPoint()
-    return PredictedPoint(tg_tps=speed.tg_tps or None, pp_tps=speed.pp_tps or None)
+    return PredictedPoint(tg_tps=tg or None, pp_tps=pp or None)

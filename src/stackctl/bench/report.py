@@ -25,6 +25,11 @@ class HostSeries:
     measured: list[tuple[int, float]]
 
 
+def _x(r: StoredResult) -> int:
+    """Where a row sits on the depth axis: decode at its depth, prefill at its prompt length."""
+    return r.row.depth if r.row.test == "tg" else r.row.n_prompt
+
+
 def host_series(results: list[StoredResult], test: str = "tg") -> list[HostSeries]:
     """Each host's latest measured run: (depth, tok/s) for both series, one client."""
     by_host: dict[str, list[StoredResult]] = defaultdict(list)
@@ -35,14 +40,13 @@ def host_series(results: list[StoredResult], test: str = "tg") -> list[HostSerie
     for host, rows in sorted(by_host.items()):
         latest = max(r.date for r in rows)
         last = sorted((r for r in rows if r.date == latest), key=lambda r: r.row.depth)
-        depth = (lambda r: r.row.depth) if test == "tg" else (lambda r: r.row.n_prompt)
         out.append(
             HostSeries(
                 host=host,
                 model=f"{last[0].row.model} {last[0].row.quant}",
                 date=latest,
-                predicted=[(depth(r), r.predicted_tps) for r in last if r.predicted_tps],
-                measured=[(depth(r), r.row.tps) for r in last],
+                predicted=[(_x(r), r.predicted_tps) for r in last if r.predicted_tps],
+                measured=[(_x(r), r.row.tps) for r in last],
             )
         )
     return out
@@ -69,29 +73,40 @@ def chart_svg(s: HostSeries) -> str:
     ]
     for y in _ticks(max_y):
         _, py = xy(0, y)
-        parts.append(f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{py:.1f}" y2="{py:.1f}" '
-                     f'stroke="#ddd"/><text x="{PAD - 6}" y="{py + 4:.1f}" font-size="10" '
-                     f'text-anchor="end">{y:.0f}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{py:.1f}" y2="{py:.1f}" '
+            f'stroke="#ddd"/><text x="{PAD - 6}" y="{py + 4:.1f}" font-size="10" '
+            f'text-anchor="end">{y:.0f}</text>'
+        )
     for x in sorted({x for x, _ in points}):
         px, _ = xy(x, 0)
-        parts.append(f'<text x="{px:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
-                     f'text-anchor="middle">{x}</text>')  # fmt: skip
-    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" font-size="11" text-anchor="middle">'
-                 "context depth (tokens)</text>")  # fmt: skip
-    parts.append(f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 '
-                 f'{HEIGHT / 2})" text-anchor="middle">decode tok/s</text>')  # fmt: skip
+        parts.append(
+            f'<text x="{px:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+            f'text-anchor="middle">{x}</text>'
+        )
+    parts.append(
+        f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" font-size="11" text-anchor="middle">'
+        "context depth (tokens)</text>"
+    )
+    parts.append(
+        f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 '
+        f'{HEIGHT / 2})" text-anchor="middle">decode tok/s</text>'
+    )
     for i, (name, series) in enumerate((("predicted", s.predicted), ("measured", s.measured))):
         colour = COLOURS[name]
         coords = [xy(x, y) for x, y in series]
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in coords)
         parts.append(f'<g class="series" data-series="{name}">')
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="3"/>')
-        parts += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{colour}"/>'
-                  for px, py in coords]  # fmt: skip
+        parts += [
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{colour}"/>' for px, py in coords
+        ]
         parts.append("</g>")
         lx = WIDTH - PAD - 110
-        parts.append(f'<rect x="{lx}" y="{30 + 18 * i}" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{lx + 18}" y="{40 + 18 * i}" font-size="12">{name}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{lx}" y="{30 + 18 * i}" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{lx + 18}" y="{40 + 18 * i}" font-size="12">{name}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -105,12 +120,19 @@ def summary_rows(results: list[StoredResult]) -> list[list[str]]:
     for r in results:
         if r.kind != "measured":
             continue
-        rows.append([
-            r.row.hardware.key or "?", f"{r.row.model} {r.row.quant}", r.row.test,
-            str(r.row.depth if r.row.test == "tg" else r.row.n_prompt), str(r.clients),
-            f"{r.row.tps:.1f}", f"{r.predicted_tps:.1f}" if r.predicted_tps else "n/a",
-            _error(r.row.tps, r.predicted_tps), "partial" if r.partial else "",
-        ])  # fmt: skip
+        rows.append(
+            [
+                r.row.hardware.key or "?",
+                f"{r.row.model} {r.row.quant}",
+                r.row.test,
+                str(r.row.depth if r.row.test == "tg" else r.row.n_prompt),
+                str(r.clients),
+                f"{r.row.tps:.1f}",
+                f"{r.predicted_tps:.1f}" if r.predicted_tps else "n/a",
+                _error(r.row.tps, r.predicted_tps),
+                "partial" if r.partial else "",
+            ]
+        )
     return rows
 
 
@@ -119,16 +141,17 @@ SUMMARY_HEAD = ["host", "model", "test", "depth", "clients", "measured", "predic
 
 def terminal_table(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [head, *rows]]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
     cells = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)  # fmt: skip
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -140,8 +163,16 @@ def _sweep_rows(sweeps: list[Tuning]) -> list[list[str]]:
             mark = (
                 "winner" if c.flags == t.winner and c.tps else ("defaults" if c.is_default else "")
             )
-            rows.append([t.hardware, t.stack, f"{t.objective} @ d{t.depth}", flags or "defaults",
-                         f"{c.tps:.1f}" if c.tps else (c.error or "failed"), mark])  # fmt: skip
+            rows.append(
+                [
+                    t.hardware,
+                    t.stack,
+                    f"{t.objective} @ d{t.depth}",
+                    flags or "defaults",
+                    f"{c.tps:.1f}" if c.tps else (c.error or "failed"),
+                    mark,
+                ]
+            )
     return rows
 
 
@@ -152,8 +183,14 @@ def _check_rows(checks: list[tuple[str, CheckReport]]) -> list[list[str]]:
     rows = []
     for date, report in latest.values():
         failed = [f"{c.name}: {c.reason}" for c in report.cases if not c.passed]
-        rows.append([date[:19], report.model, "PASS" if report.passed else "FAIL",
-                     "; ".join(failed) or f"{len(report.cases)} checks passed"])  # fmt: skip
+        rows.append(
+            [
+                date[:19],
+                report.model,
+                "PASS" if report.passed else "FAIL",
+                "; ".join(failed) or f"{len(report.cases)} checks passed",
+            ]
+        )
     return rows
 
 

@@ -57,8 +57,15 @@ def lock_flags(lock: Lockfile) -> RowFlags:
     )
 
 
-def _row(lock: Lockfile, hardware: HardwareProfile, test: TestKind, point: BenchPoint,
-         tps: float, spread: float | None, n_gen: int) -> BenchRow:  # fmt: skip
+def _row(
+    lock: Lockfile,
+    hardware: HardwareProfile,
+    test: TestKind,
+    point: BenchPoint,
+    tps: float,
+    spread: float | None,
+    n_gen: int,
+) -> BenchRow:
     r = lock.resolved
     return BenchRow(
         source=SOURCE,

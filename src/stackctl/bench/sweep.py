@@ -69,14 +69,30 @@ def _test_args(plan: SweepPlan) -> list[str]:
 
 
 def llama_bench_argv(plan: SweepPlan, flags: TuningFlags) -> list[str]:
-    return [plan.llama_bench, "-m", plan.model_path, *_test_args(plan), *plan.extra,
-            *_flag_args(flags), "-r", str(plan.reps), "-o", "json"]  # fmt: skip
+    return [
+        plan.llama_bench,
+        "-m",
+        plan.model_path,
+        *_test_args(plan),
+        *plan.extra,
+        *_flag_args(flags),
+        "-r",
+        str(plan.reps),
+        "-o",
+        "json",
+    ]
 
 
 def run_llama_bench(argv: list[str], timeout_s: float) -> list[dict[str, object]]:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
-                              check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SweepError(f"llama-bench did not run: {exc}") from None
     if done.returncode != 0:
@@ -136,8 +152,10 @@ def sweep(
     stage = [run(f) for f in grid]
     best = _best(stage)
     if best is not None and len(space.kv_types) > 1:
-        kv = [run(best.flags.model_copy(update={"type_k": t, "type_v": t}))
-              for t in space.kv_types[1:]]  # fmt: skip
+        kv = [
+            run(best.flags.model_copy(update={"type_k": t, "type_v": t}))
+            for t in space.kv_types[1:]
+        ]
         best = _best([best, *kv])
     if best is not None and space.n_cpu_moe:
         moe = [run(best.flags.model_copy(update={"n_cpu_moe": n})) for n in space.n_cpu_moe]
@@ -146,9 +164,16 @@ def sweep(
 
 
 def tuning_from(
-    *, stack: str, hardware: str, plan: SweepPlan, build: str | None, date: str,
-    candidates: list[SweepCandidate], winner: SweepCandidate, default: SweepCandidate,
-) -> Tuning:  # fmt: skip
+    *,
+    stack: str,
+    hardware: str,
+    plan: SweepPlan,
+    build: str | None,
+    date: str,
+    candidates: list[SweepCandidate],
+    winner: SweepCandidate,
+    default: SweepCandidate,
+) -> Tuning:
     gain = winner.tps / default.tps - 1 if winner.tps and default.tps else None
     return Tuning(
         stack=stack,

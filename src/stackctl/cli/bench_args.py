@@ -21,8 +21,9 @@ def lock_from(path: str | None) -> tuple[Lockfile, Path]:
     """The given lock, else the default stack's lock for this box."""
     if path:
         return read_lock(Path(path)), Path(path)
-    args = argparse.Namespace(stack=None, hardware=None, gpu=[], gpu_count=None, cpu=None,
-                              ram=None, system=None)  # fmt: skip
+    args = argparse.Namespace(
+        stack=None, hardware=None, gpu=[], gpu_count=None, cpu=None, ram=None, system=None
+    )
     inputs = load_inputs(args)
     lock_path = default_lock_path(inputs.spec.name, inputs.hardware.name)
     return read_lock(lock_path), lock_path
@@ -30,8 +31,9 @@ def lock_from(path: str | None) -> tuple[Lockfile, Path]:
 
 def lock_hardware(lock: Lockfile) -> HardwareProfile:
     """The profile the lock was made for (its file, or this box detected again)."""
-    args = argparse.Namespace(stack=None, hardware=None, gpu=[], gpu_count=None, cpu=None,
-                              ram=None, system=None)  # fmt: skip
+    args = argparse.Namespace(
+        stack=None, hardware=None, gpu=[], gpu_count=None, cpu=None, ram=None, system=None
+    )
     return inputs_for_lock(args, lock).hardware
 
 

@@ -26,7 +26,9 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers"
+        ) from None
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give one or more non-negative integers")
     return values
@@ -37,8 +39,12 @@ def register(sub: Any) -> None:
         "bench",
         help="measure the deployed stack (also: bench --sweep, bench import FILE, bench export)",
     )
-    parser.add_argument("target", nargs="*", metavar="LOCK | import FILE | export",
-                        help="a lockfile (default: this box's default stack)")  # fmt: skip
+    parser.add_argument(
+        "target",
+        nargs="*",
+        metavar="LOCK | import FILE | export",
+        help="a lockfile (default: this box's default stack)",
+    )
     parser.add_argument("--url", help="the endpoint (default: the lock's host and port)")
     parser.add_argument("--depths", type=_ints, default=[0, 4096], help="context depths")
     parser.add_argument("--clients", type=_ints, default=[1, 4], help="concurrent clients")
@@ -77,20 +83,33 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
     lock, _path = lock_from(lock_path)
     hardware = lock_hardware(lock)
     url = args.url or base_url(lock)
-    plan = BenchPlan(base_url=url, model=lock.resolved.model.id, depths=args.depths,
-                     clients=args.clients, runs=args.runs, n_gen=args.n_gen)  # fmt: skip
+    plan = BenchPlan(
+        base_url=url,
+        model=lock.resolved.model.id,
+        depths=args.depths,
+        clients=args.clients,
+        runs=args.runs,
+        n_gen=args.n_gen,
+    )
     depths = [d for d in args.depths if d < lock.resolved.runtime.context]
     if depths != list(args.depths):
         info(f"depths at or past the context ({lock.resolved.runtime.context}) are left out")
         plan = BenchPlan(**{**plan.__dict__, "depths": depths})
-    info(f"bench {url}: depths {depths} x clients {list(args.clients)}, {args.runs} run(s) "
-         "each after one warm-up")  # fmt: skip
+    info(
+        f"bench {url}: depths {depths} x clients {list(args.clients)}, {args.runs} run(s) "
+        "each after one warm-up"
+    )
     points = run_bench(plan, lambda d: predict_point(lock, hardware, d), progress)
     stored = stored_from_points(lock, hardware, points, args.n_gen)
     with open_store() as conn:
         add_results(conn, stored)
-    report = BenchReport(lock_hash=lock.content_hash, hardware=hardware.name, endpoint=url,
-                         partial=any(p.partial for p in points), results=points)  # fmt: skip
+    report = BenchReport(
+        lock_hash=lock.content_hash,
+        hardware=hardware.name,
+        endpoint=url,
+        partial=any(p.partial for p in points),
+        results=points,
+    )
     if args.json:
         print_json(report)
     else:
@@ -117,14 +136,19 @@ def _import(args: argparse.Namespace, path: Path) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     models = {a.file: a.model for a in load_catalog(catalog_dir()).artefacts}
-    parsed = parse_text(text, source=args.source or path.name, hardware=_import_hardware(args),
-                        models=models)  # fmt: skip
+    parsed = parse_text(
+        text, source=args.source or path.name, hardware=_import_hardware(args), models=models
+    )
     date = now_utc()
     stored = [
-        StoredResult(kind="imported", date=date, stackctl_version=__version__,
-                     row=row.model_copy(update={"ref": row.ref or f"{path.name}:{line}"}))
+        StoredResult(
+            kind="imported",
+            date=date,
+            stackctl_version=__version__,
+            row=row.model_copy(update={"ref": row.ref or f"{path.name}:{line}"}),
+        )
         for line, row in parsed.rows
-    ]  # fmt: skip
+    ]
     with open_store() as conn:
         add_results(conn, stored)
     bad = [{"line": line, "reason": why} for line, why in parsed.bad]
@@ -140,17 +164,17 @@ def _import(args: argparse.Namespace, path: Path) -> int:
 def _export(args: argparse.Namespace) -> int:
     with open_store() as conn:
         results = all_results(conn)
+    rows = [r.row.model_dump(mode="json") for r in results if r.kind == "measured"]
     payload = {
         "schema_version": 1,
         "exported": now_utc(),
         "generator": f"stackctl {__version__}",
-        "rows": [r.row.model_dump(mode="json") for r in results if r.kind == "measured"],
+        "rows": rows,
     }
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
         write_text_atomic(Path(args.output), text)
-        info(f"wrote {len(payload['rows'])} row(s) to {args.output}")
+        info(f"wrote {len(rows)} row(s) to {args.output}")
     else:
         print(text, end="")
     return 0
-

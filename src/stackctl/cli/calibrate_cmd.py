@@ -28,11 +28,19 @@ def predict_imported(row: BenchRow) -> float | None:
     if not (row.model and row.quant and backend):
         return None
     try:
-        hw = declare_hardware(gpus=[row.hardware.gpu] if row.hardware.gpu else [],
-                              cpu=row.hardware.cpu, ram_gib=row.hardware.ram_gb)  # fmt: skip
-        request = EstimateRequest(model=row.model, quant=row.quant, backend=backend,
-                                  depth=row.depth, threads=row.flags.threads,
-                                  ctx=max(4096, row.depth + row.n_prompt + row.n_gen + 1))  # fmt: skip
+        hw = declare_hardware(
+            gpus=[row.hardware.gpu] if row.hardware.gpu else [],
+            cpu=row.hardware.cpu,
+            ram_gib=row.hardware.ram_gb,
+        )
+        request = EstimateRequest(
+            model=row.model,
+            quant=row.quant,
+            backend=backend,
+            depth=row.depth,
+            threads=row.flags.threads,
+            ctx=max(4096, row.depth + row.n_prompt + row.n_gen + 1),
+        )
         speed = estimate(request, hw).speed
     except (StackctlError, ValueError):
         return None
@@ -48,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
         print_json({"calibration": str(path), **calibration.model_dump(mode="json")})
         return 0
     for f in calibration.factors:
-        print(f"{f.hardware} {f.backend} {f.engine} {f.test}: x{f.factor:.3f} "
-              f"(ratios {f.spread[0]:.2f}-{f.spread[1]:.2f}, {f.n} measurement(s), {f.origin})")  # fmt: skip
-    print(f"wrote {path} ({len(calibration.factors)} factor(s); "
-          f"{len(calibration.skipped)} row(s) without a usable prediction left out)")  # fmt: skip
+        print(
+            f"{f.hardware} {f.backend} {f.engine} {f.test}: x{f.factor:.3f} "
+            f"(ratios {f.spread[0]:.2f}-{f.spread[1]:.2f}, {f.n} measurement(s), {f.origin})"
+        )
+    print(
+        f"wrote {path} ({len(calibration.factors)} factor(s); "
+        f"{len(calibration.skipped)} row(s) without a usable prediction left out)"
+    )
     return 0

@@ -39,9 +39,14 @@ def check_lock(lock: Lockfile, url: str | None = None) -> CheckReport:
         cases = run_checks(instruct_cases(context), chat_asker(endpoint, r.model.id))
     else:
         cases = run_checks(base_cases(context), completion_asker(endpoint))
-    report = CheckReport(lock_hash=lock.content_hash, model=f"{r.model.id} {r.model.quant}",
-                         kind=r.model.kind, endpoint=endpoint,
-                         passed=all(c.passed for c in cases), cases=cases)  # fmt: skip
+    report = CheckReport(
+        lock_hash=lock.content_hash,
+        model=f"{r.model.id} {r.model.quant}",
+        kind=r.model.kind,
+        endpoint=endpoint,
+        passed=all(c.passed for c in cases),
+        cases=cases,
+    )
     with open_store() as conn:
         add_check(conn, report, now_utc())
     return report

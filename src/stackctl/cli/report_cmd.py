@@ -21,14 +21,34 @@ def register(sub: Any) -> None:
 
 
 def print_points(points: list[BenchPoint]) -> None:
-    head = ["depth", "clients", "pp tok/s", "tg tok/s", "ttft s", "tg spread", "predicted tg",
-            "error", ""]  # fmt: skip
+    head = [
+        "depth",
+        "clients",
+        "pp tok/s",
+        "tg tok/s",
+        "ttft s",
+        "tg spread",
+        "predicted tg",
+        "error",
+        "",
+    ]
     rows = []
     for p in points:
         pred = p.predicted.tg_tps
         err = f"{(pred - p.tg_tps) / p.tg_tps:+.0%}" if pred and p.tg_tps else "n/a"
-        rows.append([str(p.depth), str(p.clients), _f(p.pp_tps), _f(p.tg_tps), _f(p.ttft_s, 3),
-                     _f(p.spread.tg, 3), _f(pred), err, "partial" if p.partial else ""])  # fmt: skip
+        rows.append(
+            [
+                str(p.depth),
+                str(p.clients),
+                _f(p.pp_tps),
+                _f(p.tg_tps),
+                _f(p.ttft_s, 3),
+                _f(p.spread.tg, 3),
+                _f(pred),
+                err,
+                "partial" if p.partial else "",
+            ]
+        )
     print(terminal_table(head, rows))
 
 
@@ -43,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out, report_html(results, sweeps, checks))
     rows = summary_rows(results)
     if args.json:
-        print_json({"report": str(out),
-                    "rows": [dict(zip(SUMMARY_HEAD[:-1], r, strict=False)) for r in rows]})  # fmt: skip
+        print_json(
+            {
+                "report": str(out),
+                "rows": [dict(zip(SUMMARY_HEAD[:-1], r, strict=False)) for r in rows],
+            }
+        )
     else:
         print(terminal_table(SUMMARY_HEAD, rows))
         info(f"wrote {out}")

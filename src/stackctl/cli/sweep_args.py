@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from stackctl import layout
@@ -41,13 +42,22 @@ def _list(kind: type) -> Any:
 
 def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sweep", "bench --sweep: the bounded flag search")
-    group.add_argument("--objective", choices=["tg", "ttft"], default="tg",
-                       help="decode at the target depth (tg) or time to first token")  # fmt: skip
-    group.add_argument("--depth", type=int, default=None,
-                       help="target depth (default: half the context, at most 4096)")  # fmt: skip
+    group.add_argument(
+        "--objective",
+        choices=["tg", "ttft"],
+        default="tg",
+        help="decode at the target depth (tg) or time to first token",
+    )
+    group.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="target depth (default: half the context, at most 4096)",
+    )
     group.add_argument("--threads", type=_list(int), help="thread counts to try")
     group.add_argument("--ubatch", type=_list(int), help=f"ubatch sizes (default {UBATCH})")
     group.add_argument("--kv-types", type=_list(str), help=f"KV cache types ({KV_TYPES})")
+    group.add_argument("--bench-args", help="llama-bench flags every candidate keeps")
     group.add_argument("--reps", type=int, default=3, help="llama-bench repetitions per point")
 
 
@@ -63,13 +73,16 @@ def _space(args: argparse.Namespace, lock: Lockfile, hw: HardwareProfile) -> Swe
     )
 
 
-def _extra(lock: Lockfile) -> list[str]:
-    """Flags the lock sets that the sweep keeps fixed (GPU layers, flash attention)."""
+def _extra(lock: Lockfile, fixed: str | None) -> list[str]:
+    """Flags the lock sets that the sweep keeps fixed, in llama-bench's spelling, plus any
+    the user fixes for every candidate (`--bench-args`, e.g. "--repack 0")."""
     r = lock.resolved
-    extra = ["-fa", "1" if r.runtime.flash_attn == "on" else "0"]
+    extra = ["-fa", r.runtime.flash_attn]
     if r.placement.ngl:
         extra += ["-ngl", str(min(r.placement.ngl, 999))]
-    return extra
+    if "--no-repack" in r.runtime.server_args:
+        extra += ["--repack", "0"]
+    return extra + shlex.split(fixed or "")
 
 
 def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
@@ -86,20 +99,29 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
         objective=args.objective,
         depth=depth,
         reps=args.reps,
-        extra=_extra(lock),
+        extra=_extra(lock, args.bench_args),
     )
     space = _space(args, lock, hardware)
-    info(f"sweep: {args.objective} at depth {depth}; threads {list(space.threads)} x ubatch "
-         f"{list(space.ubatch)}, KV {list(space.kv_types)}")  # fmt: skip
+    info(
+        f"sweep: {args.objective} at depth {depth}; threads {list(space.threads)} x ubatch "
+        f"{list(space.ubatch)}, KV {list(space.kv_types)}"
+    )
     candidates, winner, default = sweep(space, llama_bench_measure(plan), progress)
     if winner is None:
         for c in candidates:
             info(f"  {c.flags.model_dump(exclude_none=True)}: {c.error}")
         info("error: no sweep candidate ran; nothing written")
         return EXIT_FAILED
-    tuning = tuning_from(stack=lock.resolved.stack, hardware=lock.resolved.hardware, plan=plan,
-                         build=lock.resolved.engine.version, date=now_utc(),
-                         candidates=candidates, winner=winner, default=default)  # fmt: skip
+    tuning = tuning_from(
+        stack=lock.resolved.stack,
+        hardware=lock.resolved.hardware,
+        plan=plan,
+        build=lock.resolved.engine.version,
+        date=now_utc(),
+        candidates=candidates,
+        winner=winner,
+        default=default,
+    )
     out = tuning_path(lock.resolved.stack, lock.resolved.hardware, path.parent)
     write_tuning(tuning, out)
     with open_store() as conn:
@@ -112,11 +134,15 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
     return 0
 
 
-def _print(candidates: list[SweepCandidate], winner: SweepCandidate, default: SweepCandidate) -> None:
+def _print(
+    candidates: list[SweepCandidate], winner: SweepCandidate, default: SweepCandidate
+) -> None:
     for c in candidates:
         flags = " ".join(f"{k}={v}" for k, v in c.flags.model_dump(exclude_none=True).items())
         figure = f"{c.tps:8.1f} tok/s" if c.tps else f"failed: {c.error}"
         print(f"  {flags or 'llama.cpp defaults':40s} {figure}")
     if winner.tps and default.tps:
-        print(f"winner {winner.tps:.1f} tok/s vs defaults {default.tps:.1f} "
-              f"({winner.tps / default.tps - 1:+.1%})")  # fmt: skip
+        print(
+            f"winner {winner.tps:.1f} tok/s vs defaults {default.tps:.1f} "
+            f"({winner.tps / default.tps - 1:+.1%})"
+        )
