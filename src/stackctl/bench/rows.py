@@ -21,6 +21,7 @@ from stackctl.models.lock import Lockfile
 SOURCE = "stackctl bench"
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal", "sycl")
 PROMPT_FOR_TG = 0  # decode rows: llama-bench's tgN convention, the depth says the context
+MIN_PP_PROMPT = 128  # a shorter prompt times the request overhead, not prefill: no pp row
 
 
 def now_utc() -> str:
@@ -80,7 +81,7 @@ def _row(
         ngl=r.placement.ngl,
         flags=lock_flags(lock),
         test=test,
-        n_prompt=max(point.depth, 1) if test == "pp" else PROMPT_FOR_TG,
+        n_prompt=point.depth if test == "pp" else PROMPT_FOR_TG,
         n_gen=n_gen if test == "tg" else 0,
         depth=0 if test == "pp" else point.depth,
         tps=tps,
@@ -100,7 +101,7 @@ def stored_from_points(
             ("tg", p.tg_tps, p.spread.tg, p.predicted.tg_tps),
         ]
         for test, tps, spread, predicted in figures:
-            if not tps:
+            if not tps or (test == "pp" and p.depth < MIN_PP_PROMPT):
                 continue
             out.append(
                 StoredResult(
