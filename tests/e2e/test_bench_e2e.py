@@ -137,10 +137,12 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     assert len(sweep["candidates"]) >= 5  # defaults + 2 x 2 grid (+ KV types)
     assert sweep["winner_tps"] >= max(c["tps"] or 0 for c in sweep["candidates"][1:5])
     stale = stackctl(project, "lock", "--check", str(lock))
-    assert stale.returncode == 3 and "tuning" in stale.stdout, stale.stdout
+    assert stale.returncode == 3, stale.stdout
+    assert "tuning" in stale.stdout
 
     checked = as_json(stackctl(project, "check-output", str(lock), "--json"))
-    assert checked["passed"] and len(checked["cases"]) == 3
+    assert checked["passed"], checked["cases"]
+    assert len(checked["cases"]) == 3
 
     broken = tmp_path / "gemma-3-270m-scrambled.gguf"
     sha256 = write_scrambled(mirror / "gemma-3-270m-q4_k_m.gguf", broken)
@@ -168,11 +170,13 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     )
     assert failed["check_output"]["passed"] is False
     bad = as_json(stackctl(project2, "check-output", str(lock2), "--json"), code=1)
-    assert not bad["passed"] and any(not c["passed"] for c in bad["cases"])
+    assert not bad["passed"]
+    assert any(not c["passed"] for c in bad["cases"])
 
     calibrated = as_json(stackctl(project, "calibrate", "--json"))
     tg_factor = next(f for f in calibrated["factors"] if f["test"] == "tg")
-    assert tg_factor["n"] == 2 and tg_factor["origin"] == "this box"
+    assert tg_factor["n"] == 2
+    assert tg_factor["origin"] == "this box"
     after_plan = as_json(stackctl(project, "plan", STACK, "--json"))
     after = after_plan["chosen"]["predicted"]
     measured = after_plan["measured"]
@@ -180,7 +184,8 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     assert abs(after["tg_tps"] - measured["tg_tps"]) < abs(before["tg_tps"] - measured["tg_tps"])
 
     report = stackctl(project, "report", "-o", "report.html")
-    assert report.returncode == 0 and (project / "report.html").is_file()
+    assert report.returncode == 0, report.stderr
+    assert (project / "report.html").is_file()
     with open_store(project / "xdg" / "stackctl" / "bench.sqlite") as conn:
         stored = all_results(conn)
     Path(os.environ.get("STACKCTL_BENCH_RECORD", tmp_path / "record.jsonl")).write_text(

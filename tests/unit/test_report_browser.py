@@ -26,8 +26,15 @@ def _chromium() -> str:
 
 
 def _browser(*args: str, cwd: Path) -> str:
-    argv = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            f"--user-data-dir={cwd / 'profile'}", *args]  # fmt: skip
+    argv = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={cwd / 'profile'}",
+        *args,
+    ]
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -52,8 +59,11 @@ def png_pixels(path: Path) -> tuple[int, int, bytes]:
 @pytest.fixture
 def report(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, set[str]]:
     monkeypatch.setenv("XDG_DATA_HOME", str(in_tmp / "xdg"))
-    rows = [StoredResult.model_validate_json(line)
-            for path in RECORDED for line in path.read_text().splitlines()]  # fmt: skip
+    rows = [
+        StoredResult.model_validate_json(line)
+        for path in RECORDED
+        for line in path.read_text().splitlines()
+    ]
     with open_store() as conn:
         add_results(conn, rows)
     assert main(["report", "-o", "report.html"]) == 0
@@ -81,5 +91,5 @@ def test_report_screenshot_is_not_blank(report: tuple[Path, set[str]]) -> None:
     _browser(f"--screenshot={shot}", "--window-size=1200,900", page.as_uri(), cwd=page.parent)
     width, height, pixels = png_pixels(shot)
     assert (width, height) == (1200, 900)
-    distinct = len(set(pixels[i : i + 3] for i in range(0, len(pixels) - 3, 97)))
+    distinct = len({pixels[i : i + 3] for i in range(0, len(pixels) - 3, 97)})
     assert distinct > 20, f"the screenshot looks blank ({distinct} distinct samples)"
