@@ -93,21 +93,10 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     before = as_json(stackctl(project, "plan", STACK, "--json"))["chosen"]["predicted"]
 
     bench = as_json(
-        stackctl(
-            project,
-            "bench",
-            str(lock),
-            "--depths",
-            "0,1024",
-            "--clients",
-            "1,2",
-            "--runs",
-            "2",
-            "--n-gen",
-            "32",
-            "--json",
-        )
-    )
+        stackctl(project, "bench", str(lock), "--depths", "0,1024", "--clients", "1,2",
+                 "--runs", "2", "--n-gen", "32", "--llama-bench", "--reps", "2",
+                 *NO_REPACK_BENCH, "--json")
+    )  # fmt: skip
     points = bench["results"]
     assert [(p["depth"], p["clients"]) for p in points] == [(0, 1), (0, 2), (1024, 1), (1024, 2)]
     assert all(p["tg_tps"] > 0 and p["pp_tps"] > 0 and p["ttft_s"] > 0 for p in points)
@@ -115,6 +104,9 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     single = {p["depth"]: p for p in points if p["clients"] == 1}
     assert single[0]["predicted"]["tg_tps"] > single[1024]["predicted"]["tg_tps"] > 0
     assert single[1024]["ttft_s"] > single[0]["ttft_s"]  # 1024 tokens to prefill first
+    engine = {(r["row"]["test"], r["row"]["depth"]): r for r in bench["llama_bench"]}
+    assert set(engine) == {("pp", 0), ("tg", 0), ("pp", 1024), ("tg", 1024)}
+    assert all(r["predicted_tps"] > 0 for r in engine.values())
 
     sweep = as_json(
         stackctl(
@@ -175,12 +167,12 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
 
     calibrated = as_json(stackctl(project, "calibrate", "--json"))
     tg_factor = next(f for f in calibrated["factors"] if f["test"] == "tg")
-    assert tg_factor["n"] == 2
+    assert tg_factor["n"] == 4  # bench and llama-bench, depths 0 and 1024
     assert tg_factor["origin"] == "this box"
     after_plan = as_json(stackctl(project, "plan", STACK, "--json"))
     after = after_plan["chosen"]["predicted"]
     measured = after_plan["measured"]
-    assert any("calibrated from 2 measurement(s)" in b for b in after["basis"])
+    assert any("calibrated from 4 measurement(s)" in b for b in after["basis"])
     assert abs(after["tg_tps"] - measured["tg_tps"]) < abs(before["tg_tps"] - measured["tg_tps"])
 
     report = stackctl(project, "report", "-o", "report.html")

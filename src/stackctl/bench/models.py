@@ -108,6 +108,7 @@ class BenchReport(StrictModel):
     endpoint: str
     partial: bool
     results: list[BenchPoint]
+    llama_bench: list[StoredResult] = Field(default_factory=list)
 
 
 class CheckCase(StrictModel):

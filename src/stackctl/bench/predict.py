@@ -38,7 +38,9 @@ def _cache(name: str) -> CacheType:
     return cast(CacheType, name if name in CACHE_TYPES else "f16")
 
 
-def predict_point(lock: Lockfile, hardware: HardwareProfile, depth: int) -> PredictedPoint:
+def predict_point(
+    lock: Lockfile, hardware: HardwareProfile, depth: int, pp_depth: int | None = None
+) -> PredictedPoint:
     """The estimator's figures, or nothing when it cannot say (a model it has no shape for)."""
     from stackctl.estimate import estimate
 
@@ -46,7 +48,8 @@ def predict_point(lock: Lockfile, hardware: HardwareProfile, depth: int) -> Pred
     # depth / 2, as the estimator's 512-token chunk does at depth (depth / 2 - 256).
     try:
         tg = estimate(lock_request(lock, depth), hardware).speed.tg_tps
-        pp_depth = max(depth // 2 - PP_CHUNK // 2, 0)
+        if pp_depth is None:
+            pp_depth = max(depth // 2 - PP_CHUNK // 2, 0)
         pp = estimate(lock_request(lock, pp_depth), hardware).speed.pp_tps
     except StackctlError:
         return PredictedPoint()

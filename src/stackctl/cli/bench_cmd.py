@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackctl import __version__
+from stackctl import __version__, layout
 from stackctl.bench.llamabench import parse_text
 from stackctl.bench.measure import BenchPlan, run_bench
 from stackctl.bench.models import BenchReport, StoredResult
@@ -19,6 +19,9 @@ from stackctl.cli.hardware_args import add_hardware_options, hardware_from_args
 from stackctl.cli.output import info, print_json
 from stackctl.errors import EXIT_FAILED, InputError
 from stackctl.fsio import write_text_atomic
+from stackctl.models.hardware import HardwareProfile
+from stackctl.models.lock import Lockfile
+from stackctl.models.render import HostLayout
 from stackctl.service import base_url
 
 
@@ -51,6 +54,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per point after the warm-up")
     parser.add_argument("--n-gen", type=int, default=64, help="tokens generated per request")
     parser.add_argument("--sweep", action="store_true", help="search flags; write the tuning file")
+    parser.add_argument(
+        "--llama-bench", action="store_true", help="also run the engine's llama-bench at each depth"
+    )
     from stackctl.cli.sweep_args import add_sweep_options
 
     add_sweep_options(parser)
@@ -91,9 +97,13 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
         runs=args.runs,
         n_gen=args.n_gen,
     )
-    depths = [d for d in args.depths if d < lock.resolved.runtime.context]
+    rt = lock.resolved.runtime
+    slot = rt.context // max(rt.parallel, 1)
+    depths = [d for d in args.depths if d + args.n_gen < slot]
     if depths != list(args.depths):
-        info(f"depths at or past the context ({lock.resolved.runtime.context}) are left out")
+        info(
+            f"depths that leave no room for {args.n_gen} tokens in a {slot}-token slot are left out"
+        )
         plan = BenchPlan(**{**plan.__dict__, "depths": depths})
     info(
         f"bench {url}: depths {depths} x clients {list(args.clients)}, {args.runs} run(s) "
@@ -101,14 +111,16 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
     )
     points = run_bench(plan, lambda d: predict_point(lock, hardware, d), progress)
     stored = stored_from_points(lock, hardware, points, args.n_gen)
+    engine_rows = _llama_bench(args, lock, hardware, depths) if args.llama_bench else []
     with open_store() as conn:
-        add_results(conn, stored)
+        add_results(conn, [*stored, *engine_rows])
     report = BenchReport(
         lock_hash=lock.content_hash,
         hardware=hardware.name,
         endpoint=url,
         partial=any(p.partial for p in points),
         results=points,
+        llama_bench=engine_rows,
     )
     if args.json:
         print_json(report)
@@ -120,6 +132,21 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
         if p.error:
             info(f"error: {p.error}; the points measured before it are kept (marked partial)")
     return EXIT_FAILED if report.partial or not points else 0
+
+
+def _llama_bench(
+    args: argparse.Namespace, lock: Lockfile, hardware: HardwareProfile, depths: list[int]
+) -> list[StoredResult]:
+    from stackctl.bench.engine_bench import llama_bench_argv, llama_bench_results
+    from stackctl.cli.sweep_args import fixed_bench_args
+
+    host = HostLayout()
+    binary = f"{layout.engine_dir(lock, host)}/bin/llama-bench"
+    argv = llama_bench_argv(
+        binary, layout.model_path(lock, host), lock, depths, args.n_gen, args.reps
+    )
+    info(f"llama-bench at depths {depths} ({args.reps} repetitions)")
+    return llama_bench_results([*argv, *fixed_bench_args(lock, args.bench_args)], lock, hardware)
 
 
 def _import_hardware(args: argparse.Namespace) -> Any:

@@ -74,14 +74,18 @@ def _space(args: argparse.Namespace, lock: Lockfile, hw: HardwareProfile) -> Swe
 
 
 def _extra(lock: Lockfile, fixed: str | None) -> list[str]:
-    """Flags the lock sets that the sweep keeps fixed, in llama-bench's spelling, plus any
-    the user fixes for every candidate (`--bench-args`, e.g. "--repack 0")."""
+    """Flags the lock sets that the sweep keeps fixed, in llama-bench's spelling."""
     r = lock.resolved
     extra = ["-fa", r.runtime.flash_attn]
     if r.placement.ngl:
         extra += ["-ngl", str(min(r.placement.ngl, 999))]
-    if "--no-repack" in r.runtime.server_args:
-        extra += ["--repack", "0"]
+    return extra + fixed_bench_args(lock, fixed)
+
+
+def fixed_bench_args(lock: Lockfile, fixed: str | None) -> list[str]:
+    """What every llama-bench run keeps: the lock's --no-repack, and `--bench-args`
+    (e.g. "--repack 0")."""
+    extra = ["--repack", "0"] if "--no-repack" in lock.resolved.runtime.server_args else []
     return extra + shlex.split(fixed or "")
 
 
