@@ -76,7 +76,10 @@ def _header(lock: Lockfile) -> str:
 
 
 def lockfile_text(lock: Lockfile) -> str:
-    return _header(lock) + to_yaml(lock.model_dump(mode="json"))
+    data = lock.model_dump(mode="json")
+    if data["inputs"]["tuning"] is None:  # no sweep: locks read as they did before tuning
+        del data["inputs"]["tuning"]
+    return _header(lock) + to_yaml(data)
 
 
 def write_lockfile(lock: Lockfile, path: Path) -> None:
