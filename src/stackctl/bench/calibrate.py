@@ -57,6 +57,11 @@ def calibration_path() -> Path:
     return data_dir() / "calibration.yaml"
 
 
+def _sig(value: float) -> float:
+    """4 significant figures: a factor is a ratio of noisy figures, not a precise constant."""
+    return float(f"{value:.4g}")
+
+
 RowPredictor = Callable[[BenchRow], float | None]
 
 
@@ -83,8 +88,8 @@ def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibrati
                 backend=backend,
                 engine=engine,
                 test=test,
-                factor=round(statistics.median(ratios), 4),
-                spread=(round(min(ratios), 4), round(max(ratios), 4)),
+                factor=_sig(statistics.median(ratios)),
+                spread=(_sig(min(ratios)), _sig(max(ratios))),
                 n=len(used),
                 first=dates[0],
                 last=dates[-1],
