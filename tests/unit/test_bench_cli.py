@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from stackctl.bench.store import STORE_SCHEMA
+from stackctl.bench.tuning import read_tuning
 from stackctl.cli import main
+from stackctl.lock import read_lockfile
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "bench"
 
@@ -100,17 +102,26 @@ def test_check_output_fails_loudly_when_endpoint_is_down(
 def test_tuning_file_is_a_hashed_lock_input(
     locked: Path, capsys: pytest.CaptureFixture[str], cpu_profile: Path
 ) -> None:
+    """A recorded sweep's file: lock --check notices it, lock applies its winning flags."""
     tuning = Path("lockfiles/tiny-cpu.cpu-x86-2core.tuning.yaml")
+    recorded = read_tuning(DATA / "tuning.yaml")
     tuning.write_text((DATA / "tuning.yaml").read_text())
-    assert main(["lock", "--check", str(locked), "--hardware", str(cpu_profile)]) == 3
-    assert (
-        "tuning lockfiles/tiny-cpu.cpu-x86-2core.tuning.yaml was written" in capsys.readouterr().out
-    )
+    check = ["lock", "--check", str(locked), "--hardware", str(cpu_profile)]
+    assert main(check) == 3
+    assert f"tuning {tuning.as_posix()} was written" in capsys.readouterr().out
     assert main(["lock", "tiny-cpu", "--hardware", str(cpu_profile)]) == 0
-    text = locked.read_text()
-    assert "--ubatch-size\n      - '128'" in text
-    assert "- --threads\n      - '1'" in text
-    assert main(["lock", "--check", str(locked), "--hardware", str(cpu_profile)]) == 0
-    tuning.write_text(tuning.read_text().replace("winner_tps: 90.1", "winner_tps: 91.0"))
-    assert main(["lock", "--check", str(locked), "--hardware", str(cpu_profile)]) == 3
+    lock = read_lockfile(locked)
+    args = lock.resolved.runtime.server_args
+    winner = recorded.winner
+    if winner.threads is not None:
+        assert args[args.index("--threads") + 1] == str(winner.threads)
+    if winner.ubatch is not None:
+        assert args[args.index("--ubatch-size") + 1] == str(winner.ubatch)
+    if winner.type_k is not None:
+        assert args[args.index("--cache-type-k") + 1] == winner.type_k
+    assert any(r.startswith("tuned by a sweep") for r in lock.resolved.reasons)
+    assert main(check) == 0
+    capsys.readouterr()
+    tuning.write_text(tuning.read_text() + "# edited\n")
+    assert main(check) == 3
     assert "changed since the lock was made" in capsys.readouterr().out
