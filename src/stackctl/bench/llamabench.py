@@ -106,7 +106,10 @@ def row_from_llama_bench(
         n_gen = _int(raw.get("n_gen")) or 0
         if not (n_prompt or n_gen):
             raise RowError("n_prompt and n_gen are both 0")
-        tps = _float(raw.get("avg_ts"))
+        try:
+            tps = _float(raw.get("avg_ts"))
+        except ValueError:
+            tps = None
         if tps is None or tps <= 0:
             raise RowError(f"avg_ts {raw.get('avg_ts')!r} is not a positive rate")
         filename = str(raw.get("model_filename") or "").rsplit("/", 1)[-1] or None
@@ -162,7 +165,10 @@ def _json_objects(text: str) -> Iterator[tuple[int, Any]]:
         while True:
             while pos < len(text) and text[pos] in " \t\r\n,":
                 pos += 1
-            if pos >= len(text) or text[pos] == "]":
+            if pos >= len(text):
+                line = text.count("\n") + 1
+                raise RowError(f"line {line}: the JSON array ends without ']' (truncated?)")
+            if text[pos] == "]":
                 return
             line = text.count("\n", 0, pos) + 1
             try:
