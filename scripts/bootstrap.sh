@@ -16,6 +16,7 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 # Appliance disks: extlinux makes them bootable; qemu boots them under KVM in the image tests.
 command -v extlinux >/dev/null || need_apt+=(extlinux)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
+command -v chromium >/dev/null || need_apt+=(chromium)  # report test: headless screenshot
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2

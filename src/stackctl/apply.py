@@ -218,16 +218,12 @@ def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
 def _post(
     url: str, body: dict[str, Any], timeout: float, api_key: str | None = None
 ) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    from stackctl.bench.client import EndpointError, post_json
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload: dict[str, Any] = json.loads(response.read())
-            return payload
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ApplyError(f"request to {url} failed: {exc}") from None
+        return post_json(url, body, timeout, api_key=api_key)
+    except EndpointError as exc:
+        raise ApplyError(f"request failed: {exc}") from None
 
 
 BASE_PROMPT = "1, 2, 3, 4, 5,"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl import __version__
+from stackctl.bench.tuning import tuning_change
 from stackctl.errors import LockError
 from stackctl.fsio import write_text_atomic
 from stackctl.models.hardware import HardwareProfile
@@ -75,7 +76,10 @@ def _header(lock: Lockfile) -> str:
 
 
 def lockfile_text(lock: Lockfile) -> str:
-    return _header(lock) + to_yaml(lock.model_dump(mode="json"))
+    data = lock.model_dump(mode="json")
+    if data["inputs"]["tuning"] is None:  # no sweep: locks read as they did before tuning
+        del data["inputs"]["tuning"]
+    return _header(lock) + to_yaml(data)
 
 
 def write_lockfile(lock: Lockfile, path: Path) -> None:
@@ -152,4 +156,6 @@ def check_lockfile(lock: Lockfile, current: LockInputs) -> LockStatus:
                 "catalog": "was updated",
             }[label]
             reasons.append(f"{label} '{new.name}'{where} {what} since the lock was made")
+    tuning = tuning_change(lock.inputs.tuning, current.tuning)
+    reasons += [tuning] if tuning else []
     return LockStatus(fresh=not reasons, reasons=reasons)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackctl.bench.tuning import tuned, tuning_ref
 from stackctl.catalog import load_catalog
 from stackctl.errors import InputError, LockStaleError
 from stackctl.lock import (
@@ -68,13 +69,14 @@ def lock_inputs(inputs: Inputs) -> LockInputs:
             name=inputs.hardware.name, path=hw_path, sha256=hardware_sha256(inputs.hardware)
         ),
         catalog=InputRef(name="catalog", path=None, sha256=inputs.catalog.sha256),
+        tuning=tuning_ref(inputs.spec.name, inputs.hardware.name),
     )
 
 
 def make_lock(inputs: Inputs) -> Lockfile:
-    return make_lockfile(
-        resolve_stack(inputs.spec, inputs.hardware, inputs.catalog), lock_inputs(inputs)
-    )
+    resolved = resolve_stack(inputs.spec, inputs.hardware, inputs.catalog)
+    resolved = tuned(resolved, inputs.spec.name, inputs.hardware.name)  # the sweep's flags
+    return make_lockfile(resolved, lock_inputs(inputs))
 
 
 def default_lock_path(stack: str, profile: str) -> Path:

@@ -6,9 +6,7 @@ models by sha256), so re-running its playbook converges without a build or a dow
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from stackctl.apply import EventHandler, run_playbook, wait_for_health
@@ -18,29 +16,17 @@ from stackctl.pipeline import render_lock
 from stackctl.service import base_url
 from stackctl.state import CURRENT, applied_dir, record_applied, rendered_dir
 
-# The output check another branch builds (`stackctl check-output`); called when it exists.
-CHECK_OUTPUT_MODULE = "stackctl.check_output"
-OutputCheck = Callable[[Lockfile, str], None]
-
-
-def output_check() -> OutputCheck | None:
-    """The `check-output` verifier, if this stackctl has one: f(lock, base_url) raising a
-    StackctlError when the served model's answers are wrong."""
-    try:
-        module = importlib.import_module(CHECK_OUTPUT_MODULE)
-    except ImportError:
-        return None
-    check: OutputCheck | None = getattr(module, "check_deployed_output", None)
-    return check
-
 
 def verify_upgrade(lock: Lockfile) -> None:
     """Health, then the output check where present; raises ApplyError on either failing."""
     url = base_url(lock)
     wait_for_health(url, timeout=120)
-    check = output_check()
-    if check is not None:
-        check(lock, url)
+    from stackctl.bench.check_output import check_deployed
+
+    report = check_deployed(lock, url)
+    if not report.passed:
+        failed = [f"{c.name}: {c.reason}" for c in report.cases if not c.passed]
+        raise ApplyError(f"check-output failed on {url}", details=failed)
 
 
 def redeploy(lock: Lockfile, on_event: EventHandler, extra_vars: dict[str, Any]) -> None:

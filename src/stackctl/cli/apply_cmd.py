@@ -10,6 +10,7 @@ from typing import Any
 from stackctl import layout
 from stackctl.applylog import ApplyLog
 from stackctl.cli.apply_state import apply_session, both, check_box, verify_or_roll_back
+from stackctl.cli.check_cmd import check_lock, print_check
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
@@ -52,6 +53,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every task")
+    parser.add_argument("--no-check-output", action="store_true",
+                        help="skip the output check that follows a deploy")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable summary")
     parser.set_defaults(handler=run)
 
@@ -175,6 +178,7 @@ def _apply(
         verify_or_roll_back(lock, log)
         record_applied(lock, lock_path=lock_path, tree=tree)
     smoke = None if args.check else _smoke(lock)
+    checked = None if args.check or args.no_check_output else check_lock(lock)  # bench issue
     if args.json:
         print_json(
             {
@@ -185,8 +189,11 @@ def _apply(
                 "result": result.model_dump(mode="json"),
                 "smoke": smoke.model_dump(mode="json") if smoke else None,
                 "predicted": lock.resolved.predicted.model_dump(mode="json"),
+                "check_output": checked.model_dump(mode="json") if checked else None,
             }
         )
     else:
         _report(result, smoke, lock)
-    return 0
+        if checked is not None:
+            print_check(checked)
+    return 0 if checked is None or checked.passed else 1

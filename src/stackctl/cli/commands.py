@@ -6,6 +6,9 @@ from types import ModuleType
 
 from stackctl.cli import (
     apply_cmd,
+    bench_cmd,
+    calibrate_cmd,
+    check_cmd,
     detect_cmd,
     estimate_cmd,
     image_cmd,
@@ -14,6 +17,7 @@ from stackctl.cli import (
     models_cmd,
     plan_cmd,
     render_cmd,
+    report_cmd,
     rollback_cmd,
     service_cmd,
 )
@@ -30,4 +34,8 @@ MODULES: list[ModuleType] = [
     rollback_cmd,
     image_cmd,
     mirror_cmd,
+    bench_cmd,
+    check_cmd,
+    calibrate_cmd,
+    report_cmd,
 ]

@@ -158,6 +158,7 @@ def _alternative_lines(resolution: Any, *, explain: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackctl.bench.feedback import feedback_lines, plan_feedback
     from stackctl.resolve import make_resolver
 
     inputs = load_inputs(args)
@@ -165,12 +166,15 @@ def run(args: argparse.Namespace) -> int:
     if args.workload:
         spec = spec.model_copy(update={"workload": args.workload})
     resolution = make_resolver(inputs.catalog).resolve(spec, inputs.hardware, top=args.top)
+    # Measured figures first, then the user's calibration, then the public fit (bench issue).
+    resolved, measured = plan_feedback(resolution.resolved, inputs.hardware)
     # What the profile could not know or assumed (a conservative variant, a typical bandwidth).
     notes = list(inputs.hardware.warnings)
     if args.json:
-        print_json({**plan_summary(resolution.resolved, resolution), "hardware_notes": notes})
+        print_json({**plan_summary(resolved, resolution), **measured, "hardware_notes": notes})
     else:
-        lines = describe(resolution.resolved, resolution, explain=args.explain)
+        lines = describe(resolved, resolution, explain=args.explain)
         lines += ["hardware notes:", *(f"  - {n}" for n in notes)] if notes else []
         print("\n".join(lines))
+        print("\n".join(feedback_lines(measured)))
     return 0

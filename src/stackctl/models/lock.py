@@ -22,6 +22,7 @@ class LockInputs(StrictModel):
     stack: InputRef
     hardware: InputRef
     catalog: InputRef
+    tuning: InputRef | None = Field(None, description="the sweep's tuning file, when there is one")
 
 
 class Lockfile(StrictModel):

@@ -1,0 +1,1 @@
+"""Measure a deployed stack, check its output, tune its flags and feed the figures back."""

@@ -1,0 +1,120 @@
+"""The sweep's tuning file beside the lock, read as a hashed lock input and applied to flags.
+
+`lockfiles/<stack>.<profile>.tuning.yaml`: the lock records its sha256 among its inputs, so a
+new sweep makes `lock --check` say the lock is stale, and re-locking takes the new flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from stackctl.bench.models import Tuning, TuningFlags
+from stackctl.errors import InputError
+from stackctl.fsio import write_text_atomic
+from stackctl.models.lock import InputRef
+from stackctl.models.resolved import ResolvedStack
+from stackctl.quoting import to_yaml
+from stackctl.yamlio import read_yaml, validate_yaml
+
+# llama-server spellings from tests/data/engines/llama-server-b11434.help.txt
+_SERVER_FLAGS = {
+    "threads": "--threads",
+    "ubatch": "--ubatch-size",
+    "type_k": "--cache-type-k",
+    "type_v": "--cache-type-v",
+    "n_cpu_moe": "--n-cpu-moe",
+    "load_mode": "--load-mode",
+}
+
+
+def tuning_path(stack: str, profile: str, lock_dir: Path = Path("lockfiles")) -> Path:
+    return lock_dir / f"{stack}.{profile}.tuning.yaml"
+
+
+def tuning_text(tuning: Tuning) -> str:
+    header = "# Written by `stackctl bench --sweep`; the lock hashes this file.\n"
+    return header + to_yaml(tuning.model_dump(mode="json"))
+
+
+def write_tuning(tuning: Tuning, path: Path) -> None:
+    write_text_atomic(path, tuning_text(tuning))
+
+
+def read_tuning(path: Path) -> Tuning:
+    data = read_yaml(path, error=InputError)
+    return validate_yaml(Tuning, data, path, error=InputError)
+
+
+def with_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """`flag value` set in an argument list: replaced where present, else appended."""
+    if flag in args:
+        i = args.index(flag)
+        return [*args[: i + 1], value, *args[i + 2 :]]
+    return [*args, flag, value]
+
+
+def apply_tuning(resolved: ResolvedStack, tuning: Tuning, source: str) -> ResolvedStack:
+    """The resolved stack with the sweep's winning flags (only those the sweep set)."""
+    flags: TuningFlags = tuning.winner
+    set_flags = flags.model_dump(exclude_none=True)
+    if not set_flags:
+        return resolved
+    rt = resolved.runtime
+    args = list(rt.server_args)
+    for name, value in set_flags.items():
+        args = with_flag(args, _SERVER_FLAGS[name], str(value))
+    runtime = rt.model_copy(
+        update={
+            "server_args": args,
+            "threads": flags.threads if flags.threads is not None else rt.threads,
+            "ubatch": flags.ubatch if flags.ubatch is not None else rt.ubatch,
+            "cache_type_k": flags.type_k or rt.cache_type_k,
+            "cache_type_v": flags.type_v or flags.type_k or rt.cache_type_v,
+            "load_mode": flags.load_mode or rt.load_mode,
+        }
+    )
+    placement = resolved.placement
+    if flags.n_cpu_moe is not None:
+        placement = placement.model_copy(update={"n_cpu_moe": flags.n_cpu_moe})
+    what = ", ".join(f"{k} {v}" for k, v in set_flags.items())
+    gain = f", {tuning.gain:+.0%} over llama.cpp defaults" if tuning.gain is not None else ""
+    reason = (
+        f"tuned by a sweep on {tuning.measured_on[:10]} ({source}): {what}; "
+        f"{tuning.objective} at depth {tuning.depth} measured {tuning.winner_tps:.1f} tok/s{gain}"
+    )
+    return resolved.model_copy(
+        update={
+            "runtime": runtime,
+            "placement": placement,
+            "reasons": [*resolved.reasons, reason],
+        }
+    )
+
+
+def tuning_ref(stack: str, profile: str) -> InputRef | None:
+    """The tuning file as a lock input, when a sweep has written one."""
+    path = tuning_path(stack, profile)
+    if not path.is_file():
+        return None
+    return InputRef(
+        name="tuning", path=path.as_posix(), sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+
+
+def tuned(resolved: ResolvedStack, stack: str, profile: str) -> ResolvedStack:
+    path = tuning_path(stack, profile)
+    return (
+        apply_tuning(resolved, read_tuning(path), path.as_posix()) if path.is_file() else resolved
+    )
+
+
+def tuning_change(old: InputRef | None, new: InputRef | None) -> str | None:
+    """What `lock --check` says when the sweep's file appeared, changed or went away."""
+    if (old.sha256 if old else None) == (new.sha256 if new else None):
+        return None
+    if old is None:
+        return f"tuning {new.path if new else ''} was written by a sweep since the lock was made"
+    if new is None:
+        return f"tuning {old.path} was removed since the lock was made"
+    return f"tuning {new.path} changed since the lock was made (a new sweep)"
