@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stackctl.estimate import load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog, lookup_model
 from stackctl.resources import catalog_dir
-from stackctl.yamlio import read_yaml
+from stackctl.yamlio import MAX_DATASET_BYTES, read_yaml
 
 DATA = Path(__file__).parent.parent / "data" / "speed"
 
@@ -146,7 +146,9 @@ def is_moe_offload(row: Row) -> bool:
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
-    return Dataset.model_validate(read_yaml(DATA / "public_llama_bench.yaml"))
+    return Dataset.model_validate(
+        read_yaml(DATA / "public_llama_bench.yaml", max_bytes=MAX_DATASET_BYTES)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from stackctl.estimate.speed import (
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
-from stackctl.yamlio import read_yaml
+from stackctl.yamlio import MAX_DATASET_BYTES, read_yaml
 
 GIB = 1 << 30
 # llama.cpp backends the estimate request has no name for: run as `as_backend`, fitted apart
@@ -144,7 +144,7 @@ def load_cases(
     rows_path: Path, hardware_path: Path, catalog: EstimateCatalog
 ) -> tuple[list[Case], list[tuple[str, str]]]:
     """Every row as a Case, and (row ref, reason) for each row that could not be predicted."""
-    rows = read_yaml(rows_path, error=EstimateError)["rows"]
+    rows = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)["rows"]
     boxes = read_yaml(hardware_path, error=EstimateError)["boxes"]
     cases: list[Case] = []
     missed: list[tuple[str, str]] = []
