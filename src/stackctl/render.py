@@ -90,6 +90,7 @@ def _engine_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
         "shared_libs": render_plan.shared_libs(lock),
         "lib_dir": layout.lib_dir(lock, host),
         "server_binary": layout.server_binary(lock, host),
+        "vulkan_headers": e.vulkan_headers.model_dump(mode="json") if e.vulkan_headers else None,
     }
 
 
