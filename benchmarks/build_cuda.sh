@@ -7,8 +7,9 @@
 #   nice -n 19 benchmarks/build_cuda.sh [LOCK] [WORKDIR]
 #
 # LOCK defaults to lockfiles/rtx-4090.lock.yaml (89-real). CUDA_VERSION (default 13.0) picks the
-# PyPI toolkit when /usr/local/cuda/bin/nvcc is absent. No GPU or driver is needed: the link
-# uses a libcuda stub generated from cuda.h, as a toolkit's lib64/stubs would provide.
+# PyPI toolkit when /usr/local/cuda/bin/nvcc is absent (the engine role's path for a box with
+# the driver but no toolkit). No GPU or driver is needed: the link uses the toolkit's
+# lib64/stubs/libcuda.so.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 lock=${1:-$here/lockfiles/rtx-4090.lock.yaml}
@@ -40,8 +41,9 @@ else
 fi
 echo "toolkit: $toolkit"
 cuobjdump=$toolkit/bin/cuobjdump
-if [ ! -x "$cuobjdump" ]; then  # the 13.0 wheel set has none; the tool reads older fatbins too
-    "$python" -m pip install --quiet --no-deps --target "$cache/cuda-pypi/cuobjdump" nvidia-cuda-cuobjdump
+if [ ! -x "$cuobjdump" ]; then  # the 13.0 wheel set has none (PyPI's starts at 13.2)
+    [ -d "$cache/cuda-pypi/cuobjdump/nvidia" ] ||
+        "$python" -m pip install --quiet --no-deps --target "$cache/cuda-pypi/cuobjdump" nvidia-cuda-cuobjdump
     cuobjdump=$(ls "$cache"/cuda-pypi/cuobjdump/nvidia/cu*/bin/cuobjdump)
 fi
 
@@ -50,20 +52,10 @@ echo "$sha  $src" | sha256sum -c -
 mkdir -p "$work"
 [ -f "$work/$subdir/CMakeLists.txt" ] || tar -xzf "$src" -C "$work"
 
-# libcuda stub: every cu* entry point cuda.h declares, after its _v2 renames.
-stub=$work/stubs
-if [ ! -f "$stub/libcuda.so" ]; then
-    mkdir -p "$stub"
-    echo '#include <cuda.h>' | cc -E -I"$toolkit/include" - |
-        sed -n 's/^\(extern \)\{0,1\}CUresult *\(cu[A-Za-z0-9_]*\) *(.*/\2/p' | sort -u |
-        sed 's/.*/int &(void) { return 999; }/' >"$stub/libcuda.c"
-    cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/libcuda.c"
-fi
-
 # shellcheck disable=SC2086 # flags are the lock's plain -D options, no spaces inside
 cmake -S "$work/$subdir" -B "$work/out" $flags \
     -DCMAKE_CUDA_COMPILER="$toolkit/bin/nvcc" -DCUDAToolkit_ROOT="$toolkit" \
-    -DCUDA_cuda_driver_LIBRARY="$stub/libcuda.so" >"$work/configure.log" 2>&1 ||
+    >"$work/configure.log" 2>&1 ||
     { tail -30 "$work/configure.log"; exit 1; }
 cmake --build "$work/out" --parallel "${JOBS:-2}" --target llama-bench >"$work/build.log" 2>&1 ||
     { tail -30 "$work/build.log"; exit 1; }
