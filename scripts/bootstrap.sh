@@ -11,6 +11,8 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v buildah >/dev/null || need_apt+=(buildah)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# The Vulkan end-to-end test runs on Mesa's software Vulkan device (lavapipe).
+command -v vulkaninfo >/dev/null || need_apt+=(vulkan-tools mesa-vulkan-drivers)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2

@@ -19,7 +19,14 @@ BUILD_PACKAGES: dict[str, list[str]] = {
     "cuda": ["build-essential", "cmake"],
     "rocm": ["build-essential", "cmake"],
     # glslang-tools: ggml-vulkan's CMake also looks for glslangValidator (issue 15)
-    "vulkan": ["build-essential", "cmake", "libvulkan-dev", "glslc", "glslang-tools", "spirv-headers"],
+    "vulkan": [
+        "build-essential",
+        "cmake",
+        "libvulkan-dev",
+        "glslc",
+        "glslang-tools",
+        "spirv-headers",
+    ],
     "metal": [],
 }
 # Commands whose presence means the toolchain is there (probed before installing anything).

@@ -25,12 +25,17 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("vulkan-refusals")
     profile = lavapipe_profile(project)
     out = project / "tree"
-    for args in (["lock", str(STACK), "--hardware", str(profile)], ["render", "LOCK", "-o", str(out)]):
-        args = [str(next(project.glob("lockfiles/*.lock.yaml"))) if a == "LOCK" else a for a in args]
-        done = subprocess.run([sys.executable, "-m", "stackctl", *args], cwd=project,
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stderr
+    stackctl("lock", str(STACK), "--hardware", str(profile), cwd=project)
+    stackctl(
+        "render", str(next(project.glob("lockfiles/*.lock.yaml"))), "-o", str(out), cwd=project
+    )
     return out
+
+
+def stackctl(*args: str, cwd: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "stackctl", *args], cwd=cwd,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def run_role_tasks(
