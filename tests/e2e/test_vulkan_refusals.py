@@ -5,15 +5,14 @@ llvmpipe unless software Vulkan is asked for."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from stackctl.apply import ansible_playbook_path
 from tests.e2e.test_vulkan_e2e import HEADER_VERSION, STACK, lavapipe_profile
+from tests.support.role_run import run_role_tasks
 
 pytestmark = pytest.mark.vulkan
 
@@ -38,28 +37,13 @@ def stackctl(*args: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def run_role_tasks(
-    tree: Path, role: str, tasks: str, extra: list[str], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    playbook = tree / f"only-{role}.yml"
-    playbook.write_text(
-        "- hosts: all\n  gather_facts: true\n  vars_files: [group_vars/all/stackctl.yml]\n"
-        f"  tasks:\n    - ansible.builtin.include_role: {{name: {role}, tasks_from: {tasks}}}\n"
-    )
-    argv = [ansible_playbook_path(), "-i", "localhost,", "-c", "local", str(playbook),
-            "-e", f"ansible_python_interpreter={sys.executable}", *extra]  # fmt: skip
-    return subprocess.run(argv, cwd=tree, env={**os.environ, "ANSIBLE_ROLES_PATH":
-                          str(tree / "roles"), "ANSIBLE_NOCOLOR": "1", **env},
-                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
-
-
 def test_old_headers_without_fetch_refuse_before_building(tree: Path, tmp_path: Path) -> None:
     system = subprocess.run(["sh", str(HEADER_VERSION), "/usr/include"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     old = system and tuple(map(int, system.split("."))) < (1, 3, 272)
     include = "/usr/include" if old else str(tmp_path)  # an empty folder: no headers at all
     build = tmp_path / "build"
-    done = run_role_tasks(tree, "stackctl_engine_llamacpp", "vulkan_headers", [
+    done = run_role_tasks(tree, "stackctl_engine_llamacpp", "vulkan_headers", extra=[
         "-e", f"stackctl_engine_build={build}", "-e", "stackctl_vulkan_headers_fetch=false",
         "-e", f"stackctl_vulkan_system_include={include}"], env={})  # fmt: skip
     output = done.stdout + done.stderr
@@ -72,7 +56,7 @@ def test_old_headers_without_fetch_refuse_before_building(tree: Path, tmp_path: 
 
 def test_host_role_refuses_llvmpipe_by_default(tree: Path) -> None:
     env = {"STACKCTL_VULKAN_SOFTWARE": ""}
-    refused = run_role_tasks(tree, "stackctl_host_vulkan", "main", [], env=env)
+    refused = run_role_tasks(tree, "stackctl_host_vulkan", "main", extra=[], env=env)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0, output[-3000:]
     assert "vulkaninfo shows no Vulkan GPU (only the software device llvmpipe)" in output
@@ -80,7 +64,7 @@ def test_host_role_refuses_llvmpipe_by_default(tree: Path) -> None:
 
 
 def test_host_role_accepts_llvmpipe_when_asked(tree: Path) -> None:
-    allowed = run_role_tasks(tree, "stackctl_host_vulkan", "main", [],
+    allowed = run_role_tasks(tree, "stackctl_host_vulkan", "main", extra=[],
                              env={"STACKCTL_VULKAN_SOFTWARE": "1"})  # fmt: skip
     output = allowed.stdout + allowed.stderr
     assert allowed.returncode == 0, output[-3000:]
