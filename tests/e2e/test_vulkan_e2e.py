@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.vulkan]
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "tests/data/stacks/tiny-vulkan.yaml"
-BUILD_TIMEOUT = 45 * 60
+BUILD_TIMEOUT = 75 * 60  # the first build took 41 min on 2 shared cores under load 10
 HEADER_VERSION = REPO / "roles/stackctl_engine_llamacpp/files/vulkan-header-version.sh"
 
 
@@ -105,7 +105,7 @@ def test_vulkan_server_answers(deployment: Deployment) -> None:
 
 def test_every_layer_runs_on_the_vulkan_device(deployment: Deployment) -> None:
     log = deployment.server_log
-    assert re.search(r"ggml_vulkan: 0 = llvmpipe", log), log[-3000:]
+    assert re.search(r"using device Vulkan0 \(llvmpipe", log), log[-3000:]
     offloaded = re.search(r"offloaded (\d+)/(\d+) layers to GPU", log)
     assert offloaded, log[-3000:]
     assert offloaded.group(1) == offloaded.group(2)
