@@ -30,11 +30,12 @@ from stackctl.models.hardware import Accelerator
 PROMPT, DECODE, REPS = 512, 128, 3
 
 
-def bench(binary: Path, model: Path, threads: int, ngl: int) -> dict[str, Any]:
+def bench(binary: Path, model: Path, threads: int, ngl: int, env: dict[str, str]) -> dict[str, Any]:
     argv = [str(binary), "-m", str(model), "-p", str(PROMPT), "-n", str(DECODE), "-t",
             str(threads), "-ngl", str(ngl), "-r", str(REPS), "-fa", "on",
             "-o", "jsonl"]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=True,
+                          env={**os.environ, **env})  # fmt: skip
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     pp = next(r for r in records if int(r["n_prompt"]))
     tg = next(r for r in records if int(r["n_gen"]))
@@ -70,8 +71,11 @@ def run(cpu_bin: Path, vulkan_bin: Path, model: Path) -> dict[str, Any]:
     threads = physical_cores()
     load_before = os.getloadavg()[0]
     bw_before = read_bandwidth_gbps(threads)
-    cpu = bench(cpu_bin / "llama-bench", model, threads, ngl=0)
-    vulkan = bench(vulkan_bin / "llama-bench", model, threads, ngl=99)
+    cpu = bench(cpu_bin / "llama-bench", model, threads, ngl=0, env={})
+    # ggml-vulkan skips CPU-type devices unless named (catalog/quirks.yaml
+    # vulkan-software-device-visible)
+    vulkan = bench(vulkan_bin / "llama-bench", model, threads, ngl=99,
+                   env={"GGML_VK_VISIBLE_DEVICES": "0"})  # fmt: skip
     bw_after = read_bandwidth_gbps(threads)
     bandwidth = (bw_before + bw_after) / 2
     return {
