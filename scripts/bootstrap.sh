@@ -17,6 +17,8 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v extlinux >/dev/null || need_apt+=(extlinux)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v chromium >/dev/null || need_apt+=(chromium)  # report test: headless screenshot
+# The Vulkan end-to-end test runs on Mesa's software Vulkan device (lavapipe).
+command -v vulkaninfo >/dev/null || need_apt+=(vulkan-tools mesa-vulkan-drivers)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2

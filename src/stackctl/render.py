@@ -72,7 +72,7 @@ def server_env(lock: Lockfile, host: HostLayout) -> dict[str, str]:
 
 def _engine_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
     e = lock.resolved.engine
-    return {
+    out: dict[str, Any] = {
         "name": e.name,
         "version": e.version,
         "backend": e.backend,
@@ -89,6 +89,9 @@ def _engine_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
         "lib_dir": layout.lib_dir(lock, host),
         "server_binary": layout.server_binary(lock, host),
     }
+    if e.vulkan_headers is not None:  # only Vulkan locks carry it: other trees stay as they were
+        out["vulkan_headers"] = e.vulkan_headers.model_dump(mode="json")
+    return out
 
 
 def _draft_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any] | None:

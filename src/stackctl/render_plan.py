@@ -19,7 +19,15 @@ BUILD_PACKAGES: dict[str, list[str]] = {
     "cpu": ["build-essential", "cmake"],
     "cuda": ["build-essential", "cmake"],
     "rocm": ["build-essential", "cmake"],
-    "vulkan": ["build-essential", "cmake", "libvulkan-dev", "glslc", "spirv-headers"],
+    # glslang-tools: ggml-vulkan's CMake also looks for glslangValidator (issue 15)
+    "vulkan": [
+        "build-essential",
+        "cmake",
+        "libvulkan-dev",
+        "glslc",
+        "glslang-tools",
+        "spirv-headers",
+    ],
     "metal": [],
 }
 # Commands whose presence means the toolchain is there (probed before installing anything).

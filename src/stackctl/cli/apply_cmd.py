@@ -78,6 +78,11 @@ def _extra_vars(lock: Lockfile, mirror: Path | None) -> dict[str, Any]:
             find_in_mirror(mirror, lock.resolved.engine.source)
         )
         extra["stackctl_model_local"] = str(find_in_mirror(mirror, lock.resolved.model.artefact))
+        headers = lock.resolved.engine.vulkan_headers
+        if headers is not None:
+            extra["stackctl_engine_vulkan_headers_local"] = {
+                deb.file: str(find_in_mirror(mirror, deb)) for deb in headers.debs
+            }
     return extra
 
 

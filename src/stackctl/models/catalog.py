@@ -34,6 +34,26 @@ class MeasuredSpeed(StrictModel):
     source: str
 
 
+class VulkanHeaderDeb(StrictModel):
+    """A Debian package whose headers a Vulkan build unpacks into its own include folder."""
+
+    package: str
+    version: str
+    url: str
+    file: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
+    sha256: Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int
+    origin: str = ""
+
+
+class VulkanHeaders(StrictModel):
+    """The oldest Vulkan headers the pinned build compiles against, and newer ones to fetch."""
+
+    min_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    source: str
+    debs: list[VulkanHeaderDeb] = Field(description="unpacked, never installed")
+
+
 class EngineEntry(StrictModel):
     name: Literal["llama.cpp", "ds4"]
     version: str
@@ -45,6 +65,7 @@ class EngineEntry(StrictModel):
     models: list[str] | None = Field(None, description="the only models it serves; null = any")
     min_memory_gib: float | None = Field(None, description="smallest GPU budget it supports")
     measured: list[MeasuredSpeed] = Field(default_factory=list)
+    vulkan_headers: VulkanHeaders | None = None
     notes: list[str] = Field(default_factory=list)
 
 

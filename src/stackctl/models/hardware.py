@@ -8,7 +8,7 @@ from pydantic import Field
 
 from stackctl.models.base import StrictModel
 
-Vendor = Literal["nvidia", "amd", "apple", "intel"]
+Vendor = Literal["nvidia", "amd", "apple", "intel", "mesa"]  # mesa: a software device (lavapipe)
 ProfileSource = Literal["detected", "bundle", "declared"]
 
 

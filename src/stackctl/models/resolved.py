@@ -41,6 +41,14 @@ class ArtefactPin(StrictModel):
     )
 
 
+class VulkanHeaderPins(StrictModel):
+    """Newer Vulkan headers a build unpacks into its own folder where the distro's are older."""
+
+    min_version: str = Field(description="the oldest headers the pinned source compiles with")
+    source: str
+    debs: list[ArtefactPin]
+
+
 class EnginePin(StrictModel):
     name: Literal["llama.cpp", "ds4"]
     version: str = Field(description="upstream build, b<N>")
@@ -54,6 +62,7 @@ class EnginePin(StrictModel):
     build_key: str = Field(
         description="source sha256 + CMake flags + targets: names the build cache"
     )
+    vulkan_headers: VulkanHeaderPins | None = None
 
 
 class ModelChoice(StrictModel):

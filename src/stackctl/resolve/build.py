@@ -17,6 +17,7 @@ from stackctl.models.resolved import (
     ResolvedStack,
     RuntimeFlags,
     Speculative,
+    VulkanHeaderPins,
 )
 from stackctl.models.spec import StackSpec
 from stackctl.resolve.candidate import Candidate
@@ -65,7 +66,17 @@ def engine_pin(engine: EngineEntry, backend: str, hardware: HardwareProfile) -> 
         cmake_flags=flags,
         targets=list(engine.binaries),
         build_key=llamacpp.build_key(src.sha256, src.url, flags, list(engine.binaries)),
+        vulkan_headers=vulkan_header_pins(engine) if backend == "vulkan" else None,
     )
+
+
+def vulkan_header_pins(engine: EngineEntry) -> VulkanHeaderPins | None:
+    """The catalog's header requirement, with its .debs as pins the mirror can serve."""
+    need = engine.vulkan_headers
+    if need is None:
+        return None
+    debs = [_pin(d.url, d.file, d.sha256, d.size, d.origin) for d in need.debs]
+    return VulkanHeaderPins(min_version=need.min_version, source=need.source, debs=debs)
 
 
 def model_choice(artefact: ModelArtefact) -> ModelChoice:
