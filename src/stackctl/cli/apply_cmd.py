@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl import layout
+from stackctl.cli import fleet_cmd
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
@@ -44,6 +45,8 @@ def register(sub: Any) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every task")
     parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    fleet_cmd.add_inventory_option(parser, required=False)
+    fleet_cmd.add_run_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -115,6 +118,8 @@ def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -
 def run(args: argparse.Namespace) -> int:
     from stackctl.apply import run_playbook
 
+    if args.inventory is not None:
+        return fleet_cmd.apply_fleet(args)
     inputs = load_inputs(args)
     lock, lock_path, new = _lock(inputs, args.relock)
     extra = _extra_vars(lock, mirror_dir(args))  # a missing artefact stops us before any write

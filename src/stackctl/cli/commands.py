@@ -8,6 +8,7 @@ from stackctl.cli import (
     apply_cmd,
     detect_cmd,
     estimate_cmd,
+    fleet_cmd,
     lock_cmd,
     plan_cmd,
     render_cmd,
@@ -21,5 +22,6 @@ MODULES: list[ModuleType] = [
     lock_cmd,
     render_cmd,
     apply_cmd,
+    fleet_cmd,
     service_cmd,
 ]
