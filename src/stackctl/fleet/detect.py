@@ -74,15 +74,20 @@ def _render(out: Path, inventory: Path) -> None:
 
 
 def _unpack(archive: Path, dest: Path) -> Path:
+    """The bundle lands at profiles/<host>/, so the profile is named after the host."""
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
+    staging = dest.with_name(f".{dest.name}.unpack")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")  # a host's bundle is untrusted input
-    return dest / "bundle"
+        tar.extractall(staging, filter="data")  # a host's bundle is untrusted input
+    (staging / "bundle").rename(dest)
+    shutil.rmtree(staging)
+    return dest
 
 
 def _profile(host: str, archive: Path) -> HostDetection:
-    bundle_dir = detected_profile_path(host).with_suffix(".bundle")
+    bundle_dir = detected_profile_path(host).with_suffix("")
     try:
         bundle = _unpack(archive, bundle_dir)
         profile = detect_hardware(BundleRunner(bundle))
