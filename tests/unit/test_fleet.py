@@ -81,10 +81,12 @@ def test_bad_hosts_get_their_own_error_and_the_rest_plan(in_tmp: Path) -> None:
     assert "unknown GPU 'RTX 9999'" in errors["nogpu"]
     assert "unknown key(s) vram" in errors["badkey"]
     assert "fleet detect" in errors["undetected"]
-    assert planned["good"].lock is not None and planned["good"].error is None
+    assert planned["good"].lock is not None
+    assert planned["good"].error is None
     done = stackctl("fleet", "plan", "-i", str(inventory), cwd=in_tmp)
     assert done.returncode == 1
-    assert "tiny-cpuu" in done.stdout and "ok" in done.stdout
+    assert "tiny-cpuu" in done.stdout
+    assert "ok" in done.stdout
 
 
 @pytest.mark.parametrize(
