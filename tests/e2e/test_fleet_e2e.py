@@ -47,6 +47,7 @@ BUILD_CACHE = Path("/var/cache/stackctl/build")
 STACK = "fleet-tiny"
 GPU_HOSTS = ["strix", "gpu8"]
 CPU_HOSTS = ["cpu-a", "cpu-b"]
+BROKEN_HOSTS = ["ghost", "nopython"]  # no container at its address; a container without Python
 SERVICE = f"stackctl-{STACK}"
 
 
@@ -137,6 +138,13 @@ def _inventory(lab: Lab, hosts: dict[str, Host]) -> dict[str, Any]:
                     "vars": {"stackctl_hardware": "../cpu-box.yaml"},
                     "hosts": {n: {"ansible_host": hosts[n].address} for n in CPU_HOSTS},
                 },
+                "broken": {
+                    "vars": {"stackctl_hardware": "../cpu-box.yaml"},
+                    "hosts": {
+                        "ghost": {"ansible_host": lab.spare_address()},
+                        "nopython": {"ansible_host": hosts["nopython"].address},
+                    },
+                },
             },
         }
     }
@@ -161,8 +169,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     except docker.errors.DockerException as exc:
         pytest.skip(f"no Docker Engine: {exc}")
     try:
-        specs = [HostSpec(n) for n in GPU_HOSTS] + [HostSpec(n, mounts=seed) for n in CPU_HOSTS]
-        hosts = lab.start(specs)
+        specs = [HostSpec(n) for n in [*GPU_HOSTS, "nopython"]]
+        hosts = lab.start(specs + [HostSpec(n, mounts=seed) for n in CPU_HOSTS])
+        lab.exec("nopython", "sh", "-c", "rm -f /usr/bin/python3*")
         (project / "inventories").mkdir()
         with (project / "inventories" / "lab.yml").open("w") as handle:
             YAML().dump(_inventory(lab, hosts), handle)
@@ -175,8 +184,9 @@ def test_plan_resolves_each_host_and_identical_hosts_once(fleet: Fleet) -> None:
     done = stackctl("fleet", "plan", "-i", fleet.inventory, "--json", cwd=fleet.project)
     assert done.returncode == 0, done.stderr
     hosts = by_host(as_json(done))
-    assert set(hosts) == {*GPU_HOSTS, *CPU_HOSTS}
-    assert all(h["error"] is None and h["stack"] == STACK for h in hosts.values())
+    assert set(hosts) == {*GPU_HOSTS, *CPU_HOSTS, *BROKEN_HOSTS}
+    assert all(h["error"] is None for h in hosts.values())
+    assert all(h["stack"] == STACK for h in hosts.values())
     backends = {name: h["chosen"]["backend"] for name, h in hosts.items()}
     assert backends["gpu8"] == "cuda"
     assert backends["strix"] in ("rocm", "vulkan")
@@ -202,8 +212,9 @@ def test_lock_writes_one_lock_per_host(fleet: Fleet) -> None:
 
 def test_remote_detection_parses_each_hosts_bundle(fleet: Fleet) -> None:
     done = stackctl("fleet", "detect", "-i", fleet.inventory, "--json", cwd=fleet.project)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1  # the broken hosts
     hosts = by_host(as_json(done))
+    assert all(hosts[name]["error"] for name in BROKEN_HOSTS)
     yaml = YAML(typ="safe")
     local = yaml.load(stackctl("detect", "--json", cwd=fleet.project).stdout)
     for name in (*GPU_HOSTS, *CPU_HOSTS):
@@ -218,9 +229,14 @@ def test_remote_detection_parses_each_hosts_bundle(fleet: Fleet) -> None:
 
 def test_check_run_covers_every_host_and_installs_nothing_on_gpu_hosts(fleet: Fleet) -> None:
     done = fleet.apply("--check")
-    assert done.returncode == 0, done.stderr
-    hosts = by_host(as_json(done))
-    assert {h["status"] for h in hosts.values()} <= {"ok", "changed"}
+    assert done.returncode == 1, done.stderr
+    data = as_json(done)
+    hosts = by_host(data)
+    assert {hosts[n]["status"] for n in (*GPU_HOSTS, *CPU_HOSTS)} <= {"ok", "changed"}
+    assert hosts["ghost"]["status"] == "unreachable", hosts["ghost"]
+    assert hosts["nopython"]["status"] == "failed", hosts["nopython"]
+    assert "python" in hosts["nopython"]["message"].lower()
+    assert data["rerun"].endswith("--limit ghost,nopython --check")
     run = fleet.project / "build" / "fleet" / "lab"
     yaml = YAML(typ="safe")
     for name in GPU_HOSTS:

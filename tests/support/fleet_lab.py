@@ -142,6 +142,13 @@ class Lab:
             _wait_for_ssh(host.address)
         return self.hosts
 
+    def spare_address(self) -> str:
+        """An address on the network that no container has: an unreachable host."""
+        assert self.network is not None
+        self.network.reload()
+        subnet = ipaddress.IPv4Network(self.network.attrs["IPAM"]["Config"][0]["Subnet"])
+        return str(subnet.network_address + 250)
+
     def disconnect(self, name: str) -> None:
         assert self.network is not None
         self.network.disconnect(self.hosts[name].container, force=True)
