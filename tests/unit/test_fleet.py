@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from stackctl.fleet.deploy import FleetOptions, rerun_command
-from stackctl.fleet.inventory import InventoryError, read_inventory
+from stackctl.fleet.inventory import InventoryError, limit_hosts, read_inventory
 from stackctl.fleet.plan import plan_fleet
 from stackctl.fleet.run import render_fleet
 
@@ -141,3 +141,9 @@ def test_rerun_command_names_the_failed_hosts() -> None:
     assert rerun_command(options, ["cpu2", "strix"]) == (
         "stackctl apply -i inventories/lab.yml --limit cpu2,strix --check"
     )
+
+
+def test_limit_takes_ansible_patterns() -> None:
+    assert limit_hosts(LAB / "lab.yml", "cpu,strix") == {"cpu1", "cpu2", "strix"}
+    with pytest.raises(InventoryError, match="matches no host"):
+        limit_hosts(LAB / "lab.yml", "nothere")

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackctl.errors import ApplyError
-from stackctl.fleet.inventory import read_inventory
+from stackctl.fleet.inventory import limit_hosts, read_inventory
 from stackctl.fleet.plan import PlannedHost, existing_or_fresh, plan_fleet
 from stackctl.fleet.run import EventLog, fleet_run_dir, outcomes, render_fleet
 from stackctl.lock import write_lockfile
@@ -51,7 +50,7 @@ def rerun_command(options: FleetOptions, hosts: list[str]) -> str:
 def _limit(options: FleetOptions) -> set[str] | None:
     if not options.limit:
         return None
-    return {name.strip() for item in options.limit for name in item.split(",") if name.strip()}
+    return limit_hosts(options.inventory, ",".join(options.limit))
 
 
 def deploy_fleet(

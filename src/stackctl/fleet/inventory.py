@@ -52,12 +52,13 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in lines if not line.startswith("[WARNING]: Unable to parse")][-8:]
 
 
-def list_inventory(path: Path) -> dict[str, Any]:
+def list_inventory(path: Path, limit: str | None = None) -> dict[str, Any]:
     """`ansible-inventory -i PATH --list` as JSON; a file Ansible cannot parse is an error."""
     if not path.exists():
         raise InventoryError(f"{path}: no such inventory")
     done = subprocess.run(
-        [ansible_tool("ansible-inventory"), "-i", str(path), "--list"],
+        [ansible_tool("ansible-inventory"), "-i", str(path), "--list"]
+        + (["--limit", limit] if limit else []),
         capture_output=True,
         text=True,
         env=_inventory_env(),
@@ -121,6 +122,14 @@ def read_inventory(path: Path) -> FleetInventory:
     return FleetInventory(
         path=str(path), hosts=[_host(n, hostvars.get(n, {}), path) for n in sorted(names)]
     )
+
+
+def limit_hosts(path: Path, patterns: str) -> set[str]:
+    """The hosts an Ansible --limit pattern (hosts, groups, wildcards) selects."""
+    names = _all_hosts(list_inventory(path, patterns))
+    if not names:
+        raise InventoryError(f"{path}: --limit {patterns} matches no host")
+    return names
 
 
 def _all_hosts(data: dict[str, Any]) -> set[str]:
