@@ -26,8 +26,6 @@ from stackctl.quoting import to_yaml
 from stackctl.resources import roles_dir, templates_dir
 
 GATE_TASK = "Health gate"
-HOST_ROLES = ["stackctl_host_kernel", "stackctl_host_nvidia", "stackctl_host_rocm",
-              "stackctl_host_vulkan", "stackctl_host_apple"]  # fmt: skip
 
 
 def fleet_run_dir(inventory: Path) -> Path:
@@ -78,7 +76,6 @@ def _host_files(planned: PlannedHost, extra: dict[str, Any]) -> list[RenderedFil
     variables = stack_vars(planned.lock, HostLayout())
     variables.update(
         stackctl_roles=render_plan.playbook_roles(planned.lock),
-        stackctl_host_roles=HOST_ROLES,
         stackctl_files_dir=f"{{{{ playbook_dir }}}}/hosts/{name}/files",
         **extra,
     )
