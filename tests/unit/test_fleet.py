@@ -147,3 +147,22 @@ def test_limit_takes_ansible_patterns() -> None:
     assert limit_hosts(LAB / "lab.yml", "cpu,strix") == {"cpu1", "cpu2", "strix"}
     with pytest.raises(InventoryError, match="matches no host"):
         limit_hosts(LAB / "lab.yml", "nothere")
+
+
+def test_fleet_and_detect_playbooks_pass_ansible_lint(in_tmp: Path) -> None:
+    from stackctl.fleet.detect import render_detect_run
+
+    inventory = LAB / "lab.yml"
+    run, _ = render_fleet(
+        plan_fleet(read_inventory(inventory)), in_tmp / "run", inventory=inventory, mirror=None,
+        serial=1,
+    )  # fmt: skip
+    detect = render_detect_run(in_tmp / "detect", inventory)
+    lint = Path(sys.executable).parent / "ansible-lint"
+    config = Path(__file__).resolve().parents[1] / "data" / "render" / "cpu-x86" / ".ansible-lint"
+    for folder, playbook in ((run, "playbook.yml"), (detect, "detect.yml")):
+        done = subprocess.run(
+            [str(lint), "-c", str(config), "--offline", "--profile", "production", playbook],
+            cwd=folder, text=True, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -57,7 +57,7 @@ def probe_spec() -> dict[str, object]:
     }
 
 
-def _render(out: Path, inventory: Path) -> None:
+def render_detect_run(out: Path, inventory: Path) -> Path:
     from stackctl.models.render import RenderedFile
     from stackctl.render import _role_files, make_environment, write_tree
 
@@ -71,6 +71,7 @@ def _render(out: Path, inventory: Path) -> None:
         *_role_files(roles_dir()),
     ]
     write_tree(files, out)
+    return out
 
 
 def _unpack(archive: Path, dest: Path) -> Path:
@@ -103,7 +104,7 @@ def detect_fleet(inventory_path: Path) -> list[HostDetection]:
 
     inventory = read_inventory(inventory_path)
     run_dir = Path("build") / "fleet" / f"{inventory_path.stem}-detect"
-    _render(run_dir, inventory_path)
+    render_detect_run(run_dir, inventory_path)
     fetched = run_dir.resolve() / "bundles"
     fetched.mkdir(exist_ok=True)
     result = run_playbook(
