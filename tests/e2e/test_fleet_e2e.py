@@ -85,7 +85,8 @@ def complete(address: str, prompt: str = "1, 2, 3, 4, 5,") -> str:
 def n_ctx(address: str) -> int:
     with urllib.request.urlopen(f"http://{address}:8080/props", timeout=30) as response:
         props = json.loads(response.read())
-    return int(props["default_generation_settings"]["n_ctx"])
+    settings = props.get("default_generation_settings", {})
+    return int(settings.get("n_ctx") or props["n_ctx"])
 
 
 def write_stack(project: Path, context: int) -> None:
@@ -327,4 +328,7 @@ def test_rolling_upgrade_one_host_per_batch_behind_a_health_gate(fleet: Fleet) -
     assert hosts[first]["status"] == hosts[second]["status"] == "changed"
     # the second batch starts only after the first batch's gate passed
     assert hosts[first]["gate_passed"] < hosts[second]["first_event"]
-    assert all(n_ctx(fleet.hosts[n].address) == 4096 for n in CPU_HOSTS)
+    for name in CPU_HOSTS:
+        argv = json.loads(fleet.lab.exec(name, "cat", f"/etc/stackctl/{SERVICE}.argv.json")[1])
+        assert argv[argv.index("--ctx-size") + 1] == "4096"
+        assert n_ctx(fleet.hosts[name].address) == 4096
