@@ -166,3 +166,22 @@ def test_fleet_and_detect_playbooks_pass_ansible_lint(in_tmp: Path) -> None:
             cwd=folder, text=True, capture_output=True, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_lock_then_status_per_host(in_tmp: Path) -> None:
+    inventory = str(LAB / "lab.yml")
+    locked = stackctl("fleet", "lock", "-i", inventory, "--json", cwd=in_tmp)
+    assert locked.returncode == 0, locked.stderr
+    paths = {h["host"]: h["lock_path"] for h in json.loads(locked.stdout)["hosts"]}
+    assert paths["cpu1"] == "lockfiles/tiny-cpu.cpu1.lock.yaml"
+    assert paths["strix"] == "lockfiles/default.strix.lock.yaml"
+    assert (in_tmp / paths["cpu1"]).read_text().split("resolved:", 1)[1] == (
+        in_tmp / paths["cpu2"]
+    ).read_text().split("resolved:", 1)[1]
+    done = stackctl("fleet", "status", "-i", inventory, "--json", cwd=in_tmp)
+    assert done.returncode == 0, done.stderr
+    hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+    # the shipped stacks listen on loopback: the controller cannot tell, and says so
+    assert hosts["cpu1"]["up"] is None
+    assert "loopback" in hosts["cpu1"]["note"]
+    assert hosts["cpu1"]["predicted_tg_tps"] > 0
