@@ -89,13 +89,13 @@ def n_ctx(address: str) -> int:
     return int(settings.get("n_ctx") or props["n_ctx"])
 
 
-def write_stack(project: Path, context: int) -> None:
+def write_stack(project: Path, context: int, port: int = 8080) -> None:
     (project / f"{STACK}.yaml").write_text(
         f"name: {STACK}\n"
         "description: Gemma 3 270M served on the fleet network.\n"
         f"workload: chat\ncontext: {context}\nusers: 1\n"
         "pin:\n  model: gemma-3-270m\n  quant: Q4_K_M\n"
-        "serve:\n  host: 0.0.0.0\n  port: 8080\n"
+        f"serve:\n  host: 0.0.0.0\n  port: {port}\n"
     )
 
 
@@ -136,7 +136,7 @@ def _inventory(lab: Lab, hosts: dict[str, Host]) -> dict[str, Any]:
                     },
                 },
                 "cpu": {
-                    "vars": {"stackctl_hardware": "../cpu-box.yaml"},
+                    "vars": {"stackctl_hardware": "../cpu-box.yaml", "stackctl_health_timeout": 30},
                     "hosts": {n: {"ansible_host": hosts[n].address} for n in CPU_HOSTS},
                 },
                 "broken": {
@@ -332,3 +332,17 @@ def test_rolling_upgrade_one_host_per_batch_behind_a_health_gate(fleet: Fleet) -
         argv = json.loads(fleet.lab.exec(name, "cat", f"/etc/stackctl/{SERVICE}.argv.json")[1])
         assert argv[argv.index("--ctx-size") + 1] == "4096"
         assert n_ctx(fleet.hosts[name].address) == 4096
+
+
+def test_a_failed_health_gate_stops_the_rollout(fleet: Fleet) -> None:
+    # sshd holds port 22: the upgraded server cannot listen there, so the first batch's
+    # health check fails and the second batch is never touched
+    write_stack(fleet.project, 4096, port=22)
+    relocked = stackctl("fleet", "lock", "-i", fleet.inventory, cwd=fleet.project)
+    assert relocked.returncode == 0, relocked.stderr
+    done = fleet.apply("--limit", "cpu", "--serial", "1")
+    assert done.returncode == 1
+    hosts = by_host(as_json(done))
+    assert hosts["cpu-a"]["status"] == "failed", hosts
+    assert hosts["cpu-b"]["status"] == "not-run", hosts
+    assert complete(fleet.hosts["cpu-b"].address).startswith(" 6")  # still the old version
