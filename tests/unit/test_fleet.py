@@ -185,3 +185,28 @@ def test_lock_then_status_per_host(in_tmp: Path) -> None:
     assert hosts["cpu1"]["up"] is None
     assert "loopback" in hosts["cpu1"]["note"]
     assert hosts["cpu1"]["predicted_tg_tps"] > 0
+
+
+def test_remote_probe_script_gives_a_bundle_that_detect_from_reads(in_tmp: Path) -> None:
+    """The role's probe script run here: its bundle parses to this machine's own profile."""
+    import tarfile
+
+    from stackctl.detect import BundleRunner, LiveRunner, detect_hardware
+    from stackctl.fleet.detect import probe_spec
+    from stackctl.resources import roles_dir
+
+    spec = write(in_tmp / "probes.json", json.dumps(probe_spec()))
+    script = roles_dir() / "stackctl_detect" / "files" / "stackctl-probe"
+    done = subprocess.run(
+        [sys.executable, str(script), str(spec), str(in_tmp / "bundle.tar.gz")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(in_tmp / "bundle.tar.gz") as tar:
+        tar.extractall(in_tmp, filter="data")
+    assert (in_tmp / "bundle" / "cmd" / "lscpu.txt").is_file()
+    assert (in_tmp / "bundle" / "fs" / "proc" / "cpuinfo").is_file()
+    remote, local = detect_hardware(BundleRunner(in_tmp / "bundle")), detect_hardware(LiveRunner())
+    assert remote.cpu == local.cpu
+    assert remote.memory.total_bytes == local.memory.total_bytes
+    assert [a.name for a in remote.accelerators] == [a.name for a in local.accelerators]
