@@ -11,6 +11,11 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v buildah >/dev/null || need_apt+=(buildah)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# scripts/gen_pci_snapshot.py reads Debian's pci.ids (hwdata) to regenerate src/stackctl/data/pci_gpus.json
+[ -f /usr/share/misc/pci.ids ] || need_apt+=(pci.ids)
+# Appliance disks: extlinux makes them bootable; qemu boots them under KVM in the image tests.
+command -v extlinux >/dev/null || need_apt+=(extlinux)
+command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need_apt[*]} (install them as root)" >&2

@@ -9,13 +9,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from stackctl.errors import CatalogError
-from stackctl.models.catalog import Catalog, EngineEntry, ModelArtefact
+from stackctl.models.catalog import Catalog, EngineEntry, ImageSet, ModelArtefact
 from stackctl.yamlio import read_yaml, validate_yaml
 
 
 class _EnginesFile(BaseModel):
     model_config = {"extra": "forbid"}
     engines: list[EngineEntry]
+
+
+class _ImagesFile(BaseModel):
+    model_config = {"extra": "forbid"}
+    schema_version: int
+    images: dict[str, ImageSet]
 
 
 class _ArtefactsFile(BaseModel):
@@ -40,8 +46,12 @@ def _load(path: Path, model: type[Any]) -> Any:
 def load_catalog(root: Path) -> Catalog:
     engines: _EnginesFile = _load(root / "engines.yaml", _EnginesFile)
     artefacts: _ArtefactsFile = _load(root / "artefacts.yaml", _ArtefactsFile)
+    images: _ImagesFile = _load(root / "images.yaml", _ImagesFile)
     return Catalog(
-        engines=engines.engines, artefacts=artefacts.artefacts, sha256=catalog_sha256(root)
+        engines=engines.engines,
+        artefacts=artefacts.artefacts,
+        images=images.images,
+        sha256=catalog_sha256(root),
     )
 
 

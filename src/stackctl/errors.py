@@ -95,3 +95,7 @@ class ApplyError(StackctlError):
 
 class EstimateError(InputError):
     code = "estimate-invalid"
+
+
+class ImageError(StackctlError):
+    code = "image-failed"

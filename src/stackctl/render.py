@@ -28,7 +28,6 @@ from stackctl.quoting import (
     systemd_value,
     to_yaml,
 )
-from stackctl.yamlio import read_yaml
 
 TEMPLATES = {
     "playbook.yml": "playbook.yml.j2",
@@ -39,7 +38,6 @@ TEMPLATES = {
     "README.md": "README.md.j2",
     ".ansible-lint": "ansible-lint.yml.j2",
 }
-IMAGES = "images.yaml"  # base images per backend, beside the templates
 
 
 def make_environment(templates: Path) -> jinja2.Environment:
@@ -100,6 +98,7 @@ def _draft_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any] | None:
         return None
     a = draft.artefact
     return {"id": draft.id, "file": a.file, "url": a.url, "sha256": a.sha256,
+            "sources": render_plan.fetch_sources(a),
             "path": layout.draft_path(lock, host)}  # fmt: skip
 
 
@@ -214,6 +213,9 @@ def wired_limit_plist(lock: Lockfile, header: str) -> str:
     return _plist(job, header)
 
 
+API_KEY_SECRET = "stackctl-api-key"
+
+
 def compose_file(lock: Lockfile, header: str) -> str:
     """compose.yaml for the image the Containerfile builds; structure by ruamel, not templates."""
     r = lock.resolved
@@ -224,6 +226,9 @@ def compose_file(lock: Lockfile, header: str) -> str:
         "container_name": r.service,
         "restart": "unless-stopped",
         "ports": [f"{bind}:{r.runtime.port}:{r.runtime.port}"],
+        # The server inside listens beyond loopback: its API key is a run-time secret
+        # (mounted at /run/secrets/stackctl-api-key), never part of the image.
+        "secrets": [API_KEY_SECRET],
     }
     devices = render_plan.container_devices(lock)
     if devices:
@@ -233,7 +238,8 @@ def compose_file(lock: Lockfile, header: str) -> str:
         service["group_add"] = groups
     if r.requirements.env:
         service["environment"] = dict(sorted(r.requirements.env.items()))
-    return f"# {header}\n" + to_yaml({"services": {r.service: service}})
+    secrets = {API_KEY_SECRET: {"file": "./api-key"}}
+    return f"# {header}\n" + to_yaml({"services": {r.service: service}, "secrets": secrets})
 
 
 def _service_files(
@@ -250,17 +256,10 @@ def _service_files(
     else:
         out[f"files/{service}.service"] = _render(env, "systemd/service.j2", context)
         out[f"files/{service}.container"] = _render(env, "systemd/quadlet.j2", context)
-        out["Containerfile"] = _render(env, "Containerfile.j2", context)
-        out["compose.yaml"] = compose_file(lock, context["header"])
+        if lock.resolved.image is not None:  # a lock from before image pins: re-lock for one
+            out["Containerfile"] = _render(env, "Containerfile.j2", context)
+            out["compose.yaml"] = compose_file(lock, context["header"])
     return [RenderedFile(path=path, content=content) for path, content in out.items()]
-
-
-def _images(env: jinja2.Environment) -> dict[str, Any]:
-    loader = env.loader
-    if not isinstance(loader, jinja2.FileSystemLoader):
-        raise RenderError("the template environment must load from a folder")
-    data: dict[str, Any] = read_yaml(Path(loader.searchpath[0]) / IMAGES)
-    return data
 
 
 def render_stack(
@@ -285,8 +284,7 @@ def render_stack(
             "groups": render_plan.GPU_GROUPS.get(backend, []),
             "container_devices": render_plan.container_devices(lock),
             "image_cmake_flags": render_plan.image_cmake_flags(lock),
-            "runtime_packages": render_plan.RUNTIME_PACKAGES[backend],
-            "images": _images(env)["images"].get(render_plan.image_key(lock), {}),
+            "host_needs": render_plan.host_needs(lock),
             "macos": render_plan.is_macos(lock),
         },
     }

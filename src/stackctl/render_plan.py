@@ -11,6 +11,7 @@ from typing import Any
 
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.models.resolved import ArtefactPin
 
 # Build-time packages per backend (Debian/Ubuntu names, engines.md 1.4). `cpu` keeps exactly the
 # skeleton's toolchain so the CPU path and its build cache stay as they were.
@@ -28,14 +29,6 @@ BUILD_COMMANDS: dict[str, list[str]] = {
     "rocm": ["cmake", "c++", "make", "hipconfig"],
     "vulkan": ["cmake", "c++", "make", "glslc"],
     "metal": ["cmake", "c++", "make"],
-}
-# Runtime packages an image's run stage needs (engines.md 1.4, 1.5).
-RUNTIME_PACKAGES: dict[str, list[str]] = {
-    "cpu": ["libgomp1", "curl"],
-    "cuda": ["libgomp1", "curl"],
-    "rocm": ["libgomp1", "curl"],
-    "vulkan": ["libgomp1", "curl", "libvulkan1", "mesa-vulkan-drivers"],
-    "metal": [],
 }
 # Device nodes the service may open (systemd DeviceAllow=; globs only in group names: 10.5).
 NVIDIA_COMMON = ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
@@ -113,14 +106,6 @@ def device_allow(lock: Lockfile) -> list[str]:
     return []
 
 
-def image_key(lock: Lockfile) -> str:
-    """Which base images (templates/images.yaml) the Containerfile uses."""
-    cuda = version_floor(lock.resolved.requirements.runtime.get("cuda"))
-    if backend(lock) == "cuda" and cuda and int(cuda.split(".")[0]) >= 13:
-        return "cuda13"
-    return backend(lock)
-
-
 def container_devices(lock: Lockfile) -> list[str]:
     """Devices a container needs (podman/compose); NVIDIA goes through CDI."""
     name = backend(lock)
@@ -147,10 +132,34 @@ def image_isa_flags(lock: Lockfile) -> list[str]:
     return [f"-D{option}=ON" for flag, option in X86_ISA if flag in have]
 
 
+def host_needs(lock: Lockfile) -> str:
+    """What a host must provide to run this stack's image (its label and README say so)."""
+    r = lock.resolved
+    name = backend(lock)
+    if name == "cuda":
+        driver = version_floor(r.requirements.driver)
+        return (
+            f"NVIDIA driver >= {driver or 'the CUDA runtime minimum'} and the NVIDIA "
+            "Container Toolkit or CDI (--gpus all / --device nvidia.com/gpu=all)"
+        )
+    if name == "rocm":
+        return "amdgpu kernel driver; pass /dev/kfd and /dev/dri, groups video and render"
+    if name == "vulkan":
+        return "a Vulkan driver on the host; pass /dev/dri, groups video and render"
+    return "a container engine only (CPU image)"
+
+
 def image_cmake_flags(lock: Lockfile) -> list[str]:
     """The lock's flags with GGML_NATIVE off and an explicit ISA list: images move between CPUs."""
     flags = [f for f in lock.resolved.engine.cmake_flags if not f.startswith("-DGGML_NATIVE=")]
     return [*flags, "-DGGML_NATIVE=OFF", *image_isa_flags(lock)]
+
+
+def fetch_sources(pin: ArtefactPin) -> list[dict[str, Any]]:
+    """What stackctl-fetch tries, in order: the pinned url, then the pin's other sources."""
+    return [{"kind": "url", "url": pin.url}] + [
+        source.model_dump(mode="json", exclude_defaults=True) for source in pin.sources
+    ]
 
 
 def model_parts(lock: Lockfile, host: HostLayout, model_path: str) -> list[dict[str, Any]]:
@@ -161,14 +170,15 @@ def model_parts(lock: Lockfile, host: HostLayout, model_path: str) -> list[dict[
     match = re.search(r"-00001-of-(\d{5})\.gguf$", artefact.file)
     if total == 1 or match is None:
         return [{"file": artefact.file, "url": artefact.url, "path": model_path,
-                 "sha256": artefact.sha256}]  # fmt: skip
+                 "sha256": artefact.sha256, "sources": fetch_sources(artefact)}]  # fmt: skip
     parts = []
     for index in range(1, total + 1):
         name = f"-{index:05d}-of-{total:05d}.gguf"
         file = artefact.file[: match.start()] + name
         url = artefact.url[: len(artefact.url) - len(artefact.file)] + file
         parts.append({"file": file, "url": url, "path": f"{folder}/{file}",
-                      "sha256": artefact.sha256 if index == 1 else None})  # fmt: skip
+                      "sha256": artefact.sha256 if index == 1 else None,
+                      "sources": [{"kind": "url", "url": url}]})  # fmt: skip
     return parts
 
 

@@ -115,11 +115,20 @@ def test_apu_named_by_cpu_gets_gtt_budget(tmp_path: Path) -> None:
 def test_unknown_gpu_warns_not_guesses(tmp_path: Path) -> None:
     dest = _copy(tmp_path, "rtx4090-x8")
     table = dest / "cmd" / "nvidia-smi.txt"
-    table.write_text(table.read_text().replace("GeForce RTX 4090", "GeForce RTX 4090 D"))
+    table.write_text(table.read_text().replace("GeForce RTX 4090", "GeForce RTX 4095"))
     prof = detect_hardware(BundleRunner(dest))
     assert len(prof.accelerators) == 8
     assert all(a.bandwidth_gbps is None and a.arch is None for a in prof.accelerators)
     assert any("not in catalog/hardware.yaml" in w for w in prof.warnings)
+
+
+def test_a_variant_is_its_own_card_not_a_borrowed_one(tmp_path: Path) -> None:
+    dest = _copy(tmp_path, "rtx4090-x8")
+    table = dest / "cmd" / "nvidia-smi.txt"
+    table.write_text(table.read_text().replace("GeForce RTX 4090", "GeForce RTX 4090 D"))
+    prof = detect_hardware(BundleRunner(dest))
+    assert {a.chip for a in prof.accelerators} == {"rtx-4090-d"}
+    assert all(a.peak_tflops_fp16 != 165.2 for a in prof.accelerators)
 
 
 def test_missing_bundle_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

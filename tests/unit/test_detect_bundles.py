@@ -1,5 +1,6 @@
-"""Every bundle in ../shared/fixtures/hw is a test case: `detect --from` must match expected.json
-(FORMAT.md: bytes within 1 %, *_contains case-insensitive, absent keys unchecked)."""
+"""Every bundle in ../shared/fixtures/hw and tests/data/hw is a test case: `detect --from` must
+match expected.json (FORMAT.md: bytes within 1 %, *_contains case-insensitive, absent keys
+unchecked). tests/data/hw holds further real outputs owners posted publicly (SOURCE.md each)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from stackctl.cli import main
 from stackctl.detect import BundleRunner, detect_hardware
 
 HW = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hw"
-BUNDLES = sorted(p for p in HW.glob("*") if (p / "expected.json").is_file())
+OURS = Path(__file__).resolve().parents[1] / "data" / "hw"
+SHARED_BUNDLES = sorted(p for p in HW.glob("*") if (p / "expected.json").is_file())
+OUR_BUNDLES = sorted(p for p in OURS.glob("*") if (p / "expected.json").is_file())
+BUNDLES = SHARED_BUNDLES + OUR_BUNDLES
 
 
 def _check(path: str, want: Any, got: Any, problems: list[str]) -> None:
@@ -71,7 +75,10 @@ def test_bundle_matches_expected_via_cli(bundle: Path, capsys: pytest.CaptureFix
 
 
 def test_fixture_folder_is_present() -> None:
-    assert len(BUNDLES) >= 12, f"expected the shared bundles under {HW}"
+    assert len(SHARED_BUNDLES) >= 12, f"expected the shared bundles under {HW}"
+    assert len(OUR_BUNDLES) >= 15
+    for bundle in OUR_BUNDLES:
+        assert "https://" in (bundle / "SOURCE.md").read_text(), bundle.name
 
 
 def _detect(name: str) -> dict[str, Any]:

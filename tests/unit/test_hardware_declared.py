@@ -83,9 +83,17 @@ def test_unknown_system_and_bad_counts() -> None:
         declare_hardware(gpus=["RTX 3090"], gpu_count=0)
 
 
-def test_ambiguous_variant_is_an_error() -> None:
-    with pytest.raises(HardwareError):
-        declare_hardware(gpus=["Apple M3 Max"])
+def test_ambiguous_variant_is_settled_by_ram_else_conservative_with_a_warning() -> None:
+    # Only the 40-core GPU M3 Max ships with 128 GB (Apple MacBook Pro M3 Max Tech Specs).
+    prof = declare_hardware(gpus=["Apple M3 Max"], ram_gib=128)
+    (acc,) = prof.accelerators
+    assert acc.chip == "apple-m3-max-40c"
+    assert acc.bandwidth_gbps == 400
+    assert not any("several variants" in w for w in prof.warnings)
+    # No RAM: the 30-core (300 GB/s) variant, and the profile says so.
+    prof = declare_hardware(gpus=["Apple M3 Max"])
+    assert prof.accelerators[0].chip == "apple-m3-max-30c"
+    assert any("several variants" in w and "conservative" in w for w in prof.warnings)
     prof = declare_hardware(gpus=["M3 Max 40-core GPU"], ram_gib=128)
     assert prof.accelerators[0].bandwidth_gbps == 400
 

@@ -107,7 +107,7 @@ def _check_linux(out: dict[str, str], argv: list[str], env: str, file: str) -> N
     assert compose["services"]["stackctl-tiny-cpu"]["environment"] == {"STACKCTL_X": env}
     containerfile = out["Containerfile"]
     entrypoint = json.loads(_lines(containerfile, "ENTRYPOINT ")[0])
-    assert entrypoint[-3] == argv[-1]
+    assert entrypoint[-5] == argv[-1]  # then --host 0.0.0.0 --api-key-file PATH
     copies = [json.loads(c) for c in _lines(containerfile, "COPY ") if c.startswith("[")]
     assert [file, f"/models/{file}"] in copies
     value = _lines(containerfile, "ENV STACKCTL_X=")[0]

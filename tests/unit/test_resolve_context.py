@@ -12,8 +12,8 @@ from stackctl.detect import declare_hardware
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.spec import StackSpec
 from stackctl.resolve import Resolver, make_resolver
-from stackctl.resolve_context import context_steps, grow_context
-from stackctl.resolve_eval import Candidate
+from stackctl.resolve.candidate import Candidate
+from stackctl.resolve.context import context_steps, grow_context
 from stackctl.resources import catalog_dir
 
 
@@ -86,3 +86,8 @@ def test_a_grown_context_decides_speculative_decoding_again(resolver: Resolver) 
                          lambda _c, _d: 100.0)  # fmt: skip
     assert grown.ctx > 65536
     assert grown.speculative is None
+
+
+def test_context_steps_include_the_workload_minimum() -> None:
+    assert context_steps(4096, 32768, 32768) == [8192, 16384, 32768]
+    assert context_steps(4096, 40960, 24576) == [8192, 16384, 24576, 32768, 40960]

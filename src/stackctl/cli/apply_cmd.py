@@ -15,6 +15,7 @@ from stackctl.cli.progress import PlaybookProgress
 from stackctl.errors import ApplyError
 from stackctl.lock import fill_fetched_pins, write_lockfile
 from stackctl.mirror import find_in_mirror
+from stackctl.mirror_fill import require_verified
 from stackctl.models.apply import PlaybookResult, SmokeResult
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
@@ -39,6 +40,11 @@ def register(sub: Any) -> None:
         "--mirror", metavar="DIR", help="local artefact mirror (also $STACKCTL_MIRROR)"
     )
     parser.add_argument("--relock", action="store_true", help="re-resolve a stale lock")
+    parser.add_argument(
+        "--require-verified",
+        action="store_true",
+        help="refuse artefacts whose sha256 is not yet known (no first-fetch recording)",
+    )
     parser.add_argument(
         "--check", action="store_true", help="run Ansible in check mode: show what would change"
     )
@@ -122,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         return fleet_cmd.apply_fleet(args)
     inputs = load_inputs(args)
     lock, lock_path, new = _lock(inputs, args.relock)
+    if args.require_verified:
+        require_verified(lock)
     extra = _extra_vars(lock, mirror_dir(args))  # a missing artefact stops us before any write
     if not _confirm(args, lock):
         info("nothing applied")

@@ -165,8 +165,12 @@ def run(args: argparse.Namespace) -> int:
     if args.workload:
         spec = spec.model_copy(update={"workload": args.workload})
     resolution = make_resolver(inputs.catalog).resolve(spec, inputs.hardware, top=args.top)
+    # What the profile could not know or assumed (a conservative variant, a typical bandwidth).
+    notes = list(inputs.hardware.warnings)
     if args.json:
-        print_json(plan_summary(resolution.resolved, resolution))
+        print_json({**plan_summary(resolution.resolved, resolution), "hardware_notes": notes})
     else:
-        print("\n".join(describe(resolution.resolved, resolution, explain=args.explain)))
+        lines = describe(resolution.resolved, resolution, explain=args.explain)
+        lines += ["hardware notes:", *(f"  - {n}" for n in notes)] if notes else []
+        print("\n".join(lines))
     return 0

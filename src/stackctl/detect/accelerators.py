@@ -11,10 +11,20 @@ from typing import Any, TypeVar
 from stackctl.detect import parse_amd as amd
 from stackctl.detect import parse_apple as mac
 from stackctl.detect import parse_nvidia as nv
-from stackctl.detect.chips import ChipEntry, ChipTable, match_arch, match_chips, match_pci
-from stackctl.detect.facts import MIB, GpuFacts, merge_sources
+from stackctl.detect.chips import (
+    ChipEntry,
+    ChipTable,
+    family_of,
+    match_arch,
+    match_chips,
+    pick_variant,
+)
+from stackctl.detect.facts import GIB, MIB, GpuFacts, Vendor, merge_sources
 from stackctl.detect.parse_linux import CmdlineFacts, parse_dmesg_amdgpu
+from stackctl.detect.parse_psutil import PsutilFacts
+from stackctl.detect.pci import PciGpu, lookup_pci, norm_pci_id
 from stackctl.detect.runner import DRM_FILES, DRM_ROOT, KFD_NODES, Runner
+from stackctl.models.hardware import VulkanDevice
 
 T = TypeVar("T")
 
@@ -33,6 +43,8 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     defaults: list[str] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)
+    vulkan: list[VulkanDevice] | None = None
+    psutil: PsutilFacts = field(default_factory=PsutilFacts)
 
 
 def _empty(value: Any) -> bool:
@@ -146,13 +158,46 @@ def amd_sources(ctx: Context) -> tuple[list[GpuFacts], amd.RocminfoFacts | None]
     lists = [rocm.gpus if rocm else []] + [s.gpus for s in smis if s]
     lists += [_kfd_nodes(ctx), _drm_cards(ctx)]
     gpus = merge_sources(lists)
-    dmesg = probe(ctx, "dmesg-amdgpu.txt", parse_dmesg_amdgpu)
+    dmesg = probe(ctx, "dmesg-amdgpu.txt", parse_dmesg_amdgpu) or []
+    gpus = merge_sources([gpus, dmesg]) if gpus else dmesg
+    if dmesg and not any(s for s in smis) and not rocm:
+        ctx.warnings.append(
+            "AMD GPU(s) seen only in the kernel log: no ROCm tool output; rocm-smi or the "
+            "amdgpu sysfs files (mem_info_vram_total) would show their memory"
+        )
     for gpu in gpus:
         gpu.driver_version = gpu.driver_version or driver
-        if dmesg and len(gpus) == 1:
-            gpu.carveout_bytes = gpu.carveout_bytes or dmesg[0]
-            gpu.gtt_bytes = gpu.gtt_bytes or dmesg[1]
-    return gpus, rocm
+    return gpus or vulkan_gpus(ctx, "amd"), rocm
+
+
+def vulkaninfo_devices(ctx: Context) -> list[VulkanDevice]:
+    if ctx.vulkan is None:
+        ctx.vulkan = probe(ctx, "vulkaninfo.txt", mac.parse_vulkaninfo) or []
+    return ctx.vulkan
+
+
+_VULKAN_VENDORS = {"amd": "0x1002", "nvidia": "0x10de"}
+
+
+def vulkan_gpus(ctx: Context, vendor: Vendor) -> list[GpuFacts]:
+    """GPUs only `vulkaninfo` shows (no ROCm, no amdgpu sysfs): name, IDs, driver version."""
+    out: list[GpuFacts] = []
+    for dev in vulkaninfo_devices(ctx):
+        if (dev.vendor_id or "").lower() != _VULKAN_VENDORS[vendor]:
+            continue
+        gpu = GpuFacts(vendor, "vulkaninfo", index=len(out))
+        gpu.name = None if dev.name == "unknown" else dev.name
+        gpu.pci_id = norm_pci_id(dev.vendor_id, dev.device_id)
+        gpu.integrated = {"integrated": True, "discrete": False}.get(dev.device_type or "")
+        gpu.driver_version = dev.driver_version
+        out.append(gpu)
+    if out:
+        ctx.warnings.append(
+            f"{vendor} GPU(s) seen only by vulkaninfo: memory sizes unknown; "
+            + ("rocm-smi or amdgpu's sysfs mem_info_* files" if vendor == "amd" else "nvidia-smi")
+            + " would show them"
+        )
+    return out
 
 
 # --- Apple -----------------------------------------------------------------------------------
@@ -185,20 +230,102 @@ def apple_sources(ctx: Context, llama: list[GpuFacts]) -> list[GpuFacts]:
 # --- settling one device ---------------------------------------------------------------------
 
 
-def pick_chip(ctx: Context, gpu: GpuFacts) -> ChipEntry | None:
+def _product_names(pci: PciGpu) -> list[str]:
+    """'Radeon RX 7900 XT/7900 XTX' -> ['Radeon RX 7900 XT', 'Radeon RX 7900 XTX']: pci.ids
+    lists the products sharing a device ID with the words they share written once."""
+    first, *rest = [p.strip() for p in pci.product.split("/")]
+    words = first.split()
+    out = [first]
+    for alt in rest:
+        head = alt.split()[0] if alt.split() else ""
+        cut = words.index(head) if head in words else max(len(words) - len(alt.split()), 0)
+        out.append(" ".join([*words[:cut], alt]))
+    return out
+
+
+def apply_pci(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
+    """Fill the name, arch and integrated flag a PCI device ID implies (pci.ids + our map)."""
+    pci = lookup_pci(gpu.pci_id)
+    if pci is None:
+        return None
+    gpu.name = gpu.name or pci.product
+    gpu.arch = gpu.arch or pci.arch
+    fam = family_of(ctx.table, gpu.vendor, pci.die)
+    if gpu.integrated is None and fam is not None:
+        gpu.integrated = fam.integrated  # the die ships in APUs only, or in cards only
+    return pci
+
+
+def _starts(text: str, prefixes: list[str]) -> bool:
+    return any(re.match(rf"{re.escape(p)}\b", text, re.I) for p in prefixes)
+
+
+def _bracketed(ctx: Context, gpu: GpuFacts) -> PciGpu | None:
+    """rocm-smi prints pci.ids names ('Arcturus GL-XL [AMD Instinct MI100]'): the die names the
+    arch, the brackets the products."""
+    if not gpu.name or "[" not in gpu.name:
+        return None
+    die = gpu.name.split("[")[0].strip()
+    fam = next(
+        (f for f in ctx.table.gpu_families if f.vendor == gpu.vendor and _starts(die, f.chips)),
+        None,
+    )
+    gpu.arch = gpu.arch or (fam.arch if fam else None)
+    if gpu.integrated is None and fam is not None:
+        gpu.integrated = fam.integrated
+    return PciGpu("", gpu.name, die, gpu.arch)
+
+
+def _truncated(ctx: Context, gpu: GpuFacts) -> list[ChipEntry]:
+    """nvidia-smi's table cuts long names ('NVIDIA GeForce RTX 5070 ...'): the rows the name
+    starts, where the memory shown narrows them."""
+    if not gpu.name or not gpu.name.endswith("...") or not gpu.memory_bytes:
+        return []
+    from stackctl.detect.gpudb import find_prefix, spec_chip
+
+    gib = gpu.memory_bytes / GIB
+    specs = [s for s in find_prefix(gpu.name) if s.memory_gb and abs(s.memory_gb - gib) < 1]
+    return [spec_chip(ctx.table, s) for s in specs]
+
+
+def _tegra(ctx: Context, gpu: GpuFacts) -> list[ChipEntry]:
+    """'Orin (nvgpu)': a Jetson module's iGPU; the modules share the die, and the module's
+    memory (the box's RAM) tells them apart."""
+    m = re.match(r"^(\w+) \(nvgpu\)$", gpu.name or "")
+    if not m:
+        return []
+    from stackctl.detect.gpudb import load_gpu_db, spec_chip
+
+    specs = [s for s in load_gpu_db().specs if s.embedded and m[1].lower() in s.name.lower()]
+    host = (ctx.host_total or 0) / GIB
+    sized = [s for s in specs if s.memory_gb and abs(s.memory_gb - host) < s.memory_gb * 0.15]
+    return [spec_chip(ctx.table, s) for s in sized or specs]
+
+
+def _candidates(ctx: Context, gpu: GpuFacts, pci: PciGpu | None) -> list[ChipEntry]:
     cands = match_chips(ctx.table, gpu.name, gpu=True) if gpu.name else []
-    cands = cands or match_pci(ctx.table, gpu.pci_id)
-    cands = cands or match_arch(ctx.table, gpu.vendor, gpu.arch)
+    cands = cands or _tegra(ctx, gpu)
+    pci = pci or _bracketed(ctx, gpu)
+    if not cands and pci is not None:
+        for name in _product_names(pci):
+            cands += [c for c in match_chips(ctx.table, name, gpu=True) if c not in cands]
+    cands = cands or _truncated(ctx, gpu)
+    return cands or match_arch(ctx.table, gpu.vendor, gpu.arch)
+
+
+def pick_chip(ctx: Context, gpu: GpuFacts) -> ChipEntry | None:
+    pci = apply_pci(ctx, gpu)
+    cands = _candidates(ctx, gpu, pci)
     if len(cands) > 1 and gpu.gpu_cores:
         cands = [c for c in cands if c.gpu_cores in {None, gpu.gpu_cores}]
-    if len(cands) > 1 and len({c.bandwidth_gbps for c in cands}) > 1:
-        ids = ", ".join(c.id for c in cands)
-        ctx.warnings.append(
-            f"'{gpu.name or gpu.arch}' fits several known chips ({ids}); figures not used"
-        )
-        return None
+    if len(cands) > 1 and gpu.memory_bytes and not gpu.unified:
+        # 'RTX 3060' is a 12 GB and an 8 GB card: the memory the tool shows settles it
+        sized = [
+            c for c in cands if c.memory_gib and abs(c.memory_gib - gpu.memory_bytes / GIB) < 2
+        ]
+        cands = sized or cands
     if cands:
-        return cands[0]
+        return pick_variant("GPU", gpu.name or gpu.arch or "?", cands, None, ctx.warnings)
     cpu = ctx.cpu_chip
     # An APU's GPU seen only through sysfs: the CPU names the chip.
     if cpu is not None and cpu.kind == "apu" and cpu.vendor == gpu.vendor and not gpu.name:

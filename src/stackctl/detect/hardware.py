@@ -12,9 +12,13 @@ from stackctl.detect.accelerators import (
     apple_sources,
     nvidia_sources,
     probe,
+    vulkan_gpus,
+    vulkaninfo_devices,
 )
 from stackctl.detect.chips import ChipEntry, ChipTable, load_chip_table, match_chips
-from stackctl.detect.facts import CpuFacts, GpuFacts, to_int
+from stackctl.detect.facts import CpuFacts, GpuFacts, Vendor, norm_pci, to_int
+from stackctl.detect.parse_psutil import PsutilFacts, parse_psutil
+from stackctl.detect.pci import lookup_pci
 from stackctl.detect.runner import Runner
 from stackctl.detect.settle import settle
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
@@ -44,7 +48,9 @@ def _cpu_facts(ctx: Context, uname: lx.UnameFacts | None) -> tuple[CpuFacts, str
             CpuFacts(
                 model=sysctl.get("machdep.cpu.brand_string") or ctx.mac.chip,
                 arch=sysctl.get("hw.machine"),
-                cores=to_int(sysctl.get("hw.physicalcpu")) or ctx.mac.cores,
+                cores=to_int(sysctl.get("hw.physicalcpu"))
+                or _perflevel_cores(sysctl)
+                or ctx.mac.cores,
                 threads=to_int(sysctl.get("hw.logicalcpu")) or to_int(sysctl.get("hw.ncpu")),
                 performance_cores=to_int(sysctl.get("hw.perflevel0.physicalcpu"))
                 or ctx.mac.performance_cores,
@@ -53,9 +59,18 @@ def _cpu_facts(ctx: Context, uname: lx.UnameFacts | None) -> tuple[CpuFacts, str
                 flags=mac.sysctl_flags(sysctl),
             ),
         )
+    _fill(cpu, CpuFacts(cores=ctx.psutil.cpu_physical, threads=ctx.psutil.cpu_logical))
     if uname is not None and uname.machine:
         cpu.arch = uname.machine  # the contract: what `uname -m` prints
     return cpu, board
+
+
+def _perflevel_cores(sysctl: dict[str, str]) -> int | None:
+    """A partial `sysctl` without hw.physicalcpu: the cores of every perflevel add up."""
+    counts = [
+        to_int(v) for k, v in sysctl.items() if re.fullmatch(r"hw\.perflevel\d+\.physicalcpu", k)
+    ]
+    return sum(c for c in counts if c) or None
 
 
 def _cpu_arch(cpu: CpuFacts, chip: ChipEntry | None, accels: list[Accelerator]) -> str | None:
@@ -83,6 +98,8 @@ def _cpu_chip(table: ChipTable, cpu: CpuFacts, board: str | None) -> ChipEntry |
 
 def _memory(ctx: Context) -> MemoryInfo:
     total, avail = probe(ctx, "/proc/meminfo", lx.parse_meminfo, file=True) or (None, None)
+    if ctx.psutil.memory_total:  # psutil first: the same call on Linux and macOS
+        total, avail = ctx.psutil.memory_total, ctx.psutil.memory_available or avail
     if total is None:
         total, avail2 = probe(ctx, "free.txt", lx.parse_free) or (None, None)
         avail = avail or avail2
@@ -100,7 +117,10 @@ def _os(ctx: Context, uname: lx.UnameFacts | None) -> OsInfo:
             probe(ctx, "/proc/cmdline", lx.parse_cmdline, file=True, may_be_empty=True)
             or ctx.cmdline
         )
-        ctx.warnings.extend(ctx.cmdline.warnings)
+    else:  # the kernel log prints the command line at boot
+        cmdline_text = lx.dmesg_cmdline(ctx.runner.run("dmesg-amdgpu.txt") or "")
+        ctx.cmdline = lx.parse_cmdline(cmdline_text) if cmdline_text else ctx.cmdline
+    ctx.warnings.extend(ctx.cmdline.warnings)
     system = uname.system if uname and uname.system else None
     if system is None and (ctx.sysctl or ctx.mac.chip):
         system = "darwin"
@@ -129,10 +149,13 @@ def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]
     llama = probe(ctx, "llama-list-devices.txt", mac.parse_llama_devices) or []
     nvidia = nvidia_sources(ctx)
     if not nvidia:
-        nvidia = [g for g in llama if g.vendor == "nvidia"]
+        nvidia = [g for g in llama if g.vendor == "nvidia"] or vulkan_gpus(ctx, "nvidia")
     amd, rocm = amd_sources(ctx)
     if not amd:
         amd = [g for g in llama if g.vendor == "amd"]
+    pci_devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
+    nvidia = nvidia or lspci_gpus(ctx, pci_devices, "nvidia")
+    amd = amd or lspci_gpus(ctx, pci_devices, "amd")
     apple = apple_sources(ctx, llama)
     cpu_model = rocm.cpu_model if rocm else None
     threads = rocm.cpu_threads if rocm else None
@@ -143,10 +166,12 @@ def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]
 def _context(runner: Runner, table: ChipTable | None) -> Context:
     ctx = Context(runner=runner, table=table or load_chip_table())
     ctx.sysctl = probe(ctx, "sysctl.txt", mac.parse_sysctl) or {}
-    ctx.mac = (
-        probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
-        or probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
-        or mac.MacFacts()
+    ctx.psutil = probe(ctx, "psutil.txt", parse_psutil) or PsutilFacts()
+    # Both forms are read (each unreadable one is reported); the JSON wins where it says more.
+    as_json = probe(ctx, "system_profiler.json", mac.parse_system_profiler_json)
+    as_text = probe(ctx, "system_profiler.txt", mac.parse_system_profiler)
+    ctx.mac = next((m for m in (as_json, as_text) if m and m.chip), None) or (
+        as_json or as_text or mac.MacFacts()
     )
     return ctx
 
@@ -167,8 +192,8 @@ def detect_hardware(runner: Runner, *, table: ChipTable | None = None) -> Hardwa
     if npus:
         ctx.warnings.append(f"NPU agent(s) {', '.join(npus)} found; not counted as accelerators")
     cpu_info = _cpu_info(ctx, cpu, accels)
-    vulkan = probe(ctx, "vulkaninfo.txt", mac.parse_vulkaninfo) or []
-    _lspci_check(ctx, accels)
+    vulkan = vulkaninfo_devices(ctx)
+    _clinfo_check(ctx, accels)
     name = runner.label or (uname.hostname if uname else None) or "localhost"
     return HardwareProfile(
         name=name,
@@ -194,6 +219,7 @@ _LINUX_MARKS = (
     "cmd/rocminfo.txt",
     "cmd/rocm-smi.txt",
     "cmd/free.txt",
+    "cmd/dmesg-amdgpu.txt",
 )
 
 
@@ -240,16 +266,49 @@ def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo
     )
 
 
-def _lspci_check(ctx: Context, accels: list[Accelerator]) -> None:
-    devices = probe(ctx, "lspci.txt", lx.parse_lspci) or []
-    vendors = {"10de": "nvidia", "1002": "amd"}
+def _clinfo_check(ctx: Context, accels: list[Accelerator]) -> None:
+    opencl = probe(ctx, "clinfo.txt", mac.parse_clinfo, may_be_empty=True)
+    if opencl is not None and opencl.devices and not accels:
+        ctx.warnings.append(
+            f"clinfo lists {', '.join(opencl.devices)} but no vendor tool output describes "
+            "them; OpenCL alone gives no memory size"
+        )
+
+
+_PCI_VENDORS = {"nvidia": "10de", "amd": "1002"}
+
+
+def lspci_gpus(ctx: Context, devices: list[lx.PciDevice], vendor: Vendor) -> list[GpuFacts]:
+    """A GPU only lspci sees (no driver tool answered) is still reported, named by its ID (or
+    by lspci's own name where the ID table lacks it)."""
+    out: list[GpuFacts] = []
     for dev in devices:
-        vendor = vendors.get(dev.vendor_id)
-        if vendor and not any(a.vendor == vendor for a in accels):
-            ctx.warnings.append(
-                f"lspci shows {dev.description} at {dev.slot} but no {vendor} tool output "
-                "describes it; driver missing?"
+        if dev.vendor_id != _PCI_VENDORS.get(vendor):
+            continue
+        pci_id = f"{dev.vendor_id}:{dev.device_id}"
+        ctx.warnings.append(
+            f"lspci shows {dev.description} at {dev.slot} but no {vendor} tool output "
+            "describes it (driver missing?); reported from its PCI ID alone, memory unknown"
+        )
+        out.append(
+            GpuFacts(
+                vendor,
+                "lspci",
+                index=len(out),
+                name=None if lookup_pci(pci_id) else _lspci_name(dev.description),
+                pci_bus_id=norm_pci(dev.slot),
+                pci_id=pci_id,
             )
+        )
+    return out
+
+
+def _lspci_name(description: str) -> str | None:
+    """'Advanced Micro Devices, Inc. [AMD/ATI] Strix Halo [Radeon ...]' -> 'Strix Halo [...]'."""
+    name = re.sub(
+        r"^(Advanced Micro Devices, Inc\. \[AMD/ATI\]|NVIDIA Corporation)\s*", "", description
+    )
+    return name.strip() or None
 
 
 def _cpu_bw_source(chip: ChipEntry | None, sockets: int | None) -> str | None:

@@ -123,14 +123,33 @@ def _smi_gpu(source: str, index: int, rec: dict[str, str]) -> GpuFacts:
     """A rocm-smi record; keys as the text, CSV and JSON forms spell them."""
     low = {k.strip().lower(): clean(v) for k, v in rec.items()}
     gpu = GpuFacts("amd", source, index=index)
-    gpu.name = low.get("card series") or low.get("card model")
+    gpu.name = low.get("card series") or low.get("card model") or low.get("device name")
     gpu.arch = low.get("gfx version")
-    gpu.pci_bus_id = norm_pci(low.get("pci bus"))
+    gpu.pci_bus_id = norm_pci(low.get("pci bus") or low.get("bus"))
+    did = low.get("device id") or low.get("did")
+    if did and re.fullmatch(r"(0x)?[0-9a-fA-F]{1,4}", did):
+        gpu.pci_id = f"1002:{int(did, 16):04x}"
     total = low.get("vram total memory (b)")
     gpu.memory_bytes = to_int(total) if total else None
     uid = low.get("unique id")
     gpu.uuid = f"GPU-{uid[2:]}" if uid and uid.startswith("0x") else None
     return gpu
+
+
+def _smi_tables(lines: list[str], recs: dict[int, dict[str, str]]) -> None:
+    """Column tables (`rocm-smi`, `--showhw`): a header row whose first cell is GPU, then one
+    row per device; cells are separated by two or more spaces, headers name the columns."""
+    header: list[str] = []
+    for line in lines:
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells and cells[0] in {"GPU", "Device"} and len(cells) > 2:
+            header = cells
+        elif header and cells and cells[0].isdigit() and len(cells) == len(header):
+            rec = recs.setdefault(int(cells[0]), {})
+            for key, value in zip(header[1:], cells[1:], strict=True):
+                rec.setdefault(key, value)
+        elif line.startswith("="):  # a banner ends the table
+            header = []
 
 
 def _smi_text(text: str) -> SmiFacts:
@@ -143,6 +162,7 @@ def _smi_text(text: str) -> SmiFacts:
         dm = re.match(r"^Driver version:\s*(\S+)", line)
         if dm:
             out.driver_version = dm.group(1)
+    _smi_tables(text.splitlines(), recs)
     out.gpus = [_smi_gpu("rocm-smi", i, recs[i]) for i in sorted(recs)]
     return out
 
@@ -154,10 +174,11 @@ def _smi_csv(text: str) -> SmiFacts:
     for row in csv.reader(io.StringIO(text)):
         if row and row[0] == "device":
             header = row
-        elif header and row and row[0].startswith("card") and len(row) == len(header):
-            recs.setdefault(row[0], {}).update(zip(header, row, strict=True))
-        elif header and row and row[0] == "system" and len(row) == len(header):
+        elif header and row and row[0] in {"system", "cardsystem"} and len(row) == len(header):
+            # older rocm-smi names the system row "cardsystem"
             out.driver_version = clean(dict(zip(header, row, strict=True)).get("Driver version"))
+        elif header and row and re.fullmatch(r"card\d+", row[0]) and len(row) == len(header):
+            recs.setdefault(row[0], {}).update(zip(header, row, strict=True))
     for pos, card in enumerate(sorted(recs, key=lambda c: to_int(c[4:]) or 0)):
         out.gpus.append(_smi_gpu("rocm-smi --csv", to_int(card[4:]) or pos, recs[card]))
     return out

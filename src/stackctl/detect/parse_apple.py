@@ -165,6 +165,8 @@ def parse_vulkaninfo(text: str) -> list[VulkanDevice]:
             devices.append({})
             continue
         key, found, value = line.partition("=")
+        if found and not devices and key.strip() in {"apiVersion", "deviceName", "vendorID"}:
+            devices.append({})  # old vulkaninfo prints the properties without a GPU0: line
         if found and devices:
             devices[-1].setdefault(key.strip(), value.strip())
     out = []
@@ -172,6 +174,8 @@ def parse_vulkaninfo(text: str) -> list[VulkanDevice]:
         name = clean(dev.get("deviceName"))
         if not name:
             continue
+        if re.fullmatch(r"unknown (amd|nvidia) gpu", name, re.I):
+            name = "unknown"  # AMDVLK without an amdgpu.ids entry: the device ID names it
         kind = clean(dev.get("deviceType"))
         if kind:
             kind = kind.replace("PHYSICAL_DEVICE_TYPE_", "").replace("_GPU", "").lower()
@@ -183,6 +187,7 @@ def parse_vulkaninfo(text: str) -> list[VulkanDevice]:
                 device_id=clean(dev.get("deviceID")),
                 driver_name=clean(dev.get("driverName")),
                 driver_info=clean(dev.get("driverInfo")),
+                driver_version=clean(dev.get("driverVersion", "").split(" ")[0]),
                 api_version=clean(dev.get("apiVersion")),
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from stackctl.detect.facts import KIB, MIB, CpuFacts, clean, key_values, to_int
+from stackctl.detect.facts import KIB, MIB, CpuFacts, GpuFacts, clean, key_values, norm_pci, to_int
 
 # The ISA flags engines care about (llama.cpp/ggml CPU feature checks, vLLM CPU, oneDNN).
 _FLAG_LIST = """
@@ -32,7 +32,12 @@ KNOWN_ARCHES = ("x86_64", "aarch64", "arm64", "armv7l", "armv6l", "ppc64le", "s3
 
 
 def engine_flags(flags: list[str]) -> list[str]:
-    return sorted({f.lower() for f in flags if f.lower() in ENGINE_FLAGS})
+    """The flags engines check; on Arm every listed feature is an ISA extension (sve2, sha3,
+    sm4, i8mm, bf16 ...), so all are kept."""
+    low = {f.lower() for f in flags}
+    if "asimd" in low or ("fp" in low and "evtstrm" in low):
+        return sorted(f for f in low if re.fullmatch(r"[a-z0-9_]+", f))
+    return sorted(f for f in low if f in ENGINE_FLAGS)
 
 
 def _unwrap_flags(first: str, continuation: list[str], raw_lines: list[str]) -> list[str]:
@@ -287,16 +292,63 @@ def parse_lspci(text: str) -> list[PciDevice]:
     return out
 
 
-def parse_dmesg_amdgpu(text: str) -> tuple[int | None, int | None]:
-    """'amdgpu: 512M of VRAM memory ready' / '98304M of GTT memory ready' -> (vram, gtt)."""
-    vram = gtt = None
-    for m in re.finditer(r"(\d+)M of (VRAM|GTT) memory ready", text):
+_DMESG_ADDR = re.compile(r"amdgpu (?P<bus>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])")
+_DMESG_INIT = re.compile(
+    r"initializing kernel modesetting \((?P<die>[^)]*?)\s+0x1002:0x(?P<dev>[0-9a-fA-F]{4})"
+)
+_DMESG_DONE = re.compile(r"Initialized amdgpu (?P<ver>[0-9.]+) \d+ for (?P<bus>[0-9a-fA-F:.]+)")
+_DMESG_MEM = re.compile(r"(\d+)M of (VRAM|GTT) memory ready")
+_DMESG_VER = re.compile(r"amdgpu version: (?P<ver>[0-9.]+)")
+# "RAM width 128bits GDDR6": graphics memory of its own, so a discrete card (APUs use DDR/LPDDR)
+_DMESG_RAM = re.compile(r"RAM width \d+bits (?P<kind>\w+)")
+
+
+def _dmesg_line(gpus: list[GpuFacts], line: str) -> None:
+    def current() -> GpuFacts:
+        if not gpus:
+            gpus.append(GpuFacts("amd", "dmesg", index=0))
+        return gpus[-1]
+
+    if m := _DMESG_INIT.search(line):  # amdgpu starts probing the next device
+        gpus.append(GpuFacts("amd", "dmesg", index=len(gpus), pci_id=f"1002:{m['dev'].lower()}"))
+    elif m := _DMESG_DONE.search(line):
+        gpu = current()
+        gpu.driver_version = gpu.driver_version or m["ver"]
+        gpu.pci_bus_id = gpu.pci_bus_id or norm_pci(m["bus"])
+    elif m := _DMESG_MEM.search(line):
         size = int(m.group(1)) * MIB
         if m.group(2) == "VRAM":
-            vram = size
+            current().carveout_bytes = size
         else:
-            gtt = size
-    return vram, gtt
+            current().gtt_bytes = size
+    elif m := _DMESG_RAM.search(line):
+        kind = m["kind"].upper()
+        if kind.startswith(("GDDR", "HBM")):
+            current().integrated = False
+    elif m := _DMESG_ADDR.search(line):
+        current().pci_bus_id = current().pci_bus_id or norm_pci(m["bus"])
+
+
+def dmesg_cmdline(text: str) -> str | None:
+    """The kernel command line as the kernel log prints it at boot."""
+    m = re.search(r"Kernel command line:\s*(.+)$", text, re.M) or re.search(
+        r"Command line:\s*(.+)$", text, re.M
+    )
+    return m.group(1).strip() if m else None
+
+
+def parse_dmesg_amdgpu(text: str) -> list[GpuFacts]:
+    """`dmesg` lines about amdgpu -> one device per 'initializing kernel modesetting' block:
+    PCI ID, address, DRM driver version, and the VRAM/GTT pools it reports ready."""
+    gpus: list[GpuFacts] = []
+    dkms = None
+    for line in text.splitlines():
+        if m := _DMESG_VER.search(line):
+            dkms = m["ver"]  # the amdgpu-dkms package version, for every device
+        _dmesg_line(gpus, line)
+    for gpu in gpus:
+        gpu.driver_version = dkms or gpu.driver_version
+    return [g for g in gpus if g.pci_id or g.pci_bus_id or g.carveout_bytes or g.gtt_bytes]
 
 
 def parse_nvcc(text: str) -> str | None:

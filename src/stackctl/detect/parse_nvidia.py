@@ -43,9 +43,10 @@ _MEM = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
 def parse_nvidia_smi(text: str) -> NvidiaFacts:
     """The default `nvidia-smi` table (any driver generation)."""
     out = NvidiaFacts()
-    m = re.search(r"Driver Version:\s*([0-9.]+)", text)
+    # Drivers from R610 print "KMD Version" and "CUDA UMD Version" (nvidia-smi docs).
+    m = re.search(r"(?:Driver|KMD) Version:\s*([0-9.]+)", text)
     out.driver_version = m.group(1) if m else None
-    m = re.search(r"CUDA Version:\s*([0-9.]+)", text)
+    m = re.search(r"CUDA (?:UMD )?Version:\s*([0-9.]+)", text)
     out.cuda_version = m.group(1) if m else None
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -53,9 +54,15 @@ def parse_nvidia_smi(text: str) -> NvidiaFacts:
         if len(cells) < 4:
             continue
         row, bus = _ROW.match(cells[1]), _BUS.search(cells[2])
-        if not row or not bus:
+        # Jetson (Tegra iGPU) rows print N/A where a PCI address would be
+        if not row or not (bus or cells[2].split()[:1] == ["N/A"]):
             continue
-        gpu = GpuFacts("nvidia", "nvidia-smi", index=int(row.group(1)), pci_bus_id=norm_pci(bus[1]))
+        gpu = GpuFacts(
+            "nvidia",
+            "nvidia-smi",
+            index=int(row.group(1)),
+            pci_bus_id=norm_pci(bus[1] if bus else None),
+        )
         name = row.group(2).strip()
         gpu.name = name or None
         if name.endswith("..."):
@@ -69,6 +76,18 @@ def parse_nvidia_smi(text: str) -> NvidiaFacts:
                 gpu.notes.append(f"nvidia-smi shows no memory size for GPU {gpu.index}")
         out.gpus.append(gpu)
     return out
+
+
+# Top-level XML tags, old and new spellings (R610 adds kmd_version / cuda_umd_version).
+_XML_TOP = {
+    "driver_version": "driver_version", "kmd_version": "driver_version",
+    "cuda_version": "cuda_version", "cuda_umd_version": "cuda_version",
+    "attached_gpus": "attached_gpus",
+}  # fmt: skip
+_Q_TOP = {
+    "Driver Version": "driver_version", "KMD Version": "driver_version",
+    "CUDA Version": "cuda_version", "CUDA UMD Version": "cuda_version",
+}  # fmt: skip
 
 
 def _xml_gpus(text: str) -> tuple[list[ET.Element], dict[str, str], str | None]:
@@ -97,8 +116,8 @@ def _xml_gpus(text: str) -> tuple[list[ET.Element], dict[str, str], str | None]:
             continue
         if elem.tag == "gpu":
             gpus.append(elem)
-        elif elem.tag in {"driver_version", "cuda_version", "attached_gpus"}:
-            top.setdefault(elem.tag, (elem.text or "").strip())
+        elif elem.tag in _XML_TOP:
+            top.setdefault(_XML_TOP[elem.tag], (elem.text or "").strip())
     return gpus, top, error
 
 
@@ -167,10 +186,8 @@ def parse_nvidia_smi_q(text: str) -> NvidiaFacts:
         if not found:
             continue
         if gpu is None:
-            if key == "Driver Version":
-                out.driver_version = clean(value)
-            elif key == "CUDA Version":
-                out.cuda_version = clean(value)
+            if key in _Q_TOP and clean(value) and not re.match(r"^\[?deprecated", value, re.I):
+                setattr(out, _Q_TOP[key], getattr(out, _Q_TOP[key]) or clean(value))
             elif key == "Attached GPUs":
                 out.attached = to_int(value)
             continue

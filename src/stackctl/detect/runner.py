@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from stackctl.detect.parse_nvidia import probe_nvml
+from stackctl.detect.parse_psutil import probe_psutil
 from stackctl.errors import InputError
 from stackctl.models.hardware import ProfileSource
 
@@ -119,6 +120,8 @@ class LiveRunner:
     def run(self, name: str) -> str | None:
         if name == "nvml.txt":
             return probe_nvml() if self.system != "darwin" else None
+        if name == "psutil.txt":
+            return probe_psutil()
         probe = PROBES.get(name)
         if probe is None or not self._applies(name):
             return None

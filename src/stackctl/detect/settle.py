@@ -47,15 +47,16 @@ def _amd_budget(ctx: Context, gpu: GpuFacts, chip: ChipEntry | None, pos: int) -
             f"{_label(gpu, pos)}: mem_info_gtt_total is {gpu.gtt_bytes} bytes but the kernel "
             f"command line asks for {gtt_cmd}; the kernel may cap GTT (e.g. to physical RAM)"
         )
+    if gpu.integrated is None and gpu.gtt_bytes and gpu.gtt_bytes == gpu.carveout_bytes:
+        # Old/proprietary amdgpu on a discrete card reports the VRAM size as GTT as well.
+        gpu.integrated = False
+        ctx.warnings.append(
+            f"AMD {_label(gpu, pos)}: mem_info_gtt_total equals mem_info_vram_total "
+            f"({gpu.gtt_bytes} bytes), as an old amdgpu reports on a discrete card; taken as a "
+            "discrete card whose budget is its VRAM"
+        )
     if gpu.integrated:
-        gpu.unified = True
-        gpu.memory_bytes = ctx.host_total
-        if gpu.gtt_bytes:
-            gpu.budget_bytes, gpu.budget_source = gpu.gtt_bytes, "mem_info_gtt_total"
-        elif gpu.budget_bytes is None and gtt_cmd:
-            gpu.budget_bytes, gpu.budget_source = gtt_cmd, "kernel command line GTT size"
-        if gpu.budget_bytes is None:
-            ctx.warnings.append(f"{_label(gpu, pos)} is integrated but its GTT pool is not shown")
+        _apu_budget(ctx, gpu, pos)
         return
     gpu.unified = False
     if gpu.integrated is None:
@@ -68,6 +69,27 @@ def _amd_budget(ctx: Context, gpu: GpuFacts, chip: ChipEntry | None, pos: int) -
     gpu.memory_bytes = gpu.memory_bytes or gpu.carveout_bytes
     gpu.budget_bytes = gpu.memory_bytes
     gpu.budget_source = "VRAM" if gpu.memory_bytes else None
+
+
+def _apu_budget(ctx: Context, gpu: GpuFacts, pos: int) -> None:
+    gpu.unified = True
+    gpu.memory_bytes = ctx.host_total
+    gtt_cmd = ctx.cmdline.gtt_bytes
+    if gpu.gtt_bytes:
+        gpu.budget_bytes, gpu.budget_source = gpu.gtt_bytes, "mem_info_gtt_total"
+    elif gpu.budget_bytes is None and gtt_cmd:
+        gpu.budget_bytes, gpu.budget_source = gtt_cmd, "kernel command line GTT size"
+    elif gpu.budget_bytes is None and ctx.host_total:
+        # Without gttsize, GTT = the TTM page limit, by default half of RAM (engines.md 4.3).
+        gpu.budget_bytes = ctx.host_total // 2
+        gpu.budget_source = "kernel default GTT (half of RAM)"
+        ctx.defaults.append(f"accelerators.{pos}.memory_budget_bytes")
+        ctx.warnings.append(
+            f"{_label(gpu, pos)}: GTT pool not shown; assumed the kernel's default, half of RAM "
+            "(mem_info_gtt_total in sysfs would show the real pool)"
+        )
+    if gpu.budget_bytes is None:
+        ctx.warnings.append(f"{_label(gpu, pos)} is integrated but its GTT pool is not shown")
 
 
 def _apple_budget(ctx: Context, gpu: GpuFacts, pos: int) -> None:
@@ -102,7 +124,7 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         )
     else:
         gpu.arch = gpu.arch or chip.arch
-        if gpu.vendor == "apple" or (not gpu.name and chip.kind == "apu"):
+        if gpu.vendor == "apple" or not gpu.name:
             gpu.name = gpu.name or chip.name
     if gpu.vendor == "nvidia":
         _nvidia_budget(ctx, gpu, chip, pos)

@@ -127,6 +127,7 @@ class ServerExtras:
     tensor_split: list[float] | None = None
     ubatch: int | None = None
     load_mode: str | None = None
+    repack: bool | None = None
     spec_type: str | None = None
     spec_draft_n_max: int | None = None
 
@@ -148,6 +149,8 @@ def extra_args(extra: ServerExtras) -> list[str]:
         args += ["--ubatch-size", str(extra.ubatch)]
     if extra.load_mode is not None:
         args += ["--load-mode", extra.load_mode]
+    if extra.repack is False:
+        args.append("--no-repack")
     if extra.spec_type is not None:
         args += ["--spec-type", extra.spec_type]
         if extra.spec_draft_n_max is not None:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stackctl.models.base import StrictModel
+from stackctl.models.resolved import ArtefactSource, BaseImage
 
 Sha256 = str
 
@@ -18,6 +19,9 @@ class SourceArchive(StrictModel):
     size: int | None = None
     subdir: str = Field("", description="folder inside the archive that holds the source tree")
     origin: str = ""
+    released: str | None = Field(
+        None, description="publication time (ISO 8601, UTC): the images' SOURCE_DATE_EPOCH"
+    )
 
 
 class MeasuredSpeed(StrictModel):
@@ -59,6 +63,9 @@ class ModelArtefact(StrictModel):
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
     engine: Literal["llama.cpp", "ds4"] = "llama.cpp"
+    sources: list[ArtefactSource] = Field(
+        default_factory=list, description="fallbacks after `url` for the same file"
+    )
     tensor_mix: TensorMix | None = None
 
 
@@ -71,7 +78,19 @@ class TensorMix(StrictModel):
     source: str
 
 
+class ImageSet(StrictModel):
+    """Base images and distribution packages of one backend's Containerfile."""
+
+    build: BaseImage
+    run: BaseImage
+    build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
+    run_packages: dict[str, str | None]
+    packages_source: str | None = None
+    note: str = ""
+
+
 class Catalog(StrictModel):
     engines: list[EngineEntry]
     artefacts: list[ModelArtefact]
+    images: dict[str, ImageSet] = Field(default_factory=dict, description="catalog/images.yaml")
     sha256: str = Field(description="hash of the catalog files this was loaded from")

@@ -20,6 +20,12 @@ class CpuInfo(StrictModel):
     threads: int | None = Field(None, ge=1, description="logical CPUs, all sockets")
     flags: list[str] = Field(default_factory=list, description="ISA flags that matter to engines")
     bandwidth_gbps: float | None = Field(None, description="memory bandwidth from the chip table")
+    bandwidth_low_gbps: float | None = Field(
+        None, description="low end of the range around bandwidth_gbps when it is a typical figure"
+    )
+    bandwidth_high_gbps: float | None = Field(
+        None, description="high end of the range around bandwidth_gbps when it is a typical figure"
+    )
     bandwidth_source: str | None = Field(None, description="where bandwidth_gbps comes from")
     vendor: str | None = Field(None, description="GenuineIntel, AuthenticAMD, Apple, ARM (0x41)")
     performance_cores: int | None = Field(None, ge=0, description="Apple/hybrid P-cores")
@@ -71,6 +77,7 @@ class VulkanDevice(StrictModel):
     device_id: str | None = None
     driver_name: str | None = None
     driver_info: str | None = None
+    driver_version: str | None = None
     api_version: str | None = None
 
 

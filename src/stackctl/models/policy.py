@@ -14,6 +14,8 @@ from pydantic import Field
 from stackctl.models.base import StrictModel
 
 CardVerdict = Literal["recommended", "not_recommended"]
+Mode = Literal["thinking", "non_thinking"]  # reasoning effort medium (gpt-oss) counts as thinking
+EvidenceFamily = Literal["hard_benchmark", "human_preference", "aggregate_index"]
 
 
 class QualityRule(StrictModel):
@@ -32,18 +34,34 @@ class WorkloadPolicy(StrictModel):
         0.0, ge=0, description="policy: points per doubling of decode speed above the floor"
     )
     speed_points_cap: float = Field(0.0, ge=0, description="policy: the most speed can add")
+    min_context: int | None = Field(
+        None, ge=1024, description="policy: context per user the stack grows to where it fits"
+    )
+
+
+class EvidenceItem(StrictModel):
+    """One kind of evidence (a benchmark, the arena rating, an index) and its family."""
+
+    family: EvidenceFamily
+    what: str
+    bounds: tuple[float, float] | None = Field(None, description="an imputed figure stays within")
 
 
 class BenchmarkFigure(StrictModel):
     value: float
     source: str
+    date: str | None = Field(None, description="as of; else the source's date (source_dates)")
+    mode: Mode | None = Field(None, description="mode measured in; None: the model's served mode")
 
 
 class ModelQuality(StrictModel):
     params_b: float | None = None
+    params_active_b: float | None = None
     params_source: str | None = None
     card: str | None = None
     card_fit: dict[str, CardVerdict] = Field(default_factory=dict)
+    mode: Mode = Field("non_thinking", description="the mode the served model runs in")
+    mode_source: str | None = None
     benchmarks: dict[str, BenchmarkFigure] = Field(default_factory=dict)
 
 
@@ -51,7 +69,13 @@ class QualityFile(StrictModel):
     schema_version: Literal[1]
     rule: QualityRule
     workloads: dict[str, WorkloadPolicy]
+    items: dict[str, EvidenceItem] = Field(default_factory=dict)
+    points_per_sd: float = Field(20.0, gt=0, description="policy: quality points per catalog sd")
+    measured_sd: float = Field(
+        0.25, gt=0, description="policy: a measured figure's own noise, in catalog sd"
+    )
     sources: dict[str, str]
+    source_dates: dict[str, str] = Field(default_factory=dict)
     models: dict[str, ModelQuality]
 
 
@@ -62,9 +86,19 @@ class QuantQuality(StrictModel):
     native_for: list[str] = Field(default_factory=list, description="families released so")
 
 
+class SizeScaling(StrictModel):
+    """Larger models lose less to the same quant: loss x (reference / total params) ^ exponent."""
+
+    reference_params_b: float = Field(gt=0)
+    exponent: float = Field(ge=0)
+    bounds: tuple[float, float] = (0.5, 2.0)
+    source: str
+
+
 class QuantQualityFile(StrictModel):
     schema_version: Literal[1]
     fallback: Literal["nearest_lower_bpw"]
+    size_scaling: SizeScaling | None = None
     quants: dict[str, QuantQuality]
 
 
@@ -78,6 +112,7 @@ class QuirkMatch(StrictModel):
     multi_gpu: bool | None = None
     speculative: str | None = None
     engine: str | None = None
+    cpu_flags: list[str] | None = Field(None, description="any of these CPU ISA flags")
 
 
 class QuirkRequires(StrictModel):
@@ -92,7 +127,7 @@ class QuirkEffect(StrictModel):
     requires: QuirkRequires = Field(default_factory=QuirkRequires)
     kernel_params: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    server: dict[str, str] = Field(default_factory=dict, description="load_mode: none")
+    server: dict[str, str] = Field(default_factory=dict, description="load_mode: none; repack: off")
     backend_points: dict[str, float] = Field(default_factory=dict, description="policy")
     raise_gtt_budget: bool = Field(False, description="set GTT = RAM - reserve via ttm")
     notes: list[str] = Field(default_factory=list)

