@@ -6,9 +6,10 @@ one inventory, a lock per host, one ansible-playbook run.
   layer skipped by the documented inventory flag `stackctl_host_layer: false` (and
   `stackctl_install_build_deps: false`): we assert that each got its own lock and rendered files
   and that nothing was installed on it.
-- cpu-a and cpu-b are declared with the same CPU profile (tests/data/profiles/cpu-x86-2core.yaml),
-  so they resolve once to an identical lock. They apply for real and serve Gemma 3 270M from the
-  test mirror; the controller asks each over the private network.
+- cpu-a and cpu-b are declared with the same CPU profile (this machine's, from `stackctl detect`:
+  the containers share its CPU), so they resolve once to an identical lock. They apply for
+  real and serve Gemma 3 270M from the test mirror; the controller asks each over the private
+  network.
 - The llama.cpp build is seeded into the CPU containers from the controller's build cache
   (/var/cache/stackctl/build/llama.cpp-<key>, the same CPU and flags, so the same key) by a
   read-only bind mount at the same path; the role then finds build.ok and skips the compile.
@@ -20,7 +21,6 @@ Run it alone, under the heavy-job lock:
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -37,7 +37,6 @@ from ruamel.yaml import YAML
 
 from stackctl.pipeline import load_stack_inputs, make_lock
 from stackctl.spec import load_profile
-from tests.conftest import DATA
 from tests.support.fleet_lab import Host, HostSpec, Lab, remove_leftovers
 from tests.support.mirror_fill import DEFAULT_MIRROR, GEMMA_SHA256, fill_mirror
 
@@ -136,7 +135,10 @@ def _inventory(lab: Lab, hosts: dict[str, Host]) -> dict[str, Any]:
                     },
                 },
                 "cpu": {
-                    "vars": {"stackctl_hardware": "../cpu-box.yaml", "stackctl_health_timeout": 30},
+                    "vars": {
+                        "stackctl_hardware": "../cpu-box.yaml",
+                        "stackctl_health_timeout": 120,
+                    },
                     "hosts": {n: {"ansible_host": hosts[n].address} for n in CPU_HOSTS},
                 },
                 "broken": {
@@ -156,7 +158,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     mirror = fill_mirror(DEFAULT_MIRROR)
     project = tmp_path_factory.mktemp("fleet")
     write_stack(project, 2048)
-    shutil.copy(DATA / "profiles" / "cpu-x86-2core.yaml", project / "cpu-box.yaml")
+    # the containers share this machine's CPU: its own profile is their declared one (with its
+    # CPU flags, so quirks such as x86-amx-no-repack apply as they would on the box itself)
+    detected = stackctl("detect", "-o", str(project / "cpu-box.yaml"), cwd=project)
+    assert detected.returncode == 0, detected.stderr
     inputs = load_stack_inputs(
         str(project / f"{STACK}.yaml"), load_profile(project / "cpu-box.yaml")
     )
