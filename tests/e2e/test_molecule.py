@@ -1,7 +1,7 @@
 """Molecule scenarios for the engine, model and service roles (molecule/<role>/): converge,
 idempotence and testinfra verify in a container from the fleet test's debootstrap base.
 
-The role variables come from a real lock (tiny-cpu on the 2-core CPU profile), rendered here;
+The role variables come from a real lock (tiny-cpu on this machine's profile), rendered here;
 the artefacts come from the test mirror and the llama.cpp build from the controller's cache
 (read-only mount), as in the fleet test. The docker driver needs the community.docker
 collection: tests.support.molecule_env unpacks it from the `ansible` wheel on PyPI (no Galaxy
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.detect import LiveRunner, detect_hardware
 from stackctl.models.render import HostLayout
 from stackctl.pipeline import load_stack_inputs, make_lock, render_lock
 from stackctl.render import stack_vars
-from stackctl.spec import load_profile
-from tests.conftest import DATA, REPO
+from tests.conftest import REPO
 from tests.support.fleet_base import ensure_base_image
 from tests.support.mirror_fill import DEFAULT_MIRROR, fill_mirror
 from tests.support.molecule_env import collections_path
@@ -39,9 +39,8 @@ BUILD_CACHE = Path("/var/cache/stackctl/build")
 def role_vars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("docker") is None and not Path("/var/run/docker.sock").exists():
         pytest.skip("no Docker Engine")
-    lock = make_lock(
-        load_stack_inputs("tiny-cpu", load_profile(DATA / "profiles" / "cpu-x86-2core.yaml"))
-    )
+    # this machine's own profile (the container shares its CPU), so CPU quirks apply as here
+    lock = make_lock(load_stack_inputs("tiny-cpu", detect_hardware(LiveRunner())))
     if not (BUILD_CACHE / f"llama.cpp-{lock.resolved.engine.build_key}/out/build.ok").is_file():
         pytest.skip("no cached CPU build: run the e2e apply test first")
     ensure_base_image()

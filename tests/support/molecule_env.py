@@ -1,5 +1,5 @@
-"""The community.docker collection that molecule's docker driver needs, without Galaxy: it is
-unpacked from the `ansible` community wheel (PyPI) into a cache folder, once."""
+"""The collections molecule's docker driver needs (community.docker, ansible.posix), without
+Galaxy: they are unpacked from the `ansible` community wheel (PyPI) into a cache folder, once."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 CACHE = Path("/var/cache/stackctl/collections")
 WHEEL_SPEC = "ansible>=12,<13"  # the community package that pairs with ansible-core 2.19
-PREFIX = "ansible_collections/community/docker/"
+PREFIXES = ("ansible_collections/community/docker/", "ansible_collections/ansible/posix/")
 
 
 def collections_path(cache: Path = CACHE) -> Path:
-    if (cache / PREFIX / "MANIFEST.json").is_file():
+    if all((cache / prefix / "MANIFEST.json").is_file() for prefix in PREFIXES):
         return cache
     with tempfile.TemporaryDirectory(prefix="stackctl-ansible-wheel-") as tmp:
         subprocess.run(
@@ -24,6 +24,6 @@ def collections_path(cache: Path = CACHE) -> Path:
         )
         wheel = next(Path(tmp).glob("ansible-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
-            members = [name for name in archive.namelist() if name.startswith(PREFIX)]
+            members = [name for name in archive.namelist() if name.startswith(PREFIXES)]
             archive.extractall(cache, members=members)
     return cache
