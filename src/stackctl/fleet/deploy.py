@@ -60,9 +60,12 @@ def deploy_fleet(
 
     inventory = read_inventory(options.inventory)
     limit = _limit(options)
-    planned = plan_fleet(inventory, source=existing_or_fresh(options.relock), limit=limit)
+    # The run folder holds every host (a --limit rerun must not drop the others' files);
+    # only the limited hosts run, are locked and are reported.
+    every = plan_fleet(inventory, source=existing_or_fresh(options.relock))
+    planned = [p for p in every if limit is None or p.host.name in limit]
     run_dir, errors = render_fleet(
-        planned,
+        every,
         fleet_run_dir(options.inventory),
         inventory=options.inventory,
         mirror=options.mirror,
