@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,13 @@ def run_playbook(
     check: bool = False,
     on_event: EventHandler = lambda _e: None,
     on_tick: TickHandler = lambda _t: None,
+    inventory: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> PlaybookResult:
-    """ansible-playbook -i inventory.yml PLAYBOOK, following its events as they come."""
+    """ansible-playbook -i inventory.yml PLAYBOOK, following its events as they come.
+
+    A fleet passes its own inventory and arguments such as --limit and --forks.
+    """
     tree = tree.resolve()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(extra_vars, handle)  # a file, so no value ever passes through a shell
@@ -118,10 +123,11 @@ def run_playbook(
     argv = [
         ansible_playbook_path(),
         "-i",
-        str(tree / "inventory.yml"),
+        str(inventory.resolve() if inventory else tree / "inventory.yml"),
         str(tree / playbook),
         "-e",
         f"@{vars_file}",
+        *extra_args,
     ] + (["--check", "--diff"] if check else [])
     try:
         proc = subprocess.Popen(

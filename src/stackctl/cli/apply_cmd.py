@@ -9,6 +9,7 @@ from typing import Any
 
 from stackctl import layout
 from stackctl.applylog import ApplyLog
+from stackctl.cli import fleet_cmd
 from stackctl.cli.apply_state import apply_session, both, check_box, verify_or_roll_back
 from stackctl.cli.check_cmd import check_lock, print_check
 from stackctl.cli.output import info, print_json
@@ -56,6 +57,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--no-check-output", action="store_true",
                         help="skip the output check that follows a deploy")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    fleet_cmd.add_inventory_option(parser, required=False)
+    fleet_cmd.add_run_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -134,6 +137,8 @@ def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.inventory is not None:
+        return fleet_cmd.apply_fleet(args)
     inputs = load_inputs(args)
     lock, lock_path, new = _lock(inputs, args.relock)
     if args.require_verified:

@@ -1,0 +1,65 @@
+"""`fleet status`: per host, from the controller: is the server up, where, measured vs predicted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackctl.errors import StackctlError
+from stackctl.fleet.inventory import read_inventory
+from stackctl.fleet.plan import fleet_lock_path, host_stack_name
+from stackctl.models.base import StrictModel
+from stackctl.models.fleet import FleetHost
+from stackctl.pipeline import read_lock
+from stackctl.service import is_healthy
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class HostStatus(StrictModel):
+    host: str
+    lock: str | None
+    endpoint: str | None
+    up: bool | None = None  # None: cannot be told from the controller
+    predicted_tg_tps: float | None = None
+    measured_tg_tps: float | None = None
+    note: str = ""
+
+
+def _one(host: FleetHost, base: Path, measure: bool) -> HostStatus:
+    from stackctl.apply import smoke_test
+
+    name = host.name
+    try:
+        path = fleet_lock_path(host_stack_name(host, base), name)
+        lock = read_lock(path)
+    except StackctlError as exc:
+        return HostStatus(host=name, lock=None, endpoint=None, note=exc.message)
+    runtime = lock.resolved.runtime
+    predicted = lock.resolved.predicted.tg_tps
+    if runtime.host in LOOPBACK:
+        return HostStatus(
+            host=name,
+            lock=str(path),
+            endpoint=f"http://{runtime.host}:{runtime.port} (on the host)",
+            predicted_tg_tps=predicted,
+            note="listens on loopback only: not reachable from here",
+        )
+    url = f"http://{host.address}:{runtime.port}"
+    up = is_healthy(url)
+    measured = None
+    if up and measure:
+        try:
+            kind = lock.resolved.model.kind
+            measured = smoke_test(url, model=lock.resolved.model.id, kind=kind).tg_tps
+        except StackctlError:
+            measured = None
+    return HostStatus(
+        host=name, lock=str(path), endpoint=url, up=up,
+        predicted_tg_tps=predicted, measured_tg_tps=measured,
+    )  # fmt: skip
+
+
+def fleet_status(inventory_path: Path, *, measure: bool = True) -> list[HostStatus]:
+    inventory = read_inventory(inventory_path)
+    base = Path(inventory.path).parent
+    return [_one(h, base, measure) for h in inventory.hosts]
