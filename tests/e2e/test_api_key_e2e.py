@@ -23,13 +23,15 @@ from pathlib import Path
 import pytest
 
 from stackctl import layout
-from stackctl.lock import content_hash, read_lockfile
+from stackctl.detect import detect_hardware
+from stackctl.detect.runner import LiveRunner
+from stackctl.lock import content_hash
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.pipeline import load_stack_inputs, make_lock
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 BUILD = Path("/var/cache/stackctl/build")
 MODEL = Path("/var/cache/stackctl/test-mirror/gemma-3-270m-q4_k_m.gguf")
 HOST_ADDR, NS_ADDR = "10.251.77.1", "10.251.77.2"
@@ -64,7 +66,8 @@ def namespace() -> Iterator[str]:
 
 
 def _lock_on(host: str, port: int) -> Lockfile:
-    lock = read_lockfile(REPO / "lockfiles" / "cpu-x86.lock.yaml")
+    # This box's own lock (its quirks too: --no-repack on AMX CPUs), as apply would make it.
+    lock = make_lock(load_stack_inputs("tiny-cpu", detect_hardware(LiveRunner())))
     args = list(lock.resolved.runtime.server_args)
     args[args.index("--host") + 1] = host
     args[args.index("--port") + 1] = str(port)
