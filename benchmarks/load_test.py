@@ -79,6 +79,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _box_quirk_flags() -> list[str]:
+    """Flags this box's own lock carries for its CPU (e.g. --no-repack on AMX: quirks.yaml)."""
+    from stackctl.detect import detect_hardware
+    from stackctl.detect.runner import LiveRunner
+    from stackctl.pipeline import load_stack_inputs, make_lock
+
+    args = make_lock(load_stack_inputs("tiny-cpu", detect_hardware(LiveRunner()))).resolved
+    return [a for a in args.runtime.server_args if a == "--no-repack"]
+
+
 def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     argv = [
@@ -97,6 +107,7 @@ def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], st
         str(os.cpu_count() or 1),
         "--alias",
         "load-test",
+        *_box_quirk_flags(),
     ]
     log = Path(args.server_log).open("wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
