@@ -117,7 +117,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from stackctl.image.build import default_tag
+    from stackctl.image.build import ImageOptions, default_tag, kept_images
 
     lock, path = _lock(args)
     if args.image:
@@ -130,7 +130,8 @@ def run_verify(args: argparse.Namespace) -> int:
         first_tag, first_digest = built.tag, built.digest
     first_layers = engine.layer_digests(first_tag)
     info(f"first build {first_digest}; rebuilding from clean storage (base and toolchain stay)")
-    engine.clean(default_tag(lock, _options(args)))
+    options = ImageOptions(with_model=not args.model_volume, base=args.base)
+    engine.clean(default_tag(lock, _options(args)), kept_images(lock, options, engine))
     _, second = _build(args, lock, path)
     second_layers = engine.layer_digests(second.tag)
     equal = first_digest == second.digest

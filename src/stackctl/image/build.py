@@ -74,6 +74,13 @@ def build_request(
     )  # fmt: skip
 
 
+def kept_images(lock: Lockfile, options: ImageOptions, engine: Engine) -> list[str]:
+    """What clean storage keeps for a rebuild: the base images and the toolchain image."""
+    request = build_request(lock, Path(), options, engine)
+    bases = [request.build_args["STACKCTL_BUILD_BASE"], request.build_args["STACKCTL_RUN_BASE"]]
+    return [request.toolchain_tag, *bases]
+
+
 def prepare_context(
     lock: Lockfile, lock_path: Path, mirror: Path, dest: Path, with_model: bool
 ) -> Path:

@@ -8,6 +8,7 @@ stage as its own tagged image, so "clean storage" still holds the base and the c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,7 +51,7 @@ class Engine(Protocol):
     def image_id(self, ref: str) -> str: ...
     def layer_digests(self, ref: str) -> list[str]: ...
     def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage: ...
-    def clean(self, tag: str) -> None: ...
+    def clean(self, tag: str, keep: list[str]) -> None: ...
     def normal_form(self, tag: str, work: Path, epoch: int) -> NormalImage: ...
 
 
@@ -136,11 +137,36 @@ class DockerEngine:
                 out.write(block)
         return normalize_archive(saved, work, epoch)
 
-    def clean(self, tag: str) -> None:
-        """Clean storage for a rebuild: only the base and toolchain images stay."""
+    def _ancestry(self, image_id: str) -> set[str]:
+        chain: set[str] = set()
+        while image_id and image_id not in chain:
+            chain.add(image_id)
+            image_id = self.client.api.inspect_image(image_id).get("Parent") or ""
+        return chain
+
+    def clean(self, tag: str, keep: list[str]) -> None:
+        """Clean storage for a rebuild: only `keep` (base and toolchain) and their parents stay.
+
+        The classic builder caches every step as an untagged parent image; each one that
+        descends from a kept image is ours, and goes, so the rebuild really compiles again.
+        """
+        import docker
+
+        kept = set().union(
+            *(self._ancestry(self.image_id(ref)) for ref in keep if self.has_image(ref))
+        )
         if self.has_image(tag):
             self.client.api.remove_image(tag)
-        self.client.images.prune(filters={"dangling": True})
+        ours = []
+        for image in self.client.images.list(all=True):
+            if image.id in kept or image.tags:
+                continue
+            chain = self._ancestry(image.id)
+            if chain & kept:
+                ours.append((len(chain), image.id))
+        for _, image_id in sorted(ours, reverse=True):  # children before parents
+            with contextlib.suppress(docker.errors.APIError):  # went with a child already
+                self.client.api.remove_image(image_id, force=True)
 
 
 @dataclass(frozen=True)
@@ -220,7 +246,9 @@ class BuildahEngine:
             raise ImageError(f"buildah could not export {tag}: {done.stderr.strip()[-500:]}")
         return normalize_archive(saved, work, epoch)
 
-    def clean(self, tag: str) -> None:
+    def clean(self, tag: str, keep: list[str]) -> None:
+        """Untagged (cached step) images go; tagged ones, the base and toolchain, stay."""
+        del keep  # buildah's cached steps are untagged images: --prune takes exactly them
         self.run("rmi", "-f", tag)
         self.run("rmi", "--prune")
 
