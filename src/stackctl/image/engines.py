@@ -212,8 +212,10 @@ class BuildahEngine:
     def layer_digests(self, ref: str) -> list[str]:
         return list(self._inspect(ref)["OCIv1"]["rootfs"]["diff_ids"])
 
+    # OCI isolation (runc/crun, podman's dependency): chroot isolation here gives RUN steps a
+    # /dev where `> /dev/null` fails, which apt-key needs.
     def _bud(self, request: BuildRequest, tag: str, target: str | None, on_line: OnLine) -> None:
-        args = ["bud", "--isolation", "chroot", "--layers", "--pull=never",
+        args = ["bud", "--isolation", "oci", "--layers", "--pull=never",
                 "--timestamp", str(request.epoch), "-f", "Containerfile", "-t", tag]  # fmt: skip
         for key, value in sorted(request.build_args.items()):
             args += ["--build-arg", f"{key}={value}"]
