@@ -81,7 +81,7 @@ def _lock(args: argparse.Namespace) -> tuple[Lockfile, Path]:
     return read_lock(path), path
 
 
-def _progress(_json_mode: bool) -> Any:
+def _progress() -> Any:
     """Build steps and compile percentages, one line each, to stderr (stdout stays JSON)."""
     started = time.monotonic()
 
@@ -94,15 +94,14 @@ def _progress(_json_mode: bool) -> Any:
 
 
 def _build(args: argparse.Namespace, lock: Lockfile, path: Path) -> Any:
-    from stackctl.image.build import ImageOptions, build_image
+    from stackctl.image.build import build_image
     from stackctl.image.engines import open_engine
 
     engine = open_engine(args.engine)
     mirror = Path(args.mirror or os.environ.get("STACKCTL_MIRROR") or DEFAULT_MIRROR)
-    options = ImageOptions(tag=getattr(args, "tag", None), with_model=not args.model_volume,
-                           base=args.base)  # fmt: skip
+    options = _options(args)
     info(f"building {path} with {engine.name}")
-    return engine, build_image(lock, path, engine, mirror, options, _progress(args.json))
+    return engine, build_image(lock, path, engine, mirror, options, _progress())
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -117,7 +116,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from stackctl.image.build import ImageOptions, default_tag, kept_images
+    from stackctl.image.build import default_tag, kept_images
 
     lock, path = _lock(args)
     if args.image:
@@ -130,8 +129,8 @@ def run_verify(args: argparse.Namespace) -> int:
         first_tag, first_digest = built.tag, built.digest
     first_layers = engine.layer_digests(first_tag)
     info(f"first build {first_digest}; rebuilding from clean storage (base and toolchain stay)")
-    options = ImageOptions(with_model=not args.model_volume, base=args.base)
-    engine.clean(default_tag(lock, _options(args)), kept_images(lock, options, engine))
+    options = _options(args)
+    engine.clean(default_tag(lock, options), kept_images(lock, options, engine))
     _, second = _build(args, lock, path)
     second_layers = engine.layer_digests(second.tag)
     equal = first_digest == second.digest
@@ -160,7 +159,9 @@ def run_verify(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> Any:
     from stackctl.image.build import ImageOptions
 
-    return ImageOptions(tag=getattr(args, "tag", None), with_model=not args.model_volume)
+    return ImageOptions(
+        tag=getattr(args, "tag", None), with_model=not args.model_volume, base=args.base
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -199,7 +200,7 @@ def run_disk(args: argparse.Namespace) -> int:
     key = Path(args.api_key_file)
     if not key.is_file():
         raise ImageError(f"{key}: no such API key file")
-    disk = build_disk(engine, lock, tag, key, Path(args.output), _progress(args.json))
+    disk = build_disk(engine, lock, tag, key, Path(args.output), _progress())
     if args.json:
         print_json({"disk": str(disk.path), "size": disk.size, "kernel": disk.kernel,
                     "service": disk.service})  # fmt: skip
