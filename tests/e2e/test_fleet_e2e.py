@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,13 +41,7 @@ from stackctl.spec import load_profile
 from tests.support.fleet_lab import Host, HostSpec, Lab, remove_leftovers
 from tests.support.mirror_fill import DEFAULT_MIRROR, GEMMA_SHA256, fill_mirror
 
-pytestmark = [
-    pytest.mark.fleet,
-    # Known gap after merging issue 12 (issue 16 stays open): fleet hosts serve beyond loopback,
-    # so their servers now demand the API key, and the controller's completion and health-gate
-    # checks do not send it yet (401). Passed 10/10 on the fleet branch before that merge.
-    pytest.mark.skip(reason="issue 16 open: fleet checks do not send the off-loopback API key"),
-]
+pytestmark = pytest.mark.fleet
 
 BUILD_CACHE = Path("/var/cache/stackctl/build")
 STACK = "fleet-tiny"
@@ -77,19 +72,27 @@ def by_host(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {h["host"]: h for h in data["hosts"]}
 
 
-def complete(address: str, prompt: str = "1, 2, 3, 4, 5,") -> str:
+def key_file(project: Path, host: str) -> Path:
+    """Where apply -i left the host's API key on the controller (the servers bind 0.0.0.0)."""
+    return project / "build" / "fleet" / "lab.keys" / f"{host}.api-key"
+
+
+def request(project: Path, host: str, address: str, path: str, body: bytes | None = None) -> Any:
+    key = key_file(project, host).read_text().strip()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    sent = urllib.request.Request(f"http://{address}:8080{path}", data=body, headers=headers)
+    with urllib.request.urlopen(sent, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def complete(fleet: Fleet, host: str, prompt: str = "1, 2, 3, 4, 5,") -> str:
     body = json.dumps({"prompt": prompt, "max_tokens": 8, "temperature": 0}).encode()
-    request = urllib.request.Request(
-        f"http://{address}:8080/v1/completions", data=body,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return str(json.loads(response.read())["choices"][0]["text"])
+    answer = request(fleet.project, host, fleet.hosts[host].address, "/v1/completions", body)
+    return str(answer["choices"][0]["text"])
 
 
-def n_ctx(address: str) -> int:
-    with urllib.request.urlopen(f"http://{address}:8080/props", timeout=30) as response:
-        props = json.loads(response.read())
+def n_ctx(fleet: Fleet, host: str) -> int:
+    props = request(fleet.project, host, fleet.hosts[host].address, "/props")
     settings = props.get("default_generation_settings", {})
     return int(settings.get("n_ctx") or props["n_ctx"])
 
@@ -284,13 +287,13 @@ def test_apply_survives_a_host_dropping_off_and_a_rerun_completes_it(fleet: Flee
     assert hosts["cpu-a"]["status"] == "changed", hosts
     assert hosts["cpu-b"]["status"] == "unreachable", hosts
     assert as_json(done)["rerun"].endswith("--limit cpu-b")
-    assert complete(fleet.hosts["cpu-a"].address).startswith(" 6")
+    assert complete(fleet, "cpu-a").startswith(" 6")
 
     fleet.lab.reconnect("cpu-b")
     again = fleet.apply("--limit", "cpu-b")
     assert again.returncode == 0, again.stderr
     assert by_host(as_json(again))["cpu-b"]["status"] == "changed"
-    assert complete(fleet.hosts["cpu-b"].address).startswith(" 6")
+    assert complete(fleet, "cpu-b").startswith(" 6")
 
 
 def test_each_host_got_its_own_unit_config_and_model(fleet: Fleet) -> None:
@@ -310,6 +313,28 @@ def test_each_host_got_its_own_unit_config_and_model(fleet: Fleet) -> None:
         assert out.startswith(GEMMA_SHA256), out
 
 
+def test_servers_demand_the_key_the_controller_keeps(fleet: Fleet) -> None:
+    for name in CPU_HOSTS:
+        path = key_file(fleet.project, name)
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        assert len(path.read_text().strip()) >= 32
+        body = json.dumps({"prompt": "1,", "max_tokens": 1}).encode()
+        anonymous = urllib.request.Request(
+            f"http://{fleet.hosts[name].address}:8080/v1/completions", data=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=60)
+        assert refused.value.code == 401
+    # the two hosts generated their own keys
+    assert (
+        key_file(fleet.project, "cpu-a").read_text() != key_file(fleet.project, "cpu-b").read_text()
+    )
+    # a check run brings back no keys: the GPU hosts have none here
+    assert not key_file(fleet.project, "strix").exists()
+
+
 def test_rerun_converges(fleet: Fleet) -> None:
     done = fleet.apply("--limit", "cpu")
     assert done.returncode == 0, done.stderr
@@ -325,6 +350,7 @@ def test_status_from_the_controller(fleet: Fleet) -> None:
         assert hosts[name]["endpoint"] == f"http://{fleet.hosts[name].address}:8080"
         assert hosts[name]["measured_tg_tps"] > 0
         assert hosts[name]["predicted_tg_tps"] > 0
+        assert hosts[name]["api_key_file"].endswith(f"lab.keys/{name}.api-key")
     assert all(hosts[name]["up"] is False for name in GPU_HOSTS)
 
 
@@ -342,7 +368,7 @@ def test_rolling_upgrade_one_host_per_batch_behind_a_health_gate(fleet: Fleet) -
     for name in CPU_HOSTS:
         argv = json.loads(fleet.lab.exec(name, "cat", f"/etc/stackctl/{SERVICE}.argv.json")[1])
         assert argv[argv.index("--ctx-size") + 1] == "4096"
-        assert n_ctx(fleet.hosts[name].address) == 4096
+        assert n_ctx(fleet, name) == 4096
 
 
 def test_a_failed_health_gate_stops_the_rollout(fleet: Fleet) -> None:
@@ -356,4 +382,4 @@ def test_a_failed_health_gate_stops_the_rollout(fleet: Fleet) -> None:
     hosts = by_host(as_json(done))
     assert hosts["cpu-a"]["status"] == "failed", hosts
     assert hosts["cpu-b"]["status"] == "not-run", hosts
-    assert complete(fleet.hosts["cpu-b"].address).startswith(" 6")  # still the old version
+    assert complete(fleet, "cpu-b").startswith(" 6")  # still the old version

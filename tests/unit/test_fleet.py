@@ -122,7 +122,19 @@ def test_run_folder_has_one_playbook_and_per_host_vars_and_files(in_tmp: Path) -
     assert len(playbook) == 1
     assert playbook[0]["serial"] == 2
     assert playbook[0]["max_fail_percentage"] == 0
-    assert [t["name"] for t in playbook[0]["tasks"]][-1] == "Health gate"
+    tasks = playbook[0]["tasks"]
+    names = [t["name"] for t in tasks]
+    # the gate follows the roles; only the API key's trip to the controller comes after it,
+    # and that never logs the key
+    assert names.index("Health gate") == names.index("Run the roles this host's lock chose") + 1
+    after = tasks[names.index("Health gate") + 1 :]
+    assert [t["name"] for t in after] == [
+        "Read this host's API key",
+        "Keep the API key on the controller",
+    ]
+    assert all(t["no_log"] is True for t in after)
+    assert after[1]["delegate_to"] == "localhost"
+    assert after[1]["ansible.builtin.copy"]["mode"] == "0600"
     studio = _yaml(out / "host_vars" / "studio" / "stackctl.yml")
     rig = _yaml(out / "host_vars" / "rig3090" / "stackctl.yml")
     assert "stackctl_host_apple" in studio["stackctl_roles"]

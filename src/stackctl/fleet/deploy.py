@@ -9,7 +9,7 @@ from typing import Any
 
 from stackctl.fleet.inventory import limit_hosts, read_inventory
 from stackctl.fleet.plan import PlannedHost, existing_or_fresh, plan_fleet
-from stackctl.fleet.run import EventLog, fleet_run_dir, outcomes, render_fleet
+from stackctl.fleet.run import EventLog, fleet_run_dir, make_keys_dir, outcomes, render_fleet
 from stackctl.lock import write_lockfile
 from stackctl.models.apply import PlaybookResult
 from stackctl.models.fleet import HostOutcome
@@ -85,10 +85,13 @@ def deploy_fleet(
         args = ["--limit", ",".join(p.host.name for p in ready)]
         if options.forks:
             args += ["--forks", str(options.forks)]
+        keys = (
+            {} if options.check else {"stackctl_fleet_keys": str(make_keys_dir(options.inventory))}
+        )
         result = run_playbook(
             run_dir,
             "playbook.yml",
-            extra_vars={},
+            extra_vars=keys,
             check=options.check,
             on_event=events.on_event,
             inventory=options.inventory,

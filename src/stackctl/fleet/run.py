@@ -32,6 +32,28 @@ def fleet_run_dir(inventory: Path) -> Path:
     return Path("build") / "fleet" / inventory.stem
 
 
+def fleet_keys_dir(inventory: Path) -> Path:
+    """Where the controller keeps each host's API key (beside, not inside, the run folder,
+    which every render replaces)."""
+    return Path("build") / "fleet" / f"{inventory.stem}.keys"
+
+
+def host_key_file(inventory: Path, host: str) -> Path:
+    return fleet_keys_dir(inventory) / f"{host}.api-key"
+
+
+def read_host_key(inventory: Path, host: str) -> str | None:
+    path = host_key_file(inventory, host)
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def make_keys_dir(inventory: Path) -> Path:
+    folder = fleet_keys_dir(inventory).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # keys are secrets: only the controller's user reads them
+    return folder
+
+
 class MirrorLookup:
     """Mirror paths by pin, hashed once per artefact however many hosts use it."""
 

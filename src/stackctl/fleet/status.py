@@ -7,6 +7,7 @@ from pathlib import Path
 from stackctl.errors import StackctlError
 from stackctl.fleet.inventory import read_inventory
 from stackctl.fleet.plan import fleet_lock_path, host_stack_name
+from stackctl.fleet.run import host_key_file, read_host_key
 from stackctl.models.base import StrictModel
 from stackctl.models.fleet import FleetHost
 from stackctl.pipeline import read_lock
@@ -22,10 +23,12 @@ class HostStatus(StrictModel):
     up: bool | None = None  # None: cannot be told from the controller
     predicted_tg_tps: float | None = None
     measured_tg_tps: float | None = None
+    # where the controller keeps the key this host's server demands (None: it demands none)
+    api_key_file: str | None = None
     note: str = ""
 
 
-def _one(host: FleetHost, base: Path, measure: bool) -> HostStatus:
+def _one(host: FleetHost, base: Path, inventory: Path, measure: bool) -> HostStatus:
     from stackctl.apply import smoke_test
 
     name = host.name
@@ -45,21 +48,26 @@ def _one(host: FleetHost, base: Path, measure: bool) -> HostStatus:
             note="listens on loopback only: not reachable from here",
         )
     url = f"http://{host.address}:{runtime.port}"
-    up = is_healthy(url)
-    measured = None
-    if up and measure:
+    up = is_healthy(url)  # /health answers without the key
+    key = read_host_key(inventory, name)
+    key_file = str(host_key_file(inventory, name)) if key else None
+    measured, note = None, ""
+    if up and key is None:
+        note = "no API key on this controller for it: apply -i this inventory from here first"
+    elif up and measure:
         try:
             kind = lock.resolved.model.kind
-            measured = smoke_test(url, model=lock.resolved.model.id, kind=kind).tg_tps
-        except StackctlError:
-            measured = None
+            done = smoke_test(url, model=lock.resolved.model.id, kind=kind, api_key=key)
+            measured = done.tg_tps
+        except StackctlError as exc:
+            note = exc.message
     return HostStatus(
         host=name, lock=str(path), endpoint=url, up=up,
-        predicted_tg_tps=predicted, measured_tg_tps=measured,
+        predicted_tg_tps=predicted, measured_tg_tps=measured, api_key_file=key_file, note=note,
     )  # fmt: skip
 
 
 def fleet_status(inventory_path: Path, *, measure: bool = True) -> list[HostStatus]:
     inventory = read_inventory(inventory_path)
     base = Path(inventory.path).parent
-    return [_one(h, base, measure) for h in inventory.hosts]
+    return [_one(h, base, inventory_path, measure) for h in inventory.hosts]

@@ -45,7 +45,7 @@ def default_tag(lock: Lockfile, options: ImageOptions) -> str:
 def toolchain_tag(pins: ImagePins, base: str) -> str:
     """Keyed by its own inputs: the base and the pinned build packages."""
     key = hashlib.sha256(
-        repr((base, pins.key, sorted(pins.build_packages.items()))).encode()
+        repr((base, pins.key, sorted(pins.build_install.items()))).encode()
     ).hexdigest()[:16]
     return f"localhost/stackctl-toolchain:{key}"
 

@@ -39,6 +39,8 @@ def image_pins(resolved: ResolvedStack, catalog: Catalog) -> ImagePins | None:
         run=images.run,
         build_packages=images.build_packages,
         run_packages=images.run_packages,
+        build_dependencies=images.build_dependencies,
+        run_dependencies=images.run_dependencies,
         source_date_epoch=epoch,
         epoch_basis=f"{engine.name} {engine.version} source published {released}",
     )

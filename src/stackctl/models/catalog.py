@@ -106,6 +106,9 @@ class ImageSet(StrictModel):
     run: BaseImage
     build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
     run_packages: dict[str, str | None]
+    # the install closure on the base beyond the named packages (scripts/gen_image_packages.py)
+    build_dependencies: dict[str, str] = Field(default_factory=dict)
+    run_dependencies: dict[str, str] = Field(default_factory=dict)
     packages_source: str | None = None
     note: str = ""
 

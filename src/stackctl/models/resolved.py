@@ -165,8 +165,20 @@ class ImagePins(StrictModel):
     run: BaseImage
     build_packages: dict[str, str | None] = Field(description="name -> version (null: unpinned)")
     run_packages: dict[str, str | None]
+    # The rest of what apt installs for them on the base, pinned too: with the whole closure
+    # named by version, apt cannot pick a newer dependency; a moved archive fails the build.
+    build_dependencies: dict[str, str] = Field(default_factory=dict)
+    run_dependencies: dict[str, str] = Field(default_factory=dict)
     source_date_epoch: int = Field(description="file and image timestamps, from the engine pin")
     epoch_basis: str
+
+    @property
+    def build_install(self) -> dict[str, str | None]:
+        return {**self.build_dependencies, **self.build_packages}
+
+    @property
+    def run_install(self) -> dict[str, str | None]:
+        return {**self.run_dependencies, **self.run_packages}
 
 
 class ResolvedStack(StrictModel):
