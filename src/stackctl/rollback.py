@@ -13,7 +13,7 @@ from stackctl.apply import EventHandler, run_playbook, wait_for_health
 from stackctl.errors import ApplyError
 from stackctl.models.lock import Lockfile
 from stackctl.pipeline import render_lock
-from stackctl.service import base_url
+from stackctl.service import base_url, local_api_key
 from stackctl.state import CURRENT, applied_dir, record_applied, rendered_dir
 
 
@@ -23,7 +23,7 @@ def verify_upgrade(lock: Lockfile) -> None:
     wait_for_health(url, timeout=120)
     from stackctl.bench.check_output import check_deployed
 
-    report = check_deployed(lock, url)
+    report = check_deployed(lock, url, local_api_key(lock))
     if not report.passed:
         failed = [f"{c.name}: {c.reason}" for c in report.cases if not c.passed]
         raise ApplyError(f"check-output failed on {url}", details=failed)

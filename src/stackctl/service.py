@@ -63,6 +63,17 @@ def base_url(lock: Lockfile) -> str:
     return f"http://{host}:{lock.resolved.runtime.port}"
 
 
+def local_api_key(lock: Lockfile) -> str | None:
+    """The key this box's server demands (None on loopback, or before apply generated it)."""
+    path = layout.api_key_file(lock, HostLayout())
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def is_healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=3) as response:

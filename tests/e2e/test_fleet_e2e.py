@@ -354,6 +354,25 @@ def test_status_from_the_controller(fleet: Fleet) -> None:
     assert all(hosts[name]["up"] is False for name in GPU_HOSTS)
 
 
+def test_bench_measures_every_reachable_host_from_the_controller(fleet: Fleet) -> None:
+    done = stackctl("bench", "-i", fleet.inventory, "--depths", "0", "--clients", "1,2",
+                    "--runs", "1", "--n-gen", "16", "--json", cwd=fleet.project)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the hosts without a server are reported
+    hosts = by_host(as_json(done))
+    for name in CPU_HOSTS:
+        report = hosts[name]["report"]
+        assert hosts[name]["error"] is None
+        assert report["endpoint"] == f"http://{fleet.hosts[name].address}:8080"
+        assert [(p["depth"], p["clients"]) for p in report["results"]] == [(0, 1), (0, 2)]
+        single, double = report["results"]
+        assert single["tg_tps"] > 0
+        assert double["tg_tps"] > 0
+        assert single["predicted"]["tg_tps"] > 0
+    for name in (*GPU_HOSTS, *BROKEN_HOSTS):
+        assert hosts[name]["report"] is None
+        assert hosts[name]["error"], hosts[name]
+
+
 def test_rolling_upgrade_one_host_per_batch_behind_a_health_gate(fleet: Fleet) -> None:
     write_stack(fleet.project, 4096)
     relocked = stackctl("fleet", "lock", "-i", fleet.inventory, cwd=fleet.project)

@@ -30,9 +30,6 @@ from tests.support.vulkan_mirror import fill_vulkan_headers
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.vulkan,
-    # Known gap (issue 15 stays open): on this box llama-server on lavapipe dies at the first
-    # request (llama-bench on lavapipe runs); remove this mark to run it.
-    pytest.mark.skip(reason="issue 15 open: llama-server on lavapipe dies at the first request"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,14 +14,7 @@ import pytest
 from tests.e2e.test_vulkan_e2e import HEADER_VERSION, STACK, lavapipe_profile
 from tests.support.role_run import run_role_tasks
 
-pytestmark = [
-    pytest.mark.vulkan,
-    # Known gap (issue 15 stays open): in the merged tree the host role's apt cache update runs
-    # before the refusal and failed here ("Failed to update apt cache after 5 retries").
-    pytest.mark.skip(
-        reason="issue 15 open: the refusal comes after an apt update that failed here"
-    ),
-]
+pytestmark = pytest.mark.vulkan
 
 MIN_VERSION = "1.3.272"  # catalog/engines.yaml llama.cpp vulkan_headers.min_version
 

@@ -122,7 +122,7 @@ def looks_broken(text: str) -> str | None:
 Ask = Callable[[Case], tuple[str, dict[str, Any]]]
 
 
-def completion_asker(base_url: str) -> Ask:
+def completion_asker(base_url: str, api_key: str | None = None) -> Ask:
     def ask(case: Case) -> tuple[str, dict[str, Any]]:
         body = {
             "prompt": case.prompt,
@@ -132,13 +132,13 @@ def completion_asker(base_url: str) -> Ask:
             "stop": list(case.stop),
             "cache_prompt": False,
         }
-        payload = post_json(f"{base_url}/completion", body, timeout=600)
+        payload = post_json(f"{base_url}/completion", body, timeout=600, api_key=api_key)
         return str(payload.get("content", "")), payload
 
     return ask
 
 
-def chat_asker(base_url: str, model: str) -> Ask:
+def chat_asker(base_url: str, model: str, api_key: str | None = None) -> Ask:
     def ask(case: Case) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
             "model": model,
@@ -151,7 +151,8 @@ def chat_asker(base_url: str, model: str) -> Ask:
             body["stop"] = list(case.stop)
         if case.check == "tool_call":
             body["tools"] = [WEATHER_TOOL]
-        payload = post_json(f"{base_url}/v1/chat/completions", body, timeout=600)
+        url = f"{base_url}/v1/chat/completions"
+        payload = post_json(url, body, timeout=600, api_key=api_key)
         message = payload["choices"][0]["message"]
         return str(message.get("content") or ""), message
 
@@ -208,14 +209,14 @@ def run_checks(cases: list[Case], ask: Ask) -> list[CheckCase]:
     return out
 
 
-def check_deployed(lock: Lockfile, endpoint: str) -> CheckReport:
+def check_deployed(lock: Lockfile, endpoint: str, api_key: str | None = None) -> CheckReport:
     """The checks that fit the lock's model (chat for instruct, completion for base models)."""
     r = lock.resolved
     context = r.runtime.context // max(r.runtime.parallel, 1)  # what one slot holds
     if r.model.kind == "instruct":
-        cases = run_checks(instruct_cases(context), chat_asker(endpoint, r.model.id))
+        cases = run_checks(instruct_cases(context), chat_asker(endpoint, r.model.id, api_key))
     else:
-        cases = run_checks(base_cases(context), completion_asker(endpoint))
+        cases = run_checks(base_cases(context), completion_asker(endpoint, api_key))
     return CheckReport(
         lock_hash=lock.content_hash,
         model=f"{r.model.id} {r.model.quant}",

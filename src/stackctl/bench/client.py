@@ -76,12 +76,18 @@ class Timing:
     last: float
 
 
-def post_json(
-    url: str, body: dict[str, Any], timeout: float = 120.0, api_key: str | None = None
-) -> dict[str, Any]:
+def json_headers(api_key: str | None) -> dict[str, str]:
+    """A server bound beyond loopback demands its key as a bearer token."""
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def post_json(
+    url: str, body: dict[str, Any], timeout: float = 120.0, api_key: str | None = None
+) -> dict[str, Any]:
+    headers = json_headers(api_key)
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -94,13 +100,16 @@ def post_json(
         raise EndpointError(f"{url}: {exc}") from None
 
 
-def prompt_tokens(base_url: str, depth: int, seed: int) -> list[int] | str:
+def prompt_tokens(
+    base_url: str, depth: int, seed: int, api_key: str | None = None
+) -> list[int] | str:
     """`depth` tokens of word salad unique to `seed` (text when the server cannot tokenize)."""
     rng = random.Random(seed)
     words = max(depth, 8)
     text = f"Note {seed}: " + " ".join(rng.choice(WORDS) for _ in range(words))
     try:
-        tokens = post_json(f"{base_url}/tokenize", {"content": text}, timeout=60)["tokens"]
+        answer = post_json(f"{base_url}/tokenize", {"content": text}, timeout=60, api_key=api_key)
+        tokens = answer["tokens"]
     except (EndpointError, KeyError):
         return text
     return [int(t) for t in tokens[: max(depth, 4)]]
@@ -117,7 +126,12 @@ def _stream_lines(response: Any) -> Any:
 
 
 def timed_completion(
-    base_url: str, model: str, prompt: list[int] | str, n_gen: int, timeout: float = 600.0
+    base_url: str,
+    model: str,
+    prompt: list[int] | str,
+    n_gen: int,
+    timeout: float = 600.0,
+    api_key: str | None = None,
 ) -> Timing:
     """One streamed /v1/completions request; raises EndpointError on any failure."""
     body = {
@@ -133,7 +147,7 @@ def timed_completion(
     request = urllib.request.Request(
         f"{base_url}/v1/completions",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=json_headers(api_key),
     )
     start = time.monotonic()
     first: float | None = None
@@ -179,14 +193,20 @@ class RunResult:
 
 
 def concurrent_run(
-    base_url: str, model: str, depth: int, clients: int, n_gen: int, seed: int
+    base_url: str,
+    model: str,
+    depth: int,
+    clients: int,
+    n_gen: int,
+    seed: int,
+    api_key: str | None = None,
 ) -> RunResult:
-    prompts = [prompt_tokens(base_url, depth, seed * 100 + i) for i in range(clients)]
+    prompts = [prompt_tokens(base_url, depth, seed * 100 + i, api_key) for i in range(clients)]
     out: list[Timing | EndpointError] = [EndpointError("not run")] * clients
 
     def one(i: int) -> None:
         try:
-            out[i] = timed_completion(base_url, model, prompts[i], n_gen)
+            out[i] = timed_completion(base_url, model, prompts[i], n_gen, api_key=api_key)
         except EndpointError as exc:
             out[i] = exc
 

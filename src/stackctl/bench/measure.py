@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stackctl.bench.client import EndpointError, RunResult, concurrent_run
 from stackctl.bench.models import BenchPoint, PredictedPoint, Spread
@@ -23,6 +23,8 @@ class BenchPlan:
     runs: int = 3
     warmup: int = 1
     n_gen: int = 64
+    # the server's key where it listens beyond loopback (kept out of the repr)
+    api_key: str | None = field(default=None, repr=False)
 
 
 Progress = Callable[[int, int, str], None]
@@ -81,8 +83,9 @@ def run_bench(
                 progress(step, total, label)
                 try:
                     result = concurrent_run(
-                        plan.base_url, plan.model, depth, clients, plan.n_gen, seed=step
-                    )
+                        plan.base_url, plan.model, depth, clients, plan.n_gen, seed=step,
+                        api_key=plan.api_key,
+                    )  # fmt: skip
                 except EndpointError as exc:
                     error = f"{label}: {exc}"
                     break

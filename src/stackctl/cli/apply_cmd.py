@@ -102,11 +102,13 @@ def _confirm(args: argparse.Namespace, lock: Lockfile) -> bool:
 
 def _smoke(lock: Lockfile) -> SmokeResult:
     from stackctl.apply import smoke_test
+    from stackctl.service import local_api_key
 
-    key_file = layout.api_key_file(lock, HostLayout())
-    key = Path(key_file).read_text().strip() if key_file else None
     return smoke_test(
-        base_url(lock), model=lock.resolved.model.id, kind=lock.resolved.model.kind, api_key=key
+        base_url(lock),
+        model=lock.resolved.model.id,
+        kind=lock.resolved.model.kind,
+        api_key=local_api_key(lock),
     )
 
 

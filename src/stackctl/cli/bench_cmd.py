@@ -63,6 +63,10 @@ def register(sub: Any) -> None:
     parser.add_argument("-o", "--output", help="export: write here instead of stdout")
     parser.add_argument("--source", help="import: who measured (default: the file name)")
     add_hardware_options(parser)
+    from stackctl.cli.fleet_cmd import add_inventory_option
+
+    add_inventory_option(parser, required=False)
+    parser.add_argument("--limit", metavar="HOSTS", help="with -i: only these hosts (a,b)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
 
@@ -77,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
         return _export(args)
     if len(words) > 1:
         raise InputError(f"one lockfile at most, not {len(words)}")
+    if args.inventory is not None:
+        if words or args.sweep or args.llama_bench or args.url:
+            raise InputError(
+                "bench -i measures each host's server from here: "
+                "no LOCK, --url, --sweep or --llama-bench with it"
+            )
+        return _bench_fleet(args)
     lock_path = words[0] if words else None
     if args.sweep:
         from stackctl.cli.sweep_args import run_sweep
@@ -85,18 +96,7 @@ def run(args: argparse.Namespace) -> int:
     return _bench(args, lock_path)
 
 
-def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
-    lock, _path = lock_from(lock_path)
-    hardware = lock_hardware(lock)
-    url = args.url or base_url(lock)
-    plan = BenchPlan(
-        base_url=url,
-        model=lock.resolved.model.id,
-        depths=args.depths,
-        clients=args.clients,
-        runs=args.runs,
-        n_gen=args.n_gen,
-    )
+def _fitting_depths(args: argparse.Namespace, lock: Lockfile) -> list[int]:
     rt = lock.resolved.runtime
     slot = rt.context // max(rt.parallel, 1)
     depths = [d for d in args.depths if d + args.n_gen < slot]
@@ -104,7 +104,27 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
         info(
             f"depths that leave no room for {args.n_gen} tokens in a {slot}-token slot are left out"
         )
-        plan = BenchPlan(**{**plan.__dict__, "depths": depths})
+    return depths
+
+
+def _measure(
+    args: argparse.Namespace,
+    lock: Lockfile,
+    hardware: HardwareProfile,
+    url: str,
+    api_key: str | None,
+) -> BenchReport:
+    """Bench one endpoint, store what it measured, and say where it stopped if it did."""
+    depths = _fitting_depths(args, lock)
+    plan = BenchPlan(
+        base_url=url,
+        model=lock.resolved.model.id,
+        depths=depths,
+        clients=args.clients,
+        runs=args.runs,
+        n_gen=args.n_gen,
+        api_key=api_key,
+    )
     info(
         f"bench {url}: depths {depths} x clients {list(args.clients)}, {args.runs} run(s) "
         "each after one warm-up"
@@ -114,7 +134,10 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
     engine_rows = _llama_bench(args, lock, hardware, depths) if args.llama_bench else []
     with open_store() as conn:
         add_results(conn, [*stored, *engine_rows])
-    report = BenchReport(
+    for p in points:
+        if p.error:
+            info(f"error: {p.error}; the points measured before it are kept (marked partial)")
+    return BenchReport(
         lock_hash=lock.content_hash,
         hardware=hardware.name,
         endpoint=url,
@@ -122,16 +145,50 @@ def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
         results=points,
         llama_bench=engine_rows,
     )
+
+
+def _bench(args: argparse.Namespace, lock_path: str | None) -> int:
+    from stackctl.service import local_api_key
+
+    lock, _path = lock_from(lock_path)
+    hardware = lock_hardware(lock)
+    report = _measure(args, lock, hardware, args.url or base_url(lock), local_api_key(lock))
     if args.json:
         print_json(report)
     else:
         from stackctl.cli.report_cmd import print_points
 
-        print_points(points)
-    for p in points:
-        if p.error:
-            info(f"error: {p.error}; the points measured before it are kept (marked partial)")
-    return EXIT_FAILED if report.partial or not points else 0
+        print_points(report.results)
+    return EXIT_FAILED if report.partial or not report.results else 0
+
+
+def _bench_fleet(args: argparse.Namespace) -> int:
+    """Every host of the inventory, one after another, from the controller."""
+    from stackctl.fleet.bench import bench_targets
+
+    targets, skipped = bench_targets(args.inventory, args.limit)
+    reports: dict[str, BenchReport] = {}
+    for target in targets:
+        info(f"{target.host}:")
+        reports[target.host] = _measure(args, target.lock, target.hardware, target.url,
+                                        target.api_key)  # fmt: skip
+    failed = set(skipped) | {h for h, r in reports.items() if r.partial or not r.results}
+    if args.json:
+        hosts = [
+            {"host": h, "report": reports[h].model_dump(mode="json") if h in reports else None,
+             "error": skipped.get(h)}
+            for h in [*reports, *skipped]
+        ]  # fmt: skip
+        print_json({"hosts": hosts})
+    else:
+        from stackctl.cli.report_cmd import print_points
+
+        for host, report in reports.items():
+            info(f"{host} ({report.endpoint}):")
+            print_points(report.results)
+        for host, why in skipped.items():
+            info(f"{host}: not measured: {why}")
+    return EXIT_FAILED if failed else 0
 
 
 def _llama_bench(

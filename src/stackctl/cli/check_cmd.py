@@ -13,7 +13,7 @@ from stackctl.cli.bench_args import lock_from
 from stackctl.cli.output import info, print_json
 from stackctl.errors import EXIT_FAILED
 from stackctl.models.lock import Lockfile
-from stackctl.service import base_url
+from stackctl.service import base_url, local_api_key
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 def check_lock(lock: Lockfile, url: str | None = None) -> CheckReport:
     """Run the checks that fit the lock's model, store the outcome, return it."""
-    report = check_deployed(lock, url or base_url(lock))
+    report = check_deployed(lock, url or base_url(lock), local_api_key(lock))
     with open_store() as conn:
         add_check(conn, report, now_utc())
     return report
