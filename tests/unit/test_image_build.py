@@ -185,10 +185,6 @@ def test_export_is_an_oci_layout_and_byte_stable(
     assert manifest["config"]["digest"] == verified["second"]
 
 
-@pytest.mark.skip(
-    reason="issue 17: buildah under OCI isolation validated on a small image only; the "
-    "real-lock run was cut off by the session's stop"
-)
 def test_buildah_rebuilds_are_stable(tmp_path: Path) -> None:
     from stackctl.image.engines import BuildahEngine
 
