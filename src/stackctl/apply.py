@@ -190,11 +190,13 @@ def _result(
             f"ansible-playbook {playbook} exited with {code} before running", details=detail
         )
     results = [e for e in events if e.get("event") == "result"]
-    fetched = {}
+    fetched: dict[str, str] = {}
+    by_host: dict[str, dict[str, str]] = {}
     for event in results:
         words = str(event.get("msg", "")).split()
         if len(words) == 3 and words[0] == FETCHED_MARK:
             fetched[words[1]] = words[2]
+            by_host.setdefault(str(event.get("host")), {})[words[1]] = words[2]
     return PlaybookResult(
         playbook=playbook,
         check=check,
@@ -202,6 +204,7 @@ def _result(
         changed_tasks=[_outcome(e) for e in results if e["status"] == "changed"],
         failed_tasks=[_outcome(e) for e in results if e["status"] in ("failed", "unreachable")],
         fetched=fetched,
+        fetched_by_host=by_host,
     )
 
 

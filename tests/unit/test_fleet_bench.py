@@ -65,3 +65,37 @@ def test_bench_i_refuses_options_that_need_a_single_endpoint(in_tmp: Path) -> No
     assert done.returncode != 0
     assert "no LOCK, --url, --sweep or --llama-bench" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_first_fetch_fills_each_hosts_lock_and_identical_hosts_stay_identical(
+    in_tmp: Path,
+) -> None:
+    from stackctl.fleet.deploy import record_fetched
+    from stackctl.fleet.plan import PlannedHost
+    from stackctl.lock import make_lockfile, read_lockfile
+    from stackctl.models.apply import HostStats, PlaybookResult
+    from stackctl.models.fleet import FleetHost
+    from tests.support.render_cases import BY_NAME
+
+    golden = read_lockfile(BY_NAME["cpu-x86"].lock_path)
+    r = golden.resolved
+    unknown = r.model.model_copy(
+        update={"artefact": r.model.artefact.model_copy(update={"sha256": None, "verified": False})}
+    )
+    lock = make_lockfile(r.model_copy(update={"model": unknown}), golden.inputs)
+    hosts = [FleetHost(name=n, address=n, stack="tiny-cpu", hardware=None) for n in "abc"]
+    planned = [PlannedHost(h, in_tmp / f"{h.name}.lock.yaml", lock=lock) for h in hosts]
+    sha = "ab" * 32
+    result = PlaybookResult(
+        playbook="playbook.yml", check=False, changed_tasks=[], failed_tasks=[],
+        hosts={n: HostStats() for n in ("a", "b", "c")},
+        fetched_by_host={"a": {"model": sha}, "b": {"model": sha}},  # c failed before its fetch
+    )  # fmt: skip
+    written = record_fetched(planned, result, "inventory lab")
+    assert written == [in_tmp / "a.lock.yaml", in_tmp / "b.lock.yaml"]
+    a, b = (read_lockfile(p) for p in written)
+    assert a.resolved.model.artefact.sha256 == sha
+    assert a.resolved.model.artefact.verified is True
+    assert "first fetch on inventory lab" in a.resolved.model.artefact.origin
+    assert a.content_hash == b.content_hash
+    assert not (in_tmp / "c.lock.yaml").exists()

@@ -10,7 +10,7 @@ from typing import Any
 from stackctl.fleet.inventory import limit_hosts, read_inventory
 from stackctl.fleet.plan import PlannedHost, existing_or_fresh, plan_fleet
 from stackctl.fleet.run import EventLog, fleet_run_dir, make_keys_dir, outcomes, render_fleet
-from stackctl.lock import write_lockfile
+from stackctl.lock import fill_fetched_pins, write_lockfile
 from stackctl.models.apply import PlaybookResult
 from stackctl.models.fleet import HostOutcome
 
@@ -97,4 +97,21 @@ def deploy_fleet(
             inventory=options.inventory,
             extra_args=args,
         )
+    if result is not None and not options.check:
+        written += record_fetched(ready, result, f"inventory {options.inventory.stem}")
     return FleetRun(planned, outcomes(planned, result, errors), result, run_dir, events, written)
+
+
+def record_fetched(ready: list[PlannedHost], result: PlaybookResult, origin: str) -> list[Path]:
+    """Pins unknown offline take each host's first-fetch sha256 into that host's own lock. The
+    origin names the inventory, not the host, so identical hosts keep identical locks."""
+    rewritten = []
+    for host in ready:
+        fetched = result.fetched_by_host.get(host.host.name)
+        if host.lock is None or not fetched:
+            continue
+        filled = fill_fetched_pins(host.lock, fetched, host=origin)
+        if filled != host.lock:
+            write_lockfile(filled, host.lock_path)
+            rewritten.append(host.lock_path)
+    return rewritten

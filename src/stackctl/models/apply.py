@@ -33,6 +33,9 @@ class PlaybookResult(StrictModel):
     fetched: dict[str, str] = Field(
         default_factory=dict, description="sha256 of each artefact as fetched: engine-source, model"
     )
+    fetched_by_host: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="the same, per inventory host (fleet runs)"
+    )
 
     @property
     def changed(self) -> int:
