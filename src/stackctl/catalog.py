@@ -26,6 +26,7 @@ class _ImagesFile(BaseModel):
 
 class _ArtefactsFile(BaseModel):
     model_config = {"extra": "forbid"}
+    sources: dict[str, str] = {}  # source id -> the public listing it names (cited by entries)
     artefacts: list[ModelArtefact]
 
 
