@@ -14,18 +14,19 @@ from stackctl.yamlio import read_yaml, validate_yaml
 
 
 class _EnginesFile(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "defer_build": True}
     engines: list[EngineEntry]
 
 
 class _ImagesFile(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "defer_build": True}
     schema_version: int
     images: dict[str, ImageSet]
 
 
 class _ArtefactsFile(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "defer_build": True}
+    sources: dict[str, str] = {}  # source id -> the public listing it names (cited by entries)
     artefacts: list[ModelArtefact]
 
 

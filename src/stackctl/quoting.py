@@ -7,8 +7,6 @@ import re
 import shlex
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
 from stackctl.errors import RenderError
 from stackctl.yamlio import dump_yaml
 
@@ -70,9 +68,11 @@ def json_quote(value: Any) -> str:
 
 
 def to_yaml(value: Any) -> str:
+    from stackctl.yamlparse import new_map
+
     def commented(data: Any) -> Any:
         if isinstance(data, dict):
-            out = CommentedMap()
+            out = new_map()
             for key, item in data.items():
                 out[key] = commented(item)
             return out

@@ -9,7 +9,7 @@ from stackctl.estimate.catalog import lookup_quant
 from stackctl.policy import load_policy
 from stackctl.resources import catalog_dir
 
-FRONTIER = ["kimi-k2", "deepseek-v3", "glm-4.6", "qwen3-235b-a22b",
+FRONTIER = ["kimi-k2", "deepseek-v3", "glm-4.6", "qwen3-235b-a22b", "minimax-m2.7",
             "qwen3-235b-a22b-thinking-2507", "gpt-oss-120b"]  # fmt: skip
 
 

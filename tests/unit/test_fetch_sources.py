@@ -73,7 +73,9 @@ def test_http_status_and_plain_http_are_reported(tmp_path: Path) -> None:
 
 def test_require_verified_refuses_unverified_artefacts(in_tmp: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "stackctl", "apply", "default", "--system", "Strix Halo 128GB",
+        # the Pi's pick (LFM2-350M Q8_0, lockfiles/raspberry-pi-5.lock.yaml) has no published
+        # sha256 (catalog/artefacts.yaml): the case a verified-only apply must refuse
+        [sys.executable, "-m", "stackctl", "apply", "default", "--system", "Raspberry Pi 5 8GB",
          "--require-verified", "--check"],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip

@@ -19,7 +19,9 @@ from stackctl.cli.output import internal_error, report_error
 from stackctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, StackctlError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone when it is known (its module only is imported), else for
+    every command."""
     parser = argparse.ArgumentParser(
         prog="stackctl",
         description="Compile hardware + intent into a locked local-LLM stack and deploy it.",
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stackctl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in commands.MODULES:
+    for module in commands.modules_for(command):
         module.register(sub)
     return parser
 
@@ -47,10 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the line: the first word that is not one of the main options."""
+    for word in argv:
+        if word in ("-h", "--help", "--version"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(words))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse already printed its usage message
         return EXIT_BAD_INPUT if exc.code else 0
     try:

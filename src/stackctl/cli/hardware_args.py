@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackctl.detect import LiveRunner, declare_hardware, detect_hardware
-from stackctl.detect import bandwidth_probe as bw
+from stackctl.detect.declare import declare_hardware
 from stackctl.errors import HardwareError
 from stackctl.models.hardware import HardwareProfile
 from stackctl.yamlio import read_yaml, validate_yaml
@@ -51,5 +50,10 @@ def hardware_from_args(args: argparse.Namespace) -> HardwareProfile:
             ram_gib=args.ram,
             system=args.system,
         )
+    # the live probes (and ctypes for the bandwidth probe) only when this box is the target
+    from stackctl.detect import bandwidth_probe as bw
+    from stackctl.detect.hardware import detect_hardware
+    from stackctl.detect.runner import LiveRunner
+
     live = detect_hardware(LiveRunner())
     return bw.with_bandwidth(live, bw.cached_or_measured(live))  # this box's measured figure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -126,8 +127,24 @@ class ChipTable(StrictModel):
         return next((p for p in self.host_platforms if p.id == platform_id), None)
 
 
+# Tables already loaded, by path and file content: declaring a box and estimating its speed
+# both need the table, and a changed file is a new key, so a cached table is never stale.
+_LOADED: dict[tuple[Path, str], ChipTable] = {}
+
+
 def load_chip_table(path: Path | None = None) -> ChipTable:
     path = path or catalog_dir() / "hardware.yaml"
+    try:
+        key = (path.resolve(), hashlib.sha256(path.read_bytes()).hexdigest())
+    except OSError:
+        return _load_chip_table(path)  # read_yaml reports the problem as a CatalogError
+    table = _LOADED.get(key)
+    if table is None:
+        table = _LOADED[key] = _load_chip_table(path)
+    return table
+
+
+def _load_chip_table(path: Path) -> ChipTable:
     table = validate_yaml(ChipTable, read_yaml(path, error=CatalogError), path, error=CatalogError)
     ids = [c.id for c in table.chips]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

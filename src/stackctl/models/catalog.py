@@ -70,16 +70,33 @@ class EngineEntry(StrictModel):
 
 
 class ModelArtefact(StrictModel):
+    """A file the lock can pin: where it lives (repo, revision, file), how big it is and the
+    sha256 that proves it, each with where that figure came from (catalog/artefacts.yaml).
+
+    sha256 null means unverified: the lock says so and the first fetch records the hash."""
+
     model: str
     quant: str
     kind: Literal["base", "instruct"]
     source: Literal["huggingface", "url"]
     repo: str | None = None
-    revision: str | None = None
+    revision: str | None = Field(None, description="a commit where one is public, else main")
+    revision_note: str | None = Field(
+        None, description="why `revision` is not a commit: what the sources give instead"
+    )
     file: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
     url: str
     sha256: Sha256 | None = Field(None, pattern=r"^[0-9a-f]{64}$")
-    size: int | None = None
+    sha256_source: str | None = Field(None, description="the public listing the sha256 is from")
+    size: int | None = Field(None, description="bytes, all parts of a split file together")
+    size_basis: Literal["exact", "rounded", "derived"] | None = Field(
+        None,
+        description="exact: a listing's byte count; rounded: a page's GB figure (exact at first "
+        "fetch); derived: computed from a sibling file, the formula in size_source",
+    )
+    size_source: str | None = Field(
+        None, description="where the size is from; with no size, why it is unknown"
+    )
     license: str | None = None
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
