@@ -22,9 +22,9 @@ from typing import Any
 from stackctl.estimate.gpu_buffers import (
     GPU_COMPUTE,
     GpuComputeTerms,
-    mask_cells,
     gpu_compute_bytes,
     host_compute_bytes,
+    mask_cells,
     ubatch_tokens,
 )
 from stackctl.estimate.memory import F32, ComputeTerms, ContextParams, compute_bytes
