@@ -1,15 +1,13 @@
-"""GPU compute buffers: the CPU formula the estimator uses today vs the figures llama.cpp printed
-in public logs (tests/data/speed/gpu_compute_buffers.yaml), and a GPU formula fitted to them.
+"""GPU compute buffers: the estimator's GPU formula (estimate/gpu_buffers.py) and the CPU formula
+it replaced on GPU backends, against the figures llama.cpp printed in public logs:
+tests/data/speed/gpu_compute_buffers.yaml (ggml-org/ci, CUDA V100 and Metal M4) and
+tests/data/estimate/gpu_compute_issue_logs.yaml (logs posted in issues and pull requests).
 
-Per ubatch of t tokens (t = min(n_ubatch, n_batch, n_ctx)), in MiB:
-  logits  n_vocab x t x 4 (none for an embedding model: bert, jina-bert)
-  rows    n_embd x t x 4
-  ffn     n_ff x t x 4
-  scores  n_head x n_ctx x t x 4 without flash attention (the KQ matrix, f32), else the f16 mask
-The CPU formula (estimate/memory.py ComputeTerms, fitted to llama-fit-params on CPU) adds its
-terms: logits + 6 rows + mask. The GPU graph allocator reuses buffers, so the GPU figure is the
-larger of two live sets: the output (logits + 1 row) and the attention block (scores + ffn + m
-rows), m fitted (median) on the entries where attention is the larger.
+Per row: the logged GPU compute buffer, the CPU formula, the GPU formula; the logged host-side
+buffer and the host formula (inputs only, nothing fitted). Then the median and worst error of
+each, and for the one fitted number (attn_rows, the median over the rows where the attention set
+is the larger) its value and the leave-one-out error of those rows: fit without the row,
+predict it.
 
     .venv/bin/python benchmarks/gpu_compute_vs_logs.py
 """
@@ -21,64 +19,114 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stackctl.estimate.gpu_buffers import (
+    GPU_COMPUTE,
+    GpuComputeTerms,
+    gpu_compute_bytes,
+    host_compute_bytes,
+    mask_cells,
+    ubatch_tokens,
+)
+from stackctl.estimate.memory import F32, ComputeTerms, ContextParams, compute_bytes
+from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.yamlio import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests/data/speed/gpu_compute_buffers.yaml"
+DATA = [
+    ROOT / "tests/data/speed/gpu_compute_buffers.yaml",
+    ROOT / "tests/data/estimate/gpu_compute_issue_logs.yaml",
+]
 MIB = float(1 << 20)
+# embedding models reserve no logits (pooling): the output set is the row alone
 EMBEDDING_ARCHS = {"bert", "jina-bert-v2", "nomic-bert"}
 
 
-def terms(e: dict[str, Any]) -> dict[str, float] | None:
+def shape_of(e: dict[str, Any]) -> ModelShape | None:
     dims = e.get("dims") or {}
-    vocab, embd, heads, ff = (dims.get(k) for k in ("n_vocab", "n_embd", "n_head", "n_ff"))
-    if not (vocab and embd and heads and ff):
+    need = ("n_vocab", "n_embd", "n_head", "n_ff", "n_layer")
+    if not all(dims.get(k) for k in need):
         return None
-    ctx = int(e["n_ctx"])
-    t = min(int(e["n_ubatch"]), int(e["n_batch"]), ctx)
-    scores = heads * ctx * t * 4 if not e.get("flash_attn") else ctx * t * 2
-    return {
-        "logits": 0.0 if e.get("arch") in EMBEDDING_ARCHS else vocab * t * 4 / MIB,
-        "rows": embd * t * 4 / MIB,
-        "ffn": ff * t * 4 / MIB,
-        "scores": scores / MIB,
-        "mask": ctx * t * 2 / MIB,
-    }
+    head = dims["n_embd"] // dims["n_head"]
+    kv = (dims.get("n_head_kv") or dims["n_head"]) * head
+    layer = LayerShape(kind="A", kv_k=kv, kv_v=kv, n_head=dims["n_head"], head_k=head)
+    vocab = 0 if e.get("arch") in EMBEDDING_ARCHS else dims["n_vocab"]
+    return ModelShape(e.get("arch", "?"), dims["n_embd"], vocab, int(e["n_ctx"]),
+                      [layer] * dims["n_layer"])  # fmt: skip
 
 
-def cpu_formula(x: dict[str, float]) -> float:
-    return x["logits"] + 6 * x["rows"] + x["mask"]
+def params_of(e: dict[str, Any]) -> ContextParams:
+    fa = bool(e.get("flash_attn"))
+    return ContextParams(n_ctx=int(e["n_ctx"]), n_ubatch=int(e["n_ubatch"]),
+                         n_batch=int(e["n_batch"]), flash_attn=fa)  # fmt: skip
 
 
-def gpu_formula(x: dict[str, float], m: float) -> float:
-    return max(x["logits"] + x["rows"], x["scores"] + x["ffn"] + m * x["rows"])
+def attention_rows(shape: ModelShape, params: ContextParams, ffn: int, logged: float) -> float:
+    """The attn_rows that makes the attention set equal the logged buffer."""
+    zero = gpu_compute_bytes(shape, params, ffn, GpuComputeTerms(attn_rows=0.0))
+    row = shape.n_embd * ubatch_tokens(params) * F32
+    return (logged * MIB - zero) / row
+
+
+def attention_wins(shape: ModelShape, params: ContextParams, ffn: int) -> bool:
+    t = ubatch_tokens(params)
+    cells = mask_cells(shape, params)
+    mask = cells * t * (2 if params.flash_attn else F32)
+    output = (shape.n_vocab + shape.n_embd) * t * F32 + mask
+    return gpu_compute_bytes(shape, params, ffn, GpuComputeTerms(attn_rows=0.0)) > output
+
+
+def _err(pred: float, got: float) -> float:
+    return pred / got - 1
 
 
 def main() -> int:
-    entries = read_yaml(DATA)["entries"]
-    full = [e for e in entries if e.get("n_gpu_layers") in (None, 99, 999)]
-    usable = [(e, x) for e in full if (x := terms(e)) is not None]
-    attention = [(e, x) for e, x in usable
-                 if x["scores"] + x["ffn"] > x["logits"] + x["rows"]]  # fmt: skip
-    m = statistics.median(
-        (float(e["compute_mib"]) - x["scores"] - x["ffn"]) / x["rows"] for e, x in attention
-    )
-    print(f"{len(entries)} log entries, {len(usable)} fully offloaded with dims; "
-          f"attention block: scores + ffn + {m:.2f} rows (median of {len(attention)})")  # fmt: skip
-    cpu_err, gpu_err = [], []
-    for e, x in usable:
+    rows: list[tuple[dict[str, Any], ModelShape, ContextParams]] = []
+    total = 0
+    for path in DATA:
+        for e in read_yaml(path)["entries"]:
+            total += 1
+            shape = shape_of(e)
+            if shape is not None and e.get("n_gpu_layers") in (None, 99, 999):
+                rows.append((e, shape, params_of(e)))
+    fit = [(e, s, p) for e, s, p in rows if attention_wins(s, p, e["dims"]["n_ff"])]
+    ms = [attention_rows(s, p, e["dims"]["n_ff"], float(e["compute_mib"])) for e, s, p in fit]
+    print(f"{total} log entries, {len(rows)} with every layer on the GPU and the model's dims; "
+          f"attention set the larger on {len(fit)}: attn_rows median {statistics.median(ms):.2f} "
+          f"(estimator uses {GPU_COMPUTE.attn_rows})")  # fmt: skip
+    cpu_err, gpu_err, host_err = [], [], []
+    for e, shape, params in rows:
         got = float(e["compute_mib"])
-        ours, fit = cpu_formula(x), gpu_formula(x, m)
-        cpu_err.append(abs(ours / got - 1))
-        gpu_err.append(abs(fit / got - 1))
-        print(f"  {e['backend']:6} {e['model_name'][:28]:28} ctx {e['n_ctx']:5} ub "
-              f"{e['n_ubatch']:4} fa {e.get('flash_attn')}: log {got:7.1f} MiB, CPU formula "
-              f"{ours:7.1f} ({ours / got - 1:+.0%}), GPU formula {fit:7.1f} "
-              f"({fit / got - 1:+.0%})")  # fmt: skip
+        ffn = e["dims"]["n_ff"]
+        cpu = compute_bytes(shape, params, ComputeTerms()) / MIB
+        gpu = gpu_compute_bytes(shape, params, ffn) / MIB
+        cpu_err.append(abs(_err(cpu, got)))
+        gpu_err.append(abs(_err(gpu, got)))
+        host = ""
+        if e.get("host_compute_mib"):
+            h_got = float(e["host_compute_mib"])
+            h = host_compute_bytes(shape, params) / MIB
+            host_err.append(abs(_err(h, h_got)))
+            host = f" | host log {h_got:7.2f}, formula {h:7.2f} ({_err(h, h_got):+.1%})"
+        print(f"  {e['backend']:6} {e['model_name'][:26]:26} ctx {e['n_ctx']:5} ub "
+              f"{e['n_ubatch']:4} fa {int(bool(e.get('flash_attn')))}: log {got:7.1f}, CPU "
+              f"{cpu:7.1f} ({_err(cpu, got):+.0%}), GPU {gpu:7.1f} ({_err(gpu, got):+.1%})"
+              f"{host}  [{e['source']}]")  # fmt: skip
+    loo = []
+    for i, (e, s, p) in enumerate(fit):
+        m = statistics.median(ms[:i] + ms[i + 1 :]) if len(ms) > 1 else ms[0]
+        pred = gpu_compute_bytes(s, p, e["dims"]["n_ff"], GpuComputeTerms(attn_rows=m)) / MIB
+        loo.append(abs(_err(pred, float(e["compute_mib"]))))
     print(f"CPU formula on GPU logs: median {statistics.median(cpu_err):.1%}, "
-          f"worst {max(cpu_err):.1%}")  # fmt: skip
+          f"worst {max(cpu_err):.1%} over {len(cpu_err)} rows")  # fmt: skip
     print(f"GPU formula:             median {statistics.median(gpu_err):.1%}, "
-          f"worst {max(gpu_err):.1%} (one parameter fitted in sample)")  # fmt: skip
+          f"worst {max(gpu_err):.1%} over {len(gpu_err)} rows")  # fmt: skip
+    if loo:
+        print(f"  leave-one-out on the {len(loo)} attention-set rows (attn_rows refitted without "
+              f"the row): median {statistics.median(loo):.1%}, worst {max(loo):.1%}")  # fmt: skip
+    if host_err:
+        print(f"host formula (inputs: embeddings + f32 mask, nothing fitted): median "
+              f"{statistics.median(host_err):.1%}, worst {max(host_err):.1%} over "
+              f"{len(host_err)} rows")  # fmt: skip
     return 0
 
 

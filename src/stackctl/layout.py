@@ -20,9 +20,12 @@ def build_log(lock: Lockfile, layout: HostLayout) -> str:
     return f"{layout.cache_dir}/build/{engine.name}-{engine.build_key}/build.log"
 
 
+SERVER_BINARIES = {"ds4": "bin/ds4-server", "mlx-lm": "venv/bin/mlx_lm.server"}
+
+
 def server_binary(lock: Lockfile, layout: HostLayout) -> str:
-    binary = "ds4-server" if lock.resolved.engine.name == "ds4" else "llama-server"
-    return f"{engine_dir(lock, layout)}/bin/{binary}"
+    binary = SERVER_BINARIES.get(lock.resolved.engine.name, "bin/llama-server")
+    return f"{engine_dir(lock, layout)}/{binary}"
 
 
 def lib_dir(lock: Lockfile, layout: HostLayout) -> str:

@@ -67,6 +67,8 @@ def server_env(lock: Lockfile, host: HostLayout) -> dict[str, str]:
     env = dict(sorted(lock.resolved.requirements.env.items()))
     if render_plan.shared_libs(lock):
         env["LD_LIBRARY_PATH"] = layout.lib_dir(lock, host)
+    if lock.resolved.engine.name == "mlx-lm":
+        env["HF_HUB_OFFLINE"] = "1"  # the snapshot is on disk: the server must not fetch one
     return env
 
 
@@ -105,6 +107,13 @@ def _draft_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any] | None:
             "path": layout.draft_path(lock, host)}  # fmt: skip
 
 
+def _snapshot_vars(lock: Lockfile) -> dict[str, Any]:
+    """An MLX model is a Hugging Face repo snapshot: the mlx role fetches repo at revision."""
+    if lock.resolved.engine.name != "mlx-lm":
+        return {}
+    return {"repo": lock.resolved.model.repo, "revision": lock.resolved.model.revision}
+
+
 def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
     """The variables the static roles read. Everything comes from the lock."""
     r = lock.resolved
@@ -123,6 +132,7 @@ def stack_vars(lock: Lockfile, host: HostLayout) -> dict[str, Any]:
             "path": model_path,
             "parts": render_plan.model_parts(lock, host, model_path),
             "draft": _draft_vars(lock, host),
+            **_snapshot_vars(lock),
         },
         "stackctl_server": {
             "argv": layout.service_argv(lock, host),

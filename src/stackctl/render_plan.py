@@ -91,13 +91,17 @@ def host_roles(lock: Lockfile) -> list[str]:
     return roles
 
 
+ENGINE_ROLES = {"ds4": "stackctl_engine_ds4", "mlx-lm": "stackctl_engine_mlx"}
+
+
 def engine_role(lock: Lockfile) -> str:
-    ds4 = lock.resolved.engine.name == "ds4"
-    return "stackctl_engine_ds4" if ds4 else "stackctl_engine_llamacpp"
+    return ENGINE_ROLES.get(lock.resolved.engine.name, "stackctl_engine_llamacpp")
 
 
 def playbook_roles(lock: Lockfile) -> list[str]:
-    return [*host_roles(lock), engine_role(lock), "stackctl_model", "stackctl_service"]
+    # an MLX model is a repo snapshot (many files): the mlx role fetches it with the engine's hf
+    model = [] if lock.resolved.engine.name == "mlx-lm" else ["stackctl_model"]
+    return [*host_roles(lock), engine_role(lock), *model, "stackctl_service"]
 
 
 def device_allow(lock: Lockfile) -> list[str]:

@@ -76,6 +76,8 @@ def test_roles_follow_the_lock() -> None:
     assert "stackctl_host_nvidia" in by_name["rtx-4090"]
     assert "stackctl_host_apple" in by_name["mac-studio-m3-ultra"]
     assert "stackctl_engine_ds4" in by_name["mac-studio-m3-ultra-ds4"]
+    assert "stackctl_engine_mlx" in by_name["mac-m4-max-36-mlx"]
+    assert "stackctl_model" not in by_name["mac-m4-max-36-mlx"]  # the mlx role fetches it
     assert "stackctl_host_" not in by_name["cpu-x86"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.companions import Companion
+from stackctl.estimate.gpu_buffers import ffn_width, gpu_compute_bytes, host_compute_bytes
 from stackctl.estimate.memory import (
     ComputeTerms,
     ContextParams,
@@ -75,10 +76,11 @@ def fill_devices(
         devices[dev].kv += kv[il]
         devices[dev].state += state[il]
         devices[dev].layers.append(il)
-    compute = compute_bytes(view.shape, params, CPU_COMPUTE)
     for index, device in enumerate(devices):
-        if device.layers or index in (placement.output_device, cpu):
-            device.compute = compute
+        if index == cpu:
+            device.compute = _host_compute(view, placement, params, request, cpu)
+        elif device.layers or index == placement.output_device:
+            device.compute = gpu_compute_bytes(view.shape, params, ffn_width(view))
     devices[cpu].output = output_bytes(view.shape, params)
     for extra in extras or []:
         dev = _companion_device(extra, placement, cpu)
@@ -87,6 +89,27 @@ def fill_devices(
         devices[dev].compute += extra.compute
         devices[dev].draft += extra.total if extra.kind != "mmproj" else 0
         devices[dev].mmproj += extra.weights if extra.kind == "mmproj" else 0
+
+
+def cpu_does_layer_work(placement: Placement, request: EstimateRequest, cpu: int) -> bool:
+    """Whether the CPU runs any part of a layer or the output: then it needs the CPU formula;
+    otherwise (every layer and the output on GPUs) it holds only the graph's inputs."""
+    return (
+        cpu == 0
+        or placement.output_device == cpu
+        or any(dev == cpu for dev in placement.layer_device)
+        or placement.n_cpu_moe > 0
+        or request.cpu_moe
+        or bool(placement.overrides)
+    )
+
+
+def _host_compute(
+    view: ModelView, placement: Placement, params: ContextParams, request: EstimateRequest, cpu: int
+) -> int:
+    if cpu_does_layer_work(placement, request, cpu):
+        return compute_bytes(view.shape, params, CPU_COMPUTE)
+    return host_compute_bytes(view.shape, params)
 
 
 def _companion_device(extra: Companion, placement: Placement, cpu: int) -> int:

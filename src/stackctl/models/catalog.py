@@ -54,8 +54,38 @@ class VulkanHeaders(StrictModel):
     debs: list[VulkanHeaderDeb] = Field(description="unpacked, never installed")
 
 
+class EngineComparison(StrictModel):
+    """One published same-box run of mlx-lm and llama.cpp at comparable bit widths."""
+
+    chip: str = Field(description="catalog/hardware.yaml arch (chip family) of the box measured")
+    model: str = Field(description="the model measured (a catalog id where the catalog has it)")
+    moe: bool = Field(description="a mixture-of-experts model: evidence is matched per kind")
+    bits: Literal[4, 8]
+    mlx_quant: str
+    gguf_quant: str
+    mlx_tg: float
+    gguf_tg: float
+    mlx_pp: float | None = None
+    gguf_pp: float | None = None
+    versions: str = Field(description="mlx-lm / llama.cpp builds as the source states them")
+    url: str
+    date: str
+    source: str
+    counted: bool = Field(True, description="false: kept for the record, not used (why_not)")
+    why_not: str | None = None
+
+
+class MlxRules(StrictModel):
+    """How the resolver weighs mlx-lm against llama.cpp/Metal (catalog/engines.yaml)."""
+
+    comparable: dict[str, str] = Field(description="MLX quant -> the GGUF quant of like bits")
+    faster_margin: float = Field(gt=0, description="MLX is chosen only above this decode ratio")
+    quality: str = Field(description="how the quality of the two is compared, and why")
+    versus_llamacpp: list[EngineComparison]
+
+
 class EngineEntry(StrictModel):
-    name: Literal["llama.cpp", "ds4"]
+    name: Literal["llama.cpp", "ds4", "mlx-lm"]
     version: str
     build_number: int | None = None
     commit: str | None = None
@@ -66,6 +96,7 @@ class EngineEntry(StrictModel):
     min_memory_gib: float | None = Field(None, description="smallest GPU budget it supports")
     measured: list[MeasuredSpeed] = Field(default_factory=list)
     vulkan_headers: VulkanHeaders | None = None
+    mlx: MlxRules | None = None
     notes: list[str] = Field(default_factory=list)
 
 
@@ -100,7 +131,7 @@ class ModelArtefact(StrictModel):
     license: str | None = None
     origin: str = ""
     parts: int = Field(1, ge=1, description="split GGUF: `file` is the first of N shards")
-    engine: Literal["llama.cpp", "ds4"] = "llama.cpp"
+    engine: Literal["llama.cpp", "ds4", "mlx-lm"] = "llama.cpp"
     sources: list[ArtefactSource] = Field(
         default_factory=list, description="fallbacks after `url` for the same file"
     )

@@ -50,7 +50,7 @@ class VulkanHeaderPins(StrictModel):
 
 
 class EnginePin(StrictModel):
-    name: Literal["llama.cpp", "ds4"]
+    name: Literal["llama.cpp", "ds4", "mlx-lm"]
     version: str = Field(description="upstream build, b<N>")
     build_number: int | None
     commit: str | None

@@ -22,7 +22,9 @@ class ModelPin(StrictModel):
         None, description="GGUF quant, e.g. Q4_K_M; the resolver picks if unset"
     )
     backend: BackendName | None = Field(None, description="use exactly this backend")
-    engine: Literal["llama.cpp", "ds4"] | None = Field(None, description="use this engine")
+    engine: Literal["llama.cpp", "ds4", "mlx-lm"] | None = Field(
+        None, description="use this engine"
+    )
 
 
 class Preferences(StrictModel):
@@ -84,4 +86,6 @@ class StackSpec(StrictModel):
     def _pin_agrees_with_preferences(self) -> StackSpec:
         if self.pin and self.pin.engine == "ds4" and self.pin.backend in ("rocm", "vulkan", "cpu"):
             raise ValueError(f"engine ds4 has no '{self.pin.backend}' backend (metal or cuda)")
+        if self.pin and self.pin.engine == "mlx-lm" and self.pin.backend not in (None, "metal"):
+            raise ValueError(f"engine mlx-lm has no '{self.pin.backend}' backend (metal only)")
         return self

@@ -3,7 +3,7 @@ and requirements, and the reasons in words."""
 
 from __future__ import annotations
 
-from stackctl.engines import ds4, llamacpp
+from stackctl.engines import ds4, llamacpp, mlxlm
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.policy import Policy, Quirk
@@ -52,6 +52,8 @@ def engine_pin(engine: EngineEntry, backend: str, hardware: HardwareProfile) -> 
     archs = _gpu_archs(hardware)
     if engine.name == "ds4":
         flags = [f"make {ds4.make_target(backend, archs[0] if archs else None)}"]
+    elif engine.name == "mlx-lm":
+        flags = [f"pip install {engine.source.file}"]  # into the engine's own venv (mlx-lm role)
     else:
         flags = llamacpp.cmake_flags(engine, backend, archs)
     src = engine.source
@@ -81,6 +83,7 @@ def vulkan_header_pins(engine: EngineEntry) -> VulkanHeaderPins | None:
 
 def model_choice(artefact: ModelArtefact) -> ModelChoice:
     a = artefact
+    origin = a.origin
     return ModelChoice(
         id=a.model,
         quant=a.quant,
@@ -88,7 +91,7 @@ def model_choice(artefact: ModelArtefact) -> ModelChoice:
         repo=a.repo,
         revision=a.revision,
         license=a.license,
-        artefact=_pin(a.url, a.file, a.sha256, a.size, a.origin, a.parts).model_copy(
+        artefact=_pin(a.url, a.file, a.sha256, a.size, origin, a.parts).model_copy(
             update={"sources": a.sources}
         ),
     )
@@ -139,13 +142,20 @@ def runtime_flags(
     speculative: Speculative, policy: Policy,
 ) -> RuntimeFlags:  # fmt: skip
     context = c.ctx * spec.users  # llama-server splits -c across its slots
-    threads = threads_of(hardware)
+    mlx = c.engine.name == "mlx-lm"
+    threads = None if mlx else threads_of(hardware)  # mlx_lm.server has no --threads
+    kv = "bf16" if mlx else c.kv  # mlx-lm's KV is the model's dtype; no cache-type flag
     ubatch = _ubatch(c, hardware, policy)
     load_mode = server_setting(quirks, "load_mode")
     repack = False if server_setting(quirks, "repack") == "off" else None
     if c.engine.name == "ds4":
         args = ds4.server_args(host=spec.serve.host, port=spec.serve.port, context=context,
                                threads=threads, backend=c.backend)  # fmt: skip
+    elif c.engine.name == "mlx-lm":
+        mem = c.estimate.memory if c.estimate else None
+        held = mem.kv_bytes + mem.state_bytes if mem else 0
+        args = mlxlm.server_args(host=spec.serve.host, port=spec.serve.port, users=spec.users,
+                                 cache_bytes=max(held, 1 << 20))  # fmt: skip
     else:
         extra = llamacpp.ServerExtras(
             ngl=None if c.backend == "cpu" else c.placement.ngl,
@@ -164,7 +174,7 @@ def runtime_flags(
         )  # fmt: skip
     return RuntimeFlags(
         host=spec.serve.host, port=spec.serve.port, context=context, threads=threads,
-        flash_attn="on", parallel=spec.users, cache_type_k=c.kv, cache_type_v=c.kv,
+        flash_attn="on", parallel=spec.users, cache_type_k=kv, cache_type_v=kv,
         server_args=args, ubatch=ubatch, load_mode=load_mode, repack=repack,
     )  # fmt: skip
 
@@ -203,12 +213,18 @@ def _reasons(c: Candidate, spec: StackSpec, hardware: HardwareProfile, spec_line
         f"{c.entry.id} {c.artefact.quant}: {why} (score {c.score.value:.1f})",
         f"backend {c.backend}: {where}"
         + (f", tensor split {place.tensor_split}" if place.tensor_split else ""),
-        threads_line(threads_of(hardware)),
-        f"kv cache {c.kv}: context {c.ctx} per user",
+        threads_line(threads_of(hardware))
+        if c.engine.name != "mlx-lm"
+        else "threads: not set (mlx_lm.server has no --threads; MLX runs on the GPU)",
+        f"kv cache {c.kv}: context {c.ctx} per user"
+        if c.engine.name != "mlx-lm"
+        else f"kv cache bf16 (mlx-lm's own, grown in 256-token steps): context {c.ctx} per user",
         spec_line,
     ]
     if place.n_cpu_moe:
         lines.append(f"--n-cpu-moe {place.n_cpu_moe}: the rest of the model fits in VRAM")
+    if c.engine_note:
+        lines.append(f"engine {c.engine.name}: {c.engine_note}")
     return lines
 
 

@@ -62,6 +62,7 @@ class Candidate:
     basis: list[str] = field(default_factory=list)
     evaluated: bool = False
     speculative: SpecPlan | None = None  # MTP or a draft model (speculative.py)
+    engine_note: str | None = None  # why this engine over the other at like bits (mlx.py)
 
     @property
     def rank(self) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.spec import StackSpec
 from stackctl.resolve.candidate import GIB, Candidate
+from stackctl.resolve.mlx import MLX, place_mlx
 from stackctl.resolve.place import place_ds4, place_llamacpp
 from stackctl.resolve.prescore import score_order
 from stackctl.resolve.score import with_speed
@@ -17,6 +18,9 @@ from stackctl.resolve.speculative import try_speculative
 def evaluate(c: Candidate, spec: StackSpec, hardware: HardwareProfile, loaded: Loaded) -> None:
     if c.engine.name == "ds4":
         place_ds4(c, hardware, loaded.policy, spec.users)
+    elif c.engine.name == MLX:
+        place_mlx(loaded.session, c, hardware, spec.users,
+                  {e.name: e for e in loaded.catalog.engines})  # fmt: skip
     else:
         place_llamacpp(loaded.session, c, hardware, spec.users)
         check_file_size(c)

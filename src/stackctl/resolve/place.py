@@ -206,7 +206,7 @@ def decode_at(
 ) -> float | None:
     """Decode tok/s of the evaluated candidate with `depth` tokens already in its cache (None
     for engines the estimator does not model)."""
-    if c.engine.name == "ds4":
+    if c.engine.name != "llama.cpp":
         return None
     spec = c.speculative.request_fields() if c.speculative else {}
     result = estimate_placed(session, c, hw, users, depth=depth, **spec)

@@ -23,6 +23,7 @@ from stackctl.resolve.candidate import Candidate
 from stackctl.resolve.context import grow_context
 from stackctl.resolve.enumerate import enumerate_candidates
 from stackctl.resolve.evaluate import evaluate, meets_floor, relax_floor, walk
+from stackctl.resolve.mlx import choose_engines
 from stackctl.resolve.place import decode_at
 from stackctl.resolve.prescore import prescore
 from stackctl.resolve.quirks import raise_gtt_budget
@@ -75,6 +76,7 @@ def candidates_in_score_order(
     """Stages 1-3: enumerate, screen, prescore."""
     cands = enumerate_candidates(hardware, loaded, context=context)
     screen_all(cands, spec, hardware, loaded.policy)
+    choose_engines(cands, {e.name: e for e in loaded.catalog.engines})
     return prescore(cands, spec, hardware, loaded.policy, loaded.session.estimates.models)
 
 

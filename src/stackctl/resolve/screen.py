@@ -4,6 +4,7 @@ native context, download cap, a file far larger than the box)."""
 from __future__ import annotations
 
 from stackctl.estimate.catalog import ModelEntry
+from stackctl.layout import is_loopback
 from stackctl.models.catalog import ModelArtefact
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.policy import Policy
@@ -65,6 +66,8 @@ def screen(c: Candidate, spec: StackSpec, hardware: HardwareProfile, policy: Pol
     )
     if reason is None and c.artefact.kind == "base" and spec.pin is None:
         reason = "a base (pretrained) model has no chat template: used only when pinned"
+    if reason is None and c.engine.name == "mlx-lm" and not is_loopback(spec.serve.host):
+        reason = f"engine: mlx_lm.server has no API key; loopback only, not {spec.serve.host}"
     if reason is None and c.ctx > c.entry.ctx_native:
         reason = f"context: model's native {c.entry.ctx_native} < {c.ctx} asked per user"
     weights = _approx_weights(c.entry, c.artefact, policy)
