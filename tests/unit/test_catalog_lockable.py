@@ -73,9 +73,10 @@ def test_every_file_states_its_figures_and_their_sources(a: ModelArtefact) -> No
         assert "derived" in (a.size_source or ""), _label(a)
         assert f"{a.size:,}" in (a.size_source or ""), _label(a)
     if a.revision and COMMIT.match(a.revision):
-        # a file resolves at the commit; an MLX snapshot (a whole repo folder) is its tree there
-        at = f"/tree/{a.revision}" if a.engine == "mlx-lm" else f"/resolve/{a.revision}/"
-        assert at in a.url, f"{_label(a)}: url not at the pinned commit"
+        # an MLX snapshot is the whole repo: its url is the repo's page and the role downloads
+        # it with --revision; a single file resolves at the commit
+        if a.engine != "mlx-lm":
+            assert f"/resolve/{a.revision}/" in a.url, f"{_label(a)}: url not at the pinned commit"
     else:
         assert a.revision_note, f"{_label(a)}: revision {a.revision} without a note why"
     assert (a.sha256 is None) == (a.sha256_source is None), _label(a)
