@@ -315,6 +315,21 @@ def _glm4moe(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
     _add(out, p + "exp_probs_b.bias", moe.experts)
 
 
+def _minimax_m2(entry: ModelEntry, il: int, out: list[TensorShape]) -> None:
+    """All layers full attention with a QK norm over every head at once (llama.cpp's
+    LLM_ARCH_MINIMAX_M2: attn_q_norm spans n_head x head_dim, attn_k_norm n_head_kv x head_dim),
+    routed experts only, with a router bias."""
+    p, d = f"blk.{il}.", entry.head_dim
+    _add(out, p + "attn_norm.weight", entry.hidden)
+    _attention(entry, il, out, qk_norm=False)
+    _add(out, p + "attn_q_norm.weight", entry.n_head * d)
+    _add(out, p + "attn_k_norm.weight", entry.n_head_kv * d)
+    _add(out, p + "ffn_norm.weight", entry.hidden)
+    _moe_ffn(entry, il, out, shexp_gate=False)
+    if entry.moe is not None:
+        _add(out, p + "exp_probs_b.bias", entry.moe.experts)
+
+
 BUILDERS: dict[str, Builder] = {
     "llama": _llama,
     "qwen3": _llama,
@@ -332,6 +347,7 @@ BUILDERS: dict[str, Builder] = {
     "nemotron_h_moe": _nemotron_h,
     "deepseek2": _deepseek2,
     "glm4moe": _glm4moe,
+    "minimax-m2": _minimax_m2,
 }
 
 
