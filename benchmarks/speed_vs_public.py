@@ -91,11 +91,9 @@ def main() -> int:
     return 0
 
 
-# Backends whose factors rest on our own depth runs (catalog/backends.yaml DEPTH, checked by
-# tests/unit/test_estimate_depth.py) and the CPU's on this project's runs: the fit is
-# written for them but not laid over.
-KEEP_CALIBRATED = frozenset({"cpu", "rocm", "rocm-amd", "rocm-amd-unified", "vulkan",
-                             "vulkan-amd", "vulkan-amd-unified"})  # fmt: skip
+# The CPU's own factors rest on this project's runs (catalog/backends.yaml M-CPU): the fit is
+# written for it (its offload factors included) but not laid over.
+KEEP_CALIBRATED = frozenset({"cpu"})
 
 
 def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], total: int) -> None:
