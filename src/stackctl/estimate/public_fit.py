@@ -1,13 +1,13 @@
 """Public llama-bench rows (tests/data/speed/public_llama_bench.yaml) against the estimator:
-per-row predictions, a fit of the backend efficiencies, and leave-one-source-out validation.
+per-row predictions, a fit of every speed factor, and leave-one-source-out validation.
 
 Each row becomes the estimator's per-device bytes and ops (`speed_inputs`) once; predicting it
 under other efficiency factors is then arithmetic. The weights read per token are scaled to the
-file size the row states (a UD/imatrix file is not the catalog recipe's size). The fit scales,
-per backend, the decode efficiencies (weights and KV read: both are bandwidth) and the prefill
-efficiencies (dense, expert and attention: all compute) by the geometric median of
-measured / predicted, capped at 1 (physics); two passes, since the per-layer and attention
-terms do not scale.
+file size the row states (a UD/imatrix file is not the catalog recipe's size). The fit
+(`fit`) solves for every factor of the roofline by least squares on the rows' times
+(estimate/fit_terms.py, estimate/ridge.py), level by level, each level pulled toward the one
+above where its rows are few; it reads nothing but the rows it is given, so that
+leave-one-source-out predicts each source from the others alone.
 """
 
 from __future__ import annotations
@@ -284,11 +284,31 @@ def _row(
     scale = math.sqrt(measured * predicted) if predicted > 0 else measured
     const += sum(v * x[n] for n, v in coef.items() if n not in fitted)
     scaled = {n: v / scale for n, v in coef.items() if n in fitted}
-    # Huber: a row the model cannot explain (BF16 on Vulkan, a slow driver) pulls with a
-    # bounded force instead of dragging every other row of its group
-    miss = abs(math.log(predicted / measured)) if predicted > 0 else 0.0
-    weight *= min(1.0, HUBER / miss) if miss else 1.0
     return Row(scaled, (measured - const) / scale, weight) if scaled else None
+
+
+def _miss(c: Case, owner: Owner, x: Mapping[str, float]) -> float:
+    """log(predicted / measured seconds) at the current factors."""
+    if c.test == "tg":
+        coef, const = decode_terms(c.devices, c.depth, owner, x)
+    else:
+        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner)
+    predicted = const + sum(v * x[n] for n, v in coef.items())
+    return math.log(predicted * c.measured) if predicted > 0 else 0.0
+
+
+def _huber(group: list[Case], level: Callable[[Case], str], x: Mapping[str, float]) -> list[float]:
+    """Per case, the weight that bounds its pull: a row the model cannot explain (BF16 on
+    Vulkan, a slow driver at depth) counts less once it lies further than HUBER from its
+    group's median miss (the median, so that a group starting far off still moves)."""
+    misses = [_miss(c, _owner(level(c)), x) for c in group]
+    centre = {t: statistics.median([m for m, c in zip(misses, group, strict=True) if c.test == t])
+              for t in {c.test for c in group}}  # fmt: skip
+    out = []
+    for m, c in zip(misses, group, strict=True):
+        off = abs(m - centre[c.test])
+        out.append(min(1.0, HUBER / off) if off else 1.0)
+    return out
 
 
 def _owner(name: str) -> Owner:
@@ -301,8 +321,10 @@ def _solve(group: list[Case], level: Callable[[Case], str], x: dict[str, float],
     (1 / sqrt(its rows)); the roofline branches are chosen again with each new solution."""
     per_source = Counter((c.source, c.test) for c in group)
     for _ in range(PASSES):
+        bounded = _huber(group, level, x)
         rows = [_row(c, _owner(level(c)), x, set(priors),
-                     1.0 / math.sqrt(per_source[c.source, c.test])) for c in group]  # fmt: skip
+                     h / math.sqrt(per_source[c.source, c.test]))
+                for c, h in zip(group, bounded, strict=True)]  # fmt: skip
         x.update(fit_bounded([r for r in rows if r is not None], priors))
 
 
@@ -441,6 +463,15 @@ def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
     return {"cpu"} | {c.backend for c in cases} | (groups & set(backends.backends))
 
 
+# Decode factors (bandwidth share, KV read, ms per layer) that rest on this project's depth
+# runs of Strix Halo (backends.yaml DEPTH, tests/data/estimate/depth_reference.yaml) and that
+# the plans' decode floors were set against: the fit's prefill factors are laid over them, its
+# decode factors are only reported.
+DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "vulkan", "vulkan-amd",
+                               "vulkan-amd-unified"})  # fmt: skip
+PREFILL_FIELDS = tuple(f for f in FITTED_FIELDS if "prefill" in f)
+
+
 def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The fitted fields of `names`, rounded to 3 places, as speed_fit.yaml keeps them, under
     the names devices.py looks up: a discrete group (vulkan-amd-discrete) is the vendor's
@@ -454,6 +485,9 @@ def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, d
     out = {}
     for name in sorted(names):  # vulkan-amd-discrete sorts after vulkan-amd: it wins
         f = backends.backends[name]
-        fields = HOST_FIELDS if name == "cpu" else FITTED_FIELDS
-        out[name.removesuffix("-discrete")] = {k: r(getattr(f, k)) for k in fields}
+        target = name.removesuffix("-discrete")
+        fields: tuple[str, ...] = HOST_FIELDS if name == "cpu" else FITTED_FIELDS
+        if target in DECODE_CALIBRATED:
+            fields = PREFILL_FIELDS
+        out[target] = {k: r(getattr(f, k)) for k in fields}
     return out
