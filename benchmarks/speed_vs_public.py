@@ -71,41 +71,52 @@ def main() -> int:
     print(line("leave-one-source-out", loso))
     for source in sorted({c.source for c in cases}):
         print(line(f"  loso {source}", [s for s in loso if s.case.source == source]))
-    print("fitted factors (decode, prefill efficiency) per backend:")
-    for name in sorted(fitted_names(cases, fitted_backends)):
+    print("fitted factors: decode (bandwidth share, KV read share, ms per layer), prefill "
+          "(dense, expert, attention share of peak):")  # fmt: skip
+    for name in sorted(fitted_names(cases, fitted_backends) - {"cpu"}):
         f = fitted_backends.backends[name]
-        print(f"  {name:7} decode {f.decode_efficiency:.3f} {f.decode_range}  "
-              f"prefill {f.prefill_efficiency:.3f} {f.prefill_range}  "
-              f"expert prefill {f.expert_prefill_efficiency}")  # fmt: skip
+        kv, expert = f.kv_read_efficiency or 0.0, f.expert_prefill_efficiency or 0.0
+        print(f"  {name:22} decode {f.decode_efficiency:.3f} kv {kv:.3f} "
+              f"{f.layer_overhead_ms:.3f} ms | prefill {f.prefill_efficiency:.3f} "
+              f"{expert:.3f} {f.attention_prefill_efficiency:.3f}")  # fmt: skip
+    cpu = fitted_backends.backends["cpu"]
+    print(f"  host offload: {cpu.expert_split_overhead_ms:.3f} ms per split layer, "
+          f"link {cpu.host_link_gbps:.1f} GB/s")  # fmt: skip
+    moe = [s for s in loso if s.case.offload]
+    n_moe, med_moe, worst_moe = summary(moe, "tg")
+    print(f"MoE offload rows (--n-cpu-moe / -ot), leave-one-source-out: decode n={n_moe} "
+          f"median {med_moe:.1%} worst {worst_moe:.1%}")  # fmt: skip
     if args.write_fit:
         write_fit(fitted_backends, cases, loso, total)
     return 0
 
 
-# Backends whose hand-set factors rest on our own depth runs (catalog/backends.yaml DEPTH):
-# the fit is reported for them but not laid over (it would undo the depth calibration).
-KEEP_CALIBRATED = frozenset({"cpu", "rocm", "rocm-amd", "rocm-amd-unified", "vulkan",
-                             "vulkan-amd", "vulkan-amd-unified"})  # fmt: skip
+# The CPU's own factors rest on this project's runs (catalog/backends.yaml M-CPU): the fit is
+# written for it (its offload factors included) but not laid over.
+KEEP_CALIBRATED = frozenset({"cpu"})
 
 
 def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], total: int) -> None:
-    names = fitted_names(cases, backends)
+    fields = fitted_fields(backends, fitted_names(cases, backends))
     n_tg, med_tg, worst_tg = summary(loso, "tg")
     n_pp, med_pp, worst_pp = summary(loso, "pp")
     sources = sorted({c.source for c in cases})
     doc = {
         "schema_version": 1,
         "provenance": [
-            "written by benchmarks/speed_vs_public.py --write-fit: backends.yaml's factors "
-            "rescaled per backend (then per backend-vendor) so that the median public row of "
-            "each is exact (estimate/public_fit.py)",
+            "written by benchmarks/speed_vs_public.py --write-fit: every factor of the speed "
+            "model (decode: bandwidth share, KV read, ms per layer; prefill: dense, expert and "
+            "attention share of peak; the host's offload hand-over and link) fitted to the "
+            "public rows by least squares, per backend, backend-vendor and memory kind, each "
+            "level pulled toward the one above where rows are few (estimate/public_fit.py); "
+            "the CPU's own factors stay backends.yaml's (this project's runs)",
             f"rows: tests/data/speed/public_llama_bench.yaml, {len(cases)} of {total} "
             f"predicted, sources: {', '.join(sources)}",
             f"leave-one-source-out: decode n={n_tg} median {med_tg:.1%} worst {worst_tg:.1%}; "
             f"prefill n={n_pp} median {med_pp:.1%} worst {worst_pp:.1%}",
         ],
-        "apply": sorted(n for n in names if n not in KEEP_CALIBRATED),
-        "backends": fitted_fields(backends, names),
+        "apply": sorted(n for n in fields if n not in KEEP_CALIBRATED),
+        "backends": fields,
     }
     header = "# Backend speed factors fitted to public llama-bench rows; do not edit by hand.\n"
     (ROOT / "catalog/speed_fit.yaml").write_text(dump_yaml(doc, header=header), encoding="utf-8")

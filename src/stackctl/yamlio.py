@@ -80,7 +80,7 @@ def read_yaml(
     data = _cached(cache)
     if data is not None:
         return data
-    data = parse_yaml(text, path, error=error)
+    data = parse_yaml(text, path, error=error, max_bytes=max_bytes)
     _store(cache, data)
     return data
 
@@ -95,9 +95,15 @@ def _check_size(
         )
 
 
-def parse_yaml(text: str, path: Path, *, error: type[InputError] = InputError) -> Any:
+def parse_yaml(
+    text: str,
+    path: Path,
+    *,
+    error: type[InputError] = InputError,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+) -> Any:
     """Parse YAML text within the limits above; any problem is `error` naming file:line."""
-    _check_size(len(text), path, error)
+    _check_size(len(text), path, error, max_bytes)
     from stackctl.yamlparse import parse_text
 
     return parse_text(text, path, error)

@@ -28,8 +28,11 @@ from stackctl.yamlio import read_yaml
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = ROOT / "tests/data/speed/public_llama_bench.yaml"
 HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
-LOSO_DECODE_MEDIAN = 0.155  # target 0.10
-LOSO_PREFILL_MEDIAN = 0.30  # target 0.20
+# Every factor is now fitted from the training rows alone (no hand-set figure that came from a
+# held-out source's box): decode rose from a leaky 15.1 % to an honest 16.4 %, prefill fell from
+# 29.2 % to 27.2 % (tiles of routed-expert matmuls, Strix Halo's matrix peak).
+LOSO_DECODE_MEDIAN = 0.165  # target 0.10
+LOSO_PREFILL_MEDIAN = 0.28  # target 0.20
 
 
 @pytest.fixture(scope="module")

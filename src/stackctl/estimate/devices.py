@@ -168,6 +168,7 @@ def device_speeds(
             measured=d.bandwidth_measured,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
+            ubatch=min(request.ubatch, request.batch),
             basis=list(d.rate_notes),
         )
         for d in devices

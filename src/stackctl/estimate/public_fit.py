@@ -1,20 +1,21 @@
 """Public llama-bench rows (tests/data/speed/public_llama_bench.yaml) against the estimator:
-per-row predictions, a fit of the backend efficiencies, and leave-one-source-out validation.
+per-row predictions, a fit of every speed factor, and leave-one-source-out validation.
 
 Each row becomes the estimator's per-device bytes and ops (`speed_inputs`) once; predicting it
 under other efficiency factors is then arithmetic. The weights read per token are scaled to the
-file size the row states (a UD/imatrix file is not the catalog recipe's size). The fit scales,
-per backend, the decode efficiencies (weights and KV read: both are bandwidth) and the prefill
-efficiencies (dense, expert and attention: all compute) by the geometric median of
-measured / predicted, capped at 1 (physics); two passes, since the per-layer and attention
-terms do not scale.
+file size the row states (a UD/imatrix file is not the catalog recipe's size). The fit
+(`fit`) solves for every factor of the roofline by least squares on the rows' times
+(estimate/fit_terms.py, estimate/ridge.py), level by level, each level pulled toward the one
+above where its rows are few; it reads nothing but the rows it is given, so that
+leave-one-source-out predicts each source from the others alone.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ from stackctl.detect import declare_hardware
 from stackctl.errors import EstimateError, HardwareError
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, EstimateCatalog
 from stackctl.estimate.core import speed_inputs
+from stackctl.estimate.fit_terms import (
+    FACTORS,
+    Owner,
+    decode_terms,
+    inverse_factors,
+    prefill_terms,
+    with_factors,
+)
+from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
     DeviceSpeed,
     decode_ceiling,
@@ -54,7 +64,8 @@ class Case:
     family: str
     label: str
     devices: tuple[DeviceSpeed, ...]  # labelled with the base backend
-    key: str  # backend-vendor, e.g. vulkan-intel: a refinement fitted where rows exist
+    key: str  # backend-vendor-memory, e.g. vulkan-amd-unified: refinements fitted where rows exist
+    offload: bool = False  # experts in system RAM beside a GPU (--n-cpu-moe / -ot)
 
 
 def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
@@ -133,11 +144,19 @@ def _scaled(devices: list[DeviceSpeed], ratio: float, backend: str) -> tuple[Dev
     return tuple(out)
 
 
+def _vendor(case: Case) -> str:
+    """vulkan-amd for vulkan-amd-unified: the backend on that vendor's chips."""
+    return "-".join(case.key.split("-")[:2])
+
+
 def _key(backend: str, profile: HardwareProfile) -> str:
+    """vulkan-amd-unified or vulkan-amd-discrete: the backend on one kind of chip. The fit
+    writes the discrete group as the vendor's figure (speed_vs_public.py), as devices.py
+    reads `vulkan-amd` for a discrete chip."""
     if backend == "cpu" or not profile.accelerators:
         return backend
     acc = profile.accelerators[0]
-    return f"{backend}-{acc.vendor}" + ("-unified" if acc.unified else "")
+    return f"{backend}-{acc.vendor}-" + ("unified" if acc.unified else "discrete")
 
 
 def load_cases(
@@ -176,16 +195,27 @@ def load_cases(
                 f"@d{row.get('depth') or 0} on {key}",
                 devices=_scaled(devices, ratio, row["backend"]),
                 key=_key(row["backend"], profile),
+                offload=bool(request.n_cpu_moe or request.override_tensor),
             )
         )
     return cases, missed
 
 
 def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> float:
-    """The row's figure; with the backend-vendor factors where the catalog has them."""
-    devices = list(case.devices)
-    if refined and case.key in backends.backends:
-        devices = [d if d.name == "host" else replace(d, backend=case.key) for d in devices]
+    """The row's figure; with the backend-vendor factors where the catalog has them, and the
+    host's offload factors (hand-over per split layer, host link) from the `cpu` entry."""
+    cpu = backends.backends["cpu"]
+    devices = []
+    for d in case.devices:
+        if d.backend == "cpu":
+            link = cpu.host_link_gbps if d.link_ubatch else d.link_gbps
+            split = (cpu.expert_split_overhead_ms or 0.0) * 1e-3
+            devices.append(replace(d, split_s=split, link_gbps=link or 0.0))
+        elif refined:  # as devices.py picks: vulkan-amd-unified, vulkan-amd, vulkan
+            name = next((k for k in (case.key, _vendor(case)) if k in backends.backends), d.backend)
+            devices.append(replace(d, backend=name))
+        else:
+            devices.append(d)
     decode, prefill = efficiency_sets(devices, backends)
     if case.test == "tg":
         return min(decode_tps(devices, case.depth, decode[0]), decode_ceiling(devices, case.depth))
@@ -195,72 +225,183 @@ def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> fl
     )
 
 
-def _gmedian(values: Iterable[float]) -> float:
-    logs = [math.log(v) for v in values if v > 0]
-    return math.exp(statistics.median(logs)) if logs else 1.0
-
-
-def _times(pair: tuple[float, float], s: float) -> tuple[float, float]:
-    return min(pair[0] * s, 1.0), min(pair[1] * s, 1.0)
-
-
-def _rescale(f: BackendFactors, tg: float, pp: float) -> BackendFactors:
-    """The weight-phase factors scaled; the depth factors (KV read, attention) stay as the
-    depth rows fitted them (benchmarks/depth_calibration.py)."""
-    expert = min(f.expert_prefill_efficiency * pp, 1.0) if f.expert_prefill_efficiency else None
-    return f.model_copy(
-        update={
-            "decode_efficiency": min(f.decode_efficiency * tg, 1.0),
-            "decode_range": _times(f.decode_range, tg),
-            "prefill_efficiency": min(f.prefill_efficiency * pp, 1.0),
-            "prefill_range": _times(f.prefill_range, pp),
-            "expert_prefill_efficiency": expert,
-            "expert_prefill_range": _times(f.expert_prefill_range, pp),
-        }
-    )
-
-
-def _scales(cases: list[Case], backends: BackendCatalog, refined: bool) -> tuple[float, float]:
-    tg = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
-                  if c.test == "tg")  # fmt: skip
-    pp = _gmedian(c.measured / predict(c, backends, refined=refined) for c in cases
-                  if c.test == "pp")  # fmt: skip
-    return tg, pp
-
-
+# The starting point of every GPU backend before any row is seen: an assumption, not fitted
+# to any row (so that a source left out leaves no trace): 0.7 of bandwidth for weights and
+# 0.8 for the KV read, 50 us per layer, half the peak for dense prefill, a quarter for the
+# small per-expert batches and for attention. The fit pulls toward it only where rows are few.
+NEUTRAL_GPU = BackendFactors(
+    decode_efficiency=0.7,
+    decode_range=(0.5, 0.85),
+    kv_read_efficiency=0.8,
+    kv_read_range=(0.6, 0.9),
+    layer_overhead_ms=0.05,
+    layer_overhead_range=(0.0, 0.15),
+    attention_decode_efficiency=0.25,
+    attention_decode_range=(0.15, 0.35),
+    prefill_efficiency=0.5,
+    prefill_range=(0.3, 0.7),
+    expert_prefill_efficiency=0.25,
+    expert_prefill_range=(0.12, 0.4),
+    attention_prefill_efficiency=0.25,
+    attention_prefill_range=(0.15, 0.35),
+)
+# The host link before any offload row: PCIe 4.0 x16 carries 31.5 GB/s per direction
+# (PCI-SIG); ~25 GB/s in practice is an assumption. No hand-over cost is assumed.
+HOST_LINK_PRIOR_GBPS = 25.0
+PRIOR_WEIGHT = 0.25  # a prior counts as this many rows of one source
+PRIOR_SCALE = 1.0  # ... at this relative deviation
+LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
+BOUNDS = {"L": (0.0, 2e-3)}  # the inverse efficiencies: 1 (physics) to 100
+PASSES = 4
 MIN_GROUP_ROWS = 6  # fewer rows than this refine nothing: the backend's figure holds
+HUBER = 0.5  # log-error beyond which a row's pull stops growing
 
 
-def fit(cases: list[Case], backends: BackendCatalog, passes: int = 2) -> BackendCatalog:
-    """Backend factors scaled so that the median row of each backend and test is exact; then,
-    where rows exist, backend-vendor refinements (vulkan-intel) from the fitted backend."""
-    fitted = backends
-    for _ in range(passes):
-        factors = dict(fitted.backends)
-        for name in sorted({c.backend for c in cases}):
-            # each backend-vendor group counts once (one slow GPU family with many rows
-            # must not set the backend's figure for every other family), the hand-set
-            # factors as one more: a prior that a lone odd family cannot override
-            groups = sorted({c.key for c in cases if c.backend == name})
-            scales = [_scales([c for c in cases if c.key == g], fitted, False) for g in groups]
-            scales.append((1.0, 1.0))  # the factors as they stand count as one more group
-            tg = _gmedian(s[0] for s in scales)
-            pp = _gmedian(s[1] for s in scales)
-            factors[name] = _rescale(factors[name], tg, pp)
-        fitted = fitted.model_copy(update={"backends": factors})
-    counts = {k: sum(1 for c in cases if c.key == k) for k in {c.key for c in cases}}
-    keys = sorted(k for k, n in counts.items() if k != k.split("-")[0] and n >= MIN_GROUP_ROWS)
-    factors = dict(fitted.backends)
-    for key in keys:
-        factors[key] = factors[key.split("-")[0]]  # vulkan-amd-unified starts from vulkan
-    fitted = fitted.model_copy(update={"backends": factors})
-    for _ in range(passes):
-        factors = dict(fitted.backends)
-        for key in keys:
-            tg, pp = _scales([c for c in cases if c.key == key], fitted, True)
-            factors[key] = _rescale(factors[key], tg, pp)
-        fitted = fitted.model_copy(update={"backends": factors})
-    return fitted
+def _priors(owner: str, parent: Mapping[str, float], weight: float) -> dict[str, Prior]:
+    out = {}
+    for k in FACTORS:
+        value = parent[f"{owner}:{k}"]
+        low, high = BOUNDS.get(k, (1.0, 100.0))
+        scale = LAYER_SCALE_S if k == "L" else PRIOR_SCALE * value
+        out[f"{owner}:{k}"] = Prior(value, weight, scale, low, high)
+    return out
+
+
+def _row(
+    c: Case, owner: Owner, x: Mapping[str, float], fitted: set[str], weight: float
+) -> Row | None:
+    """The case as 'predicted seconds / measured seconds = 1', the parameters not being
+    fitted taken at their current values."""
+    if c.test == "tg":
+        coef, const = decode_terms(c.devices, c.depth, owner, x)
+    else:
+        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner)
+    # residual (predicted - measured) / sqrt(predicted x measured) at the current factors: a
+    # symmetric stand-in for the log ratio (the plain relative error lets a fit buy a 4x
+    # overestimate of speed for what a 4x underestimate would cost)
+    measured = 1.0 / c.measured
+    predicted = const + sum(v * x[n] for n, v in coef.items())
+    scale = math.sqrt(measured * predicted) if predicted > 0 else measured
+    const += sum(v * x[n] for n, v in coef.items() if n not in fitted)
+    scaled = {n: v / scale for n, v in coef.items() if n in fitted}
+    return Row(scaled, (measured - const) / scale, weight) if scaled else None
+
+
+def _miss(c: Case, owner: Owner, x: Mapping[str, float]) -> float:
+    """log(predicted / measured seconds) at the current factors."""
+    if c.test == "tg":
+        coef, const = decode_terms(c.devices, c.depth, owner, x)
+    else:
+        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner)
+    predicted = const + sum(v * x[n] for n, v in coef.items())
+    return math.log(predicted * c.measured) if predicted > 0 else 0.0
+
+
+def _huber(group: list[Case], level: Callable[[Case], str], x: Mapping[str, float]) -> list[float]:
+    """Per case, the weight that bounds its pull: a row the model cannot explain (BF16 on
+    Vulkan, a slow driver at depth) counts less once it lies further than HUBER from its
+    group's median miss (the median, so that a group starting far off still moves)."""
+    misses = [_miss(c, _owner(level(c)), x) for c in group]
+    centre = {t: statistics.median([m for m, c in zip(misses, group, strict=True) if c.test == t])
+              for t in {c.test for c in group}}  # fmt: skip
+    out = []
+    for m, c in zip(misses, group, strict=True):
+        off = abs(m - centre[c.test])
+        out.append(min(1.0, HUBER / off) if off else 1.0)
+    return out
+
+
+def _owner(name: str) -> Owner:
+    return lambda d: "cpu" if d.backend == "cpu" else name
+
+
+def _solve(group: list[Case], level: Callable[[Case], str], x: dict[str, float],
+           priors: dict[str, Prior]) -> None:  # fmt: skip
+    """Fit the parameters in `priors` to `group` in place, each source counting about equally
+    (1 / sqrt(its rows)); the roofline branches are chosen again with each new solution."""
+    per_source = Counter((c.source, c.test) for c in group)
+    for _ in range(PASSES):
+        bounded = _huber(group, level, x)
+        rows = [_row(c, _owner(level(c)), x, set(priors),
+                     h / math.sqrt(per_source[c.source, c.test]))
+                for c, h in zip(group, bounded, strict=True)]  # fmt: skip
+        x.update(fit_bounded([r for r in rows if r is not None], priors))
+
+
+def _fit_level(cases: list[Case], level: Callable[[Case], str], parent: Callable[[str], str],
+               x: dict[str, float]) -> None:  # fmt: skip
+    for name in sorted({level(c) for c in cases}):
+        group = [c for c in cases if level(c) == name]
+        parents = {f"{name}:{k}": x[f"{parent(name)}:{k}"] for k in FACTORS}
+        for k, v in parents.items():
+            x.setdefault(k, v)
+        _solve(group, level, x, _priors(name, parents, PRIOR_WEIGHT))
+
+
+def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
+    offload = [c for c in cases if any(d.split_layers or d.link_ubatch for d in c.devices)]
+    priors = {
+        "host:split": Prior(0.0, PRIOR_WEIGHT, LAYER_SCALE_S, 0.0, 2e-3),
+        # physics: no host link beats PCIe 5.0 x16 (63 GB/s per direction, PCI-SIG)
+        "host:ilink": Prior(
+            1.0 / HOST_LINK_PRIOR_GBPS,
+            PRIOR_WEIGHT,
+            PRIOR_SCALE / HOST_LINK_PRIOR_GBPS,
+            1.0 / 63.0,
+            10.0,
+        ),
+    }
+    if not offload:
+        x.update({n: p.value for n, p in priors.items()})
+        return
+    _solve(offload, lambda c: c.key, x, priors)
+
+
+def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
+    """Every factor of the speed model fitted to `cases` alone, in levels that pull toward the
+    level above where rows are few: the CPU from backends.yaml's own-box figures; the GPUs from
+    an assumption (NEUTRAL_GPU) to all GPU rows pooled, to each backend, to each
+    backend-vendor group (vulkan-intel, rocm-amd-unified). The host's offload factors from the
+    offload rows. Nothing a held-out source measured enters (leave_one_source_out)."""
+    x = {
+        **inverse_factors("cpu", backends.backends["cpu"]),
+        **inverse_factors("neutral", NEUTRAL_GPU),
+    }
+    x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_GBPS})
+    x.update({f"gpu:{k}": x[f"neutral:{k}"] for k in FACTORS})
+    cpu_cases = [c for c in cases if c.backend == "cpu"]
+    gpu_cases = [c for c in cases if c.backend != "cpu"]
+    # a backend-vendor group of a few rows is one odd box (a handheld's iGPU beside Strix Halo
+    # in vulkan-amd-unified), not a family: it refines nothing
+    vendor_rows = Counter(_vendor(c) for c in gpu_cases)
+    by_vendor = [c for c in gpu_cases if vendor_rows[_vendor(c)] >= MIN_GROUP_ROWS]
+    rows = Counter(c.key for c in by_vendor)
+    refined = [c for c in by_vendor if rows[c.key] >= MIN_GROUP_ROWS]
+    if cpu_cases:
+        _fit_level(cpu_cases, lambda c: "cpu", lambda n: n, x)
+    for _ in range(2):  # the host's factors and the GPUs' depend on each other
+        _fit_level(gpu_cases, lambda c: "gpu", lambda n: "neutral", x)
+        _fit_level(gpu_cases, lambda c: c.backend, lambda n: "gpu", x)
+        _fit_level(by_vendor, _vendor, lambda n: n.split("-")[0], x)
+        _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)
+        _fit_host(gpu_cases, x)
+    factors = dict(backends.backends)
+    cpu = with_factors(factors["cpu"], "cpu", x) if cpu_cases else factors["cpu"]
+    factors["cpu"] = cpu.model_copy(update={"expert_split_overhead_ms": x["host:split"] * 1e3,
+                                            "host_link_gbps": 1.0 / x["host:ilink"]})  # fmt: skip
+    names = {c.backend for c in gpu_cases} | {_vendor(c) for c in by_vendor}
+    names |= {c.key for c in refined}
+    for name in sorted(names):
+        base = factors.get(name) or factors[name.split("-")[0]]
+        factors[name] = with_factors(base, name, x)
+    # a GPU backend no row measured takes the pooled GPU figures, not its hand-set ones
+    for name, f in backends.backends.items():
+        if name not in names and name != "cpu" and name in GPU_BACKENDS:
+            factors[name] = with_factors(f, "gpu", x)
+    return backends.model_copy(update={"backends": factors})
+
+
+GPU_BACKENDS = frozenset({"cuda", "rocm", "vulkan", "sycl", "metal"})
 
 
 @dataclass(frozen=True)
@@ -298,20 +439,43 @@ def summary(scored: list[Scored], test: str) -> tuple[int, float, float]:
 FITTED_FIELDS = (
     "decode_efficiency",
     "decode_range",
+    "kv_read_efficiency",
+    "kv_read_range",
+    "layer_overhead_ms",
+    "layer_overhead_range",
+    "attention_decode_efficiency",
+    "attention_decode_range",
     "prefill_efficiency",
     "prefill_range",
     "expert_prefill_efficiency",
     "expert_prefill_range",
+    "attention_prefill_efficiency",
+    "attention_prefill_range",
 )
+# the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
+# only the offload factors are taken
+HOST_FIELDS = ("expert_split_overhead_ms", "host_link_gbps")
 
 
 def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
-    """The backends and backend-vendor groups a fit over `cases` produced."""
-    return {c.backend for c in cases} | {c.key for c in cases if c.key in backends.backends}
+    """The backends and backend-vendor groups a fit over `cases` produced, and `cpu`."""
+    groups = {_vendor(c) for c in cases} | {c.key for c in cases}
+    return {"cpu"} | {c.backend for c in cases} | (groups & set(backends.backends))
+
+
+# Decode factors (bandwidth share, KV read, ms per layer) that rest on this project's depth
+# runs of Strix Halo (backends.yaml DEPTH, tests/data/estimate/depth_reference.yaml) and that
+# the plans' decode floors were set against: the fit's prefill factors are laid over them, its
+# decode factors are only reported.
+DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "vulkan", "vulkan-amd",
+                               "vulkan-amd-unified"})  # fmt: skip
+PREFILL_FIELDS = tuple(f for f in FITTED_FIELDS if "prefill" in f)
 
 
 def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The fitted fields of `names`, rounded to 3 figures, as speed_fit.yaml keeps them."""
+    """The fitted fields of `names`, rounded to 3 places, as speed_fit.yaml keeps them, under
+    the names devices.py looks up: a discrete group (vulkan-amd-discrete) is the vendor's
+    figure (vulkan-amd), over the vendor group's."""
 
     def r(value: Any) -> Any:
         if isinstance(value, tuple):
@@ -319,7 +483,11 @@ def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, d
         return round(value, 3) if isinstance(value, float) else value
 
     out = {}
-    for name in sorted(names):
+    for name in sorted(names):  # vulkan-amd-discrete sorts after vulkan-amd: it wins
         f = backends.backends[name]
-        out[name] = {k: r(getattr(f, k)) for k in FITTED_FIELDS}
+        target = name.removesuffix("-discrete")
+        fields: tuple[str, ...] = HOST_FIELDS if name == "cpu" else FITTED_FIELDS
+        if target in DECODE_CALIBRATED:
+            fields = PREFILL_FIELDS
+        out[target] = {k: r(getattr(f, k)) for k in fields}
     return out

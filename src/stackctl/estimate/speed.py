@@ -66,6 +66,7 @@ class DeviceSpeed:
     split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
     link_ubatch: int = 0
+    ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     basis: list[str] = field(default_factory=list)
@@ -131,6 +132,22 @@ def mean_attended(dev: DeviceSpeed, depth: int, prompt: int) -> tuple[float, flo
     return full, (below + (hi - w) * w) / prompt
 
 
+# Routed-expert matmuls in prefill run on tiles of this many tokens per expert (llama.cpp's
+# quantised matmul kernels tile 64-128 columns; ASSUMPTION: 64). An ubatch that routes fewer
+# tokens to an expert still pays for the whole tile: 512 tokens x 8 of 256 experts = 16 per
+# expert fill a quarter of it. This is why Qwen3.6-35B-A3B (256 experts) prefills at about
+# half the rate of gpt-oss-20b (32 experts) for the same active ops on every public box.
+EXPERT_TILE = 64
+
+
+def expert_padding(dev: DeviceSpeed, prompt: int) -> float:
+    """Work done / work needed for the routed experts of one prefill ubatch (>= 1)."""
+    if not dev.expert_share:
+        return 1.0
+    per_expert = min(dev.ubatch, prompt) * dev.expert_share
+    return max(1.0, EXPERT_TILE / per_expert) if per_expert > 0 else 1.0
+
+
 def prefill_tps(
     devices: list[DeviceSpeed],
     depth: int,
@@ -150,7 +167,7 @@ def prefill_tps(
         if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
             seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, dev.link_gbps, 1.0)
         else:
-            seconds += _seconds(dev.expert_ops, dev.peak_gops, expert)
+            seconds += _seconds(dev.expert_ops, dev.peak_gops, expert) * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
     return 1.0 / seconds if seconds > 0 else 0.0
 

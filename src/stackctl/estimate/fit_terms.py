@@ -1,0 +1,134 @@
+"""A public row's time per token as a linear sum of the speed model's inverse efficiencies.
+
+speed.py's roofline, read backwards: seconds per token = weight bytes / bandwidth x (1 /
+decode efficiency) + KV bytes / bandwidth x (1 / KV efficiency) + layers x seconds per layer
++ ..., so a backend's factors can be fitted to measured rows by least squares
+(estimate/ridge.py). Where the roofline takes the larger of a bandwidth and a compute time,
+the branch the current factors select is the one written.
+
+Parameter names are "<owner>:<factor>", the owner being the backend (or group) whose factor it
+is; the host's offload factors are "host:split" and "host:ilink".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from stackctl.estimate.catalog import BackendFactors
+from stackctl.estimate.speed import GB, DeviceSpeed, expert_padding, mean_attended
+
+# inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
+# prefill, ix: routed-expert prefill, iap: prefill attention) and seconds per layer (L)
+DECODE = ("iw", "ikv", "L", "iad")
+PREFILL = ("ip", "ix", "iap")
+FACTORS = DECODE + PREFILL
+HOST = ("host:split", "host:ilink")
+
+Owner = Callable[[DeviceSpeed], str]
+Terms = tuple[dict[str, float], float]  # (coefficient per parameter, constant seconds)
+
+
+def _add(coef: dict[str, float], name: str, value: float) -> None:
+    if value:
+        coef[name] = coef.get(name, 0.0) + value
+
+
+def decode_terms(
+    devices: tuple[DeviceSpeed, ...], depth: int, owner: Owner, x: Mapping[str, float]
+) -> Terms:
+    coef: dict[str, float] = {}
+    const = 0.0
+    for d in devices:
+        o = owner(d)
+        bw = d.bandwidth_gbps * GB if d.bandwidth_gbps else 0.0
+        peak = d.peak_gops * GB if d.peak_gops else 0.0
+        read = d.weight_bytes / bw if bw else 0.0
+        compute = d.weight_ops / peak if peak else 0.0
+        if compute > read * x[f"{o}:iw"]:
+            const += compute
+        else:
+            _add(coef, f"{o}:iw", read)
+        kv = d.attention_bytes(depth) / bw if bw else 0.0
+        ops = d.attention_ops(depth) / peak if peak else 0.0
+        if ops * x[f"{o}:iad"] > kv * x[f"{o}:ikv"]:
+            _add(coef, f"{o}:iad", ops)
+        else:
+            _add(coef, f"{o}:ikv", kv)
+        _add(coef, f"{o}:L", float(d.layers))
+        _add(coef, "host:split", float(d.split_layers))
+    return coef, const
+
+
+def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, owner: Owner) -> Terms:
+    coef: dict[str, float] = {}
+    for d in devices:
+        if not d.peak_gops:
+            continue
+        o = owner(d)
+        peak = d.peak_gops * GB
+        full, window = mean_attended(d, depth, prompt)
+        _add(coef, f"{o}:ip", (d.weight_ops - d.expert_ops) / peak)
+        if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
+            _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
+        else:
+            _add(coef, f"{o}:ix", d.expert_ops / peak * expert_padding(d, prompt))
+        _add(coef, f"{o}:iap", (d.full_ops * full + d.window_ops * window) / peak)
+    return coef, 0.0
+
+
+def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:
+    """A backend's factors as the fit's parameters."""
+    return {
+        f"{owner}:iw": 1.0 / f.decode_efficiency,
+        f"{owner}:ikv": 1.0 / (f.kv_read_efficiency or f.decode_efficiency),
+        f"{owner}:L": f.layer_overhead_ms * 1e-3,
+        f"{owner}:iad": 1.0 / f.attention_decode_efficiency,
+        f"{owner}:ip": 1.0 / f.prefill_efficiency,
+        f"{owner}:ix": 1.0 / (f.expert_prefill_efficiency or f.prefill_efficiency),
+        f"{owner}:iap": 1.0 / f.attention_prefill_efficiency,
+    }
+
+
+def _spread(
+    old: tuple[float, float], old_mid: float, new_mid: float, cap: float | None
+) -> tuple[float, float]:
+    """The old range's relative spread around the new figure."""
+    if old_mid <= 0 or old == (0.0, 0.0):
+        lo, hi = new_mid * 0.75, new_mid * 1.25
+    else:
+        lo, hi = old[0] / old_mid * new_mid, old[1] / old_mid * new_mid
+    if cap is not None:
+        lo, hi = min(lo, cap), min(hi, cap)
+    return lo, hi
+
+
+def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> BackendFactors:
+    """`f` with the fitted parameters of `owner` laid over (ranges keep their relative spread)."""
+    w, kv, ms = 1.0 / x[f"{owner}:iw"], 1.0 / x[f"{owner}:ikv"], x[f"{owner}:L"] * 1e3
+    ad, p, ex, ap = (1.0 / x[f"{owner}:{k}"] for k in ("iad", "ip", "ix", "iap"))
+    kv_old = f.kv_read_efficiency or f.decode_efficiency
+    kv_range = f.kv_read_range if f.kv_read_efficiency else f.decode_range
+    ex_old = f.expert_prefill_efficiency or f.prefill_efficiency
+    ex_range = f.expert_prefill_range if f.expert_prefill_efficiency else f.prefill_range
+    return f.model_copy(
+        update={
+            "decode_efficiency": w,
+            "decode_range": _spread(f.decode_range, f.decode_efficiency, w, 1.0),
+            "kv_read_efficiency": kv,
+            "kv_read_range": _spread(kv_range, kv_old, kv, 1.0),
+            "layer_overhead_ms": ms,
+            "layer_overhead_range": _spread(f.layer_overhead_range, f.layer_overhead_ms, ms, None),
+            "attention_decode_efficiency": ad,
+            "attention_decode_range": _spread(
+                f.attention_decode_range, f.attention_decode_efficiency, ad, 1.0
+            ),
+            "prefill_efficiency": p,
+            "prefill_range": _spread(f.prefill_range, f.prefill_efficiency, p, 1.0),
+            "expert_prefill_efficiency": ex,
+            "expert_prefill_range": _spread(ex_range, ex_old, ex, 1.0),
+            "attention_prefill_efficiency": ap,
+            "attention_prefill_range": _spread(
+                f.attention_prefill_range, f.attention_prefill_efficiency, ap, 1.0
+            ),
+        }
+    )

@@ -1,0 +1,96 @@
+"""The public speed fit's parts: the bounded least squares, the part-empty expert tiles of MoE
+prefill, and leave-one-source-out without leakage (a held-out source's measurements cannot
+move its own predictions)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from stackctl.detect import declare_hardware
+from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.core import speed_inputs
+from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
+from stackctl.estimate.ridge import Prior, Row, fit_bounded
+from stackctl.estimate.speed import EXPERT_TILE, expert_padding
+from stackctl.models.estimate import EstimateRequest
+from stackctl.resources import catalog_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = ROOT / "tests/data/speed/public_llama_bench.yaml"
+HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
+
+
+def test_bounded_least_squares_solves_and_respects_bounds() -> None:
+    # y = 2a + 3b measured at three points; a weak prior keeps the answer where the data put it
+    rows = [Row({"a": 1.0, "b": 0.0}, 2.0), Row({"a": 0.0, "b": 1.0}, 3.0),
+            Row({"a": 1.0, "b": 1.0}, 5.0)]  # fmt: skip
+    loose = {n: Prior(1.0, 1e-6, 1.0, 0.0, 10.0) for n in ("a", "b")}
+    x = fit_bounded(rows, loose)
+    assert x["a"] == pytest.approx(2.0, rel=1e-4)
+    assert x["b"] == pytest.approx(3.0, rel=1e-4)
+    capped = {**loose, "b": Prior(1.0, 1e-6, 1.0, 0.0, 2.5)}
+    x = fit_bounded(rows, capped)
+    assert x["b"] == 2.5  # held at its bound, the rest solved again
+    assert x["a"] == pytest.approx(2.25, rel=1e-3)  # rows 1 and 3 share the remainder
+    # no row informs c: it stays at its prior
+    x = fit_bounded(rows, {**loose, "c": Prior(4.0, 1.0, 1.0, 0.0, 10.0)})
+    assert x["c"] == pytest.approx(4.0)
+
+
+def _gpu_devices(model: str, quant: str, ubatch: int) -> list:  # type: ignore[type-arg]
+    cat = load_estimate_catalog(catalog_dir())
+    box = declare_hardware(gpus=[], system="strix halo 128gb")
+    request = EstimateRequest(model=model, quant=quant, ctx=4096, backend="vulkan", ubatch=ubatch)
+    return [d for d in speed_inputs(request, box, cat) if d.expert_share]
+
+
+def test_expert_tiles_fill_with_tokens_per_expert() -> None:
+    # Qwen3.6-35B-A3B: 8 of 256 experts, 16 tokens per expert in a 512-token ubatch
+    qwen = _gpu_devices("qwen3.6-35b-a3b", "Q4_K_M", 512)[0]
+    assert qwen.expert_share == pytest.approx(8 / 256)
+    assert expert_padding(qwen, 512) == pytest.approx(EXPERT_TILE / 16)
+    # the same model in 2048-token ubatches: 64 tokens per expert fill the tile
+    big = _gpu_devices("qwen3.6-35b-a3b", "Q4_K_M", 2048)[0]
+    assert expert_padding(big, 2048) == 1.0
+    assert expert_padding(big, 512) == expert_padding(qwen, 512)  # a short prompt is one ubatch
+    # gpt-oss-20b: 4 of 32 experts, 64 tokens per expert already at 512
+    oss = _gpu_devices("gpt-oss-20b", "MXFP4", 512)[0]
+    assert expert_padding(oss, 512) == 1.0
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    catalog = load_estimate_catalog(catalog_dir(), fitted=False)
+    return load_cases(ROWS, HARDWARE, catalog)[0]
+
+
+def test_a_held_out_source_cannot_move_its_own_predictions(cases: list[Case]) -> None:
+    """Scale one source's measurements by 3: its leave-one-source-out predictions stay."""
+    base = load_estimate_catalog(catalog_dir(), fitted=False).backends
+    held = "llamacpp-benches-dgx-spark"
+    mine = [c for c in cases if c.source == held]
+    others = [c for c in cases if c.source != held]
+    scaled = others + [replace(c, measured=c.measured * 3.0) for c in mine]
+    first = {id(s.case): s.predicted for s in leave_one_source_out(others + mine, base)}
+    second = [s for s in leave_one_source_out(scaled, base) if s.case.source == held]
+    for s, c in zip(second, mine, strict=True):
+        assert s.predicted == pytest.approx(first[id(c)], rel=1e-9)
+
+
+def test_predictions_stay_under_the_physics_ceilings(cases: list[Case]) -> None:
+    """Fitted factors never push a row past bandwidth / bytes or peak / ops."""
+    from stackctl.estimate.public_fit import fit
+    from stackctl.estimate.speed import decode_ceiling, prefill_ceiling
+
+    fitted = fit(cases, load_estimate_catalog(catalog_dir(), fitted=False).backends)
+    link = fitted.backends["cpu"].host_link_gbps
+    assert link is not None
+    assert link <= 63.0  # PCIe 5.0 x16, one direction
+    for c in cases:
+        devices = [replace(d, link_gbps=link) if d.link_ubatch else d for d in c.devices]
+        ceiling = (decode_ceiling(devices, c.depth) if c.test == "tg"
+                   else prefill_ceiling(devices, c.depth, prompt=c.n_prompt))  # fmt: skip
+        assert 0 < predict(c, fitted) <= ceiling * (1 + 1e-9), c.label
