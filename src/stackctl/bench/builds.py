@@ -84,17 +84,15 @@ def bin_dir(engine: EnginePin, host: HostLayout) -> str | None:
     return str(cached / "bin") if (cached / "build.ok").is_file() else None
 
 
-def other_builds(lock: Lockfile, host: HostLayout) -> list[EngineBuild]:
-    """Finished builds of the same engine version for other backends, one per backend (the
-    first by build key: a listing order would make the sweep differ between boxes)."""
+def other_builds(lock: Lockfile, host: HostLayout) -> dict[str, list[str]]:
+    """Finished builds of the same engine version for other backends: backend -> build keys
+    (sorted, so the sweep reads the same on every box)."""
     engine = lock.resolved.engine
     root = Path(host.cache_dir) / "build"
-    if not root.is_dir():
-        return []
-    found: dict[str, EngineBuild] = {}
-    for folder in sorted(root.glob(f"{engine.name}-*")):
+    found: dict[str, list[str]] = {}
+    for folder in sorted(root.glob(f"{engine.name}-*")) if root.is_dir() else []:
         build = build_in(folder, lock)
-        if build is None or build.backend == engine.backend or build.build_key == engine.build_key:
+        if build is None or build.backend == engine.backend:
             continue
-        found.setdefault(build.backend, build)
-    return [found[b] for b in sorted(found)]
+        found.setdefault(build.backend, []).append(build.build_key)
+    return dict(sorted(found.items()))

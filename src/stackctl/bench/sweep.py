@@ -172,6 +172,10 @@ def llama_bench_measure(plan: SweepPlan) -> Measure:
         if not ran_on(rec, backend):
             why = f"llama-bench ran on {rec.get('backends')}, not {backend}"
             return SweepCandidate(flags=flags, tps=None, error=why)
+        mode = target.load_mode or flags.load_mode
+        if mode and rec.get("load_mode") not in (None, mode):
+            why = f"llama-bench loaded with {rec.get('load_mode')}, not {mode}"
+            return SweepCandidate(flags=flags, tps=None, error=why)
         return SweepCandidate(
             flags=flags,
             tps=round(float(str(rec["avg_ts"])), 2),

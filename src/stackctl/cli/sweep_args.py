@@ -160,10 +160,10 @@ def bench_targets(
     own = bin_dir(r.engine, host) or f"{layout.engine_dir(lock, host)}/bin"
     targets = {r.engine.backend: _target(r, own, fixed)}
     notes: list[str] = []
-    for build in other_builds(lock, host):
-        where = f"{build.backend} build {build.build_key}"
+    for backend, keys in other_builds(lock, host).items():
+        where = f"{backend} build {', '.join(keys)}"
         try:
-            other = resolve_on_backend(inputs, r.model.id, r.model.quant, build.backend)
+            other = resolve_on_backend(inputs, r.model.id, r.model.quant, backend)
         except (ResolutionError, ValidationError) as exc:
             why = exc.message if isinstance(exc, ResolutionError) else str(exc).splitlines()[0]
             notes.append(f"{where}: not compared: profile {r.hardware} cannot plan it ({why})")
@@ -171,11 +171,11 @@ def bench_targets(
         found = bin_dir(other.engine, host)
         if found is None:
             notes.append(
-                f"{where}: not compared: this profile plans {build.backend} as build "
+                f"{where}: not compared: this profile plans {backend} as build "
                 f"{other.engine.build_key} (other flags), which is not built here"
             )
             continue
-        targets[build.backend] = _target(other, found, fixed)
+        targets[backend] = _target(other, found, fixed)
     return targets, notes
 
 
