@@ -22,7 +22,8 @@ from stackctl.lock import (
 from stackctl.models.catalog import Catalog
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import InputRef, Lockfile, LockInputs
-from stackctl.models.spec import StackSpec
+from stackctl.models.resolved import ResolvedStack
+from stackctl.models.spec import ModelPin, StackSpec
 from stackctl.resolve import resolve_stack
 from stackctl.resources import catalog_dir, data_root, roles_dir, templates_dir
 from stackctl.spec import load_stack, stack_path
@@ -73,9 +74,24 @@ def lock_inputs(inputs: Inputs) -> LockInputs:
     )
 
 
+def resolve_on_backend(inputs: Inputs, model: str, quant: str, backend: str) -> ResolvedStack:
+    """The stack with its model, quant and backend held: what the sweep compares backends on,
+    and what a lock takes when another backend won."""
+    held = {"model": model, "quant": quant, "backend": backend}
+    base = inputs.spec.pin.model_dump() if inputs.spec.pin is not None else {}
+    pin = ModelPin.model_validate({**base, **held})
+    spec = inputs.spec.model_copy(update={"pin": pin})
+    return resolve_stack(spec, inputs.hardware, inputs.catalog)
+
+
 def make_lock(inputs: Inputs) -> Lockfile:
     resolved = resolve_stack(inputs.spec, inputs.hardware, inputs.catalog)
-    resolved = tuned(resolved, inputs.spec.name, inputs.hardware.name)  # the sweep's flags
+    resolved = tuned(  # the sweep's flags, and its backend where another won
+        resolved,
+        inputs.spec.name,
+        inputs.hardware.name,
+        lambda model, quant, backend: resolve_on_backend(inputs, model, quant, backend),
+    )
     return make_lockfile(resolved, lock_inputs(inputs))
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stackctl.models.base import StrictModel
+from stackctl.models.spec import BackendName
 
 BenchBackend = Literal["cpu", "cuda", "rocm", "vulkan", "metal", "sycl"]
 TestKind = Literal["pp", "tg"]
@@ -129,12 +130,16 @@ class CheckReport(StrictModel):
 
 
 class TuningFlags(StrictModel):
+    """The flags a sweep set; null = the lock's (or llama.cpp's) default, left alone."""
+
     threads: int | None = None
     ubatch: int | None = None
     type_k: str | None = None
     type_v: str | None = None
     n_cpu_moe: int | None = None
-    load_mode: str | None = None
+    load_mode: str | None = Field(None, description="--load-mode (b11434: none, mmap, mlock, dio)")
+    backend: BackendName | None = Field(None, description="another built backend, same engine")
+    spec_n_max: int | None = Field(None, description="--spec-draft-n-max")
 
 
 class SweepCandidate(StrictModel):
@@ -154,6 +159,8 @@ class Tuning(StrictModel):
     objective: Literal["tg", "ttft"]
     depth: int
     engine_build: str | None
+    model: str | None = Field(None, description="the model the sweep measured (catalog id)")
+    quant: str | None = None
     winner: TuningFlags
     winner_tps: float
     default_tps: float | None

@@ -1,23 +1,30 @@
 """`bench --sweep`: a small, bounded search over the flags that matter on this box.
 
 Coordinate descent over llama-bench runs, so each stage is one process: threads x ubatch
-first, then the KV cache type at the best of those, then `--n-cpu-moe` around the fit
-boundary for MoE offload. llama.cpp's defaults (no flags at all) run in the same sweep, so
-the gain is measured, not assumed. The objective is the stack's: decode at the target depth,
-or prefill (time to first token).
+first, then the KV cache type at the best of those, `--n-cpu-moe` around the fit boundary for
+MoE offload, the load mode, and last the other backends of the same engine version built on
+this box. llama.cpp's defaults (no flags at all) run in the same sweep, so the gain is
+measured, not assumed. The objective is the stack's: decode at the target depth, or prefill
+(time to first token). After the grid, a stage's challenger replaces the best so far only by
+more than the run-to-run spread: a flag that wins within noise would change the deployment
+for nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from stackctl.bench.models import SweepCandidate, Tuning, TuningFlags
 from stackctl.errors import StackctlError
 
 TTFT_PROMPT = 512
+# llama-bench b11434 `-lm, --load-mode <auto|none|mmap|mlock|mmap+mlock|dio>` (default auto:
+# "mmap, unless a device does not support it"); the sweep's incumbent runs without the flag.
+LOAD_MODES = ("none", "mlock", "dio")
 
 
 class SweepError(StackctlError):
@@ -30,17 +37,29 @@ class SweepSpace:
     ubatch: Sequence[int]
     kv_types: Sequence[str]
     n_cpu_moe: Sequence[int] = ()
+    load_modes: Sequence[str] = ()
+    backends: Sequence[str] = ()  # other built backends, beside the lock's
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    """One build's llama-bench, with what every run on it keeps (-fa, -ngl, --repack...)."""
+
+    llama_bench: str
+    extra: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    load_mode: str | None = None  # fixed by a quirk: the sweep never tries another
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    llama_bench: str
+    targets: Mapping[str, BenchTarget]  # by backend; the lock's is `backend`
+    backend: str
     model_path: str
     objective: str  # tg | ttft
     depth: int
     n_gen: int = 32
     reps: int = 3
-    extra: Sequence[str] = ()  # -ngl and the like, from the lock
     timeout_s: float = 900.0
 
 
@@ -49,7 +68,8 @@ def thread_choices(cores: int | None, logical: int | None) -> list[int]:
     return sorted(values) or [1]
 
 
-def _flag_args(flags: TuningFlags) -> list[str]:
+def flag_args(flags: TuningFlags) -> list[str]:
+    """The candidate's own flags in llama-bench b11434's spelling (its --help)."""
     args: list[str] = []
     if flags.threads is not None:
         args += ["-t", str(flags.threads)]
@@ -59,7 +79,14 @@ def _flag_args(flags: TuningFlags) -> list[str]:
         args += ["-ctk", flags.type_k, "-ctv", flags.type_v or flags.type_k]
     if flags.n_cpu_moe is not None:
         args += ["-ncmoe", str(flags.n_cpu_moe)]
+    if flags.load_mode is not None:
+        args += ["-lm", flags.load_mode]
     return args
+
+
+def describe(flags: TuningFlags) -> str:
+    parts = [f"{k}={v}" for k, v in flags.model_dump(exclude_none=True).items()]
+    return " ".join(parts) or "llama.cpp defaults"
 
 
 def _test_args(plan: SweepPlan) -> list[str]:
@@ -68,14 +95,23 @@ def _test_args(plan: SweepPlan) -> list[str]:
     return ["-p", "0", "-n", str(plan.n_gen), "-d", str(plan.depth)]
 
 
+def target_of(plan: SweepPlan, flags: TuningFlags) -> BenchTarget:
+    return plan.targets[flags.backend or plan.backend]
+
+
 def llama_bench_argv(plan: SweepPlan, flags: TuningFlags) -> list[str]:
+    target = target_of(plan, flags)
+    # llama-bench runs every value of a repeated flag: a quirk's load mode stays the only one
+    fixed = ["-lm", target.load_mode] if target.load_mode else []
+    own = flags.model_copy(update={"load_mode": None}) if target.load_mode else flags
     return [
-        plan.llama_bench,
+        target.llama_bench,
         "-m",
         plan.model_path,
         *_test_args(plan),
-        *plan.extra,
-        *_flag_args(flags),
+        *target.extra,
+        *fixed,
+        *flag_args(own),
         "-r",
         str(plan.reps),
         "-o",
@@ -83,7 +119,9 @@ def llama_bench_argv(plan: SweepPlan, flags: TuningFlags) -> list[str]:
     ]
 
 
-def run_llama_bench(argv: list[str], timeout_s: float) -> list[dict[str, object]]:
+def run_llama_bench(
+    argv: list[str], timeout_s: float, env: Mapping[str, str] | None = None
+) -> list[dict[str, object]]:
     try:
         done = subprocess.run(
             argv,
@@ -92,6 +130,7 @@ def run_llama_bench(argv: list[str], timeout_s: float) -> list[dict[str, object]
             timeout=timeout_s,
             check=False,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SweepError(f"llama-bench did not run: {exc}") from None
@@ -107,16 +146,36 @@ def run_llama_bench(argv: list[str], timeout_s: float) -> list[dict[str, object]
 
 Measure = Callable[[TuningFlags], SweepCandidate]
 
+_BACKEND_NAMES = {"cpu": "cpu", "cuda": "cuda", "rocm": "rocm", "vulkan": "vulkan", "metal": "mtl"}
+
+
+def ran_on(record: Mapping[str, object], backend: str) -> bool:
+    """llama-bench's `backends` names the build's backends ("Vulkan", "CPU"...): a GPU build
+    that found no device of its own would measure the CPU under the GPU's name."""
+    names = str(record.get("backends") or "").lower()
+    return backend == "cpu" or not names or _BACKEND_NAMES.get(backend, backend) in names
+
 
 def llama_bench_measure(plan: SweepPlan) -> Measure:
     def measure(flags: TuningFlags) -> SweepCandidate:
+        target = target_of(plan, flags)
+        if target.load_mode:  # the quirk's load mode ran, whatever the stage asked for
+            flags = flags.model_copy(update={"load_mode": None})
         try:
-            records = run_llama_bench(llama_bench_argv(plan, flags), plan.timeout_s)
+            records = run_llama_bench(llama_bench_argv(plan, flags), plan.timeout_s, target.env)
         except SweepError as exc:
             return SweepCandidate(flags=flags, tps=None, error=exc.message)
         if not records:
             return SweepCandidate(flags=flags, tps=None, error="llama-bench printed no rows")
         rec = records[0]
+        backend = flags.backend or plan.backend
+        if not ran_on(rec, backend):
+            why = f"llama-bench ran on {rec.get('backends')}, not {backend}"
+            return SweepCandidate(flags=flags, tps=None, error=why)
+        mode = target.load_mode or flags.load_mode
+        if mode and rec.get("load_mode") not in (None, mode):
+            why = f"llama-bench loaded with {rec.get('load_mode')}, not {mode}"
+            return SweepCandidate(flags=flags, tps=None, error=why)
         return SweepCandidate(
             flags=flags,
             tps=round(float(str(rec["avg_ts"])), 2),
@@ -131,35 +190,62 @@ def _best(candidates: list[SweepCandidate]) -> SweepCandidate | None:
     return max(scored, key=lambda c: c.tps or 0.0) if scored else None
 
 
+def beats(challenger: SweepCandidate, incumbent: SweepCandidate) -> bool:
+    """Faster by more than the larger of the two spreads (llama-bench's stddev)."""
+    if not challenger.tps or not incumbent.tps:
+        return bool(challenger.tps)
+    margin = max(challenger.tps_std or 0.0, incumbent.tps_std or 0.0)
+    return challenger.tps > incumbent.tps + margin
+
+
+def _keep_or_replace(best: SweepCandidate, stage: list[SweepCandidate]) -> SweepCandidate:
+    top = _best(stage)
+    return top if top is not None and beats(top, best) else best
+
+
+def grid_flags(space: SweepSpace) -> list[TuningFlags]:
+    return [TuningFlags(threads=t, ubatch=u) for t in space.threads for u in space.ubatch]
+
+
+def stage_flags(best: TuningFlags, space: SweepSpace) -> list[list[TuningFlags]]:
+    """The stages after the grid, each around the best so far (computed lazily by `sweep`:
+    this gives them for one incumbent, which is what the plan line and the tests show)."""
+    return [
+        [best.model_copy(update={"type_k": t, "type_v": t}) for t in space.kv_types[1:]],
+        [best.model_copy(update={"n_cpu_moe": n}) for n in space.n_cpu_moe],
+        [best.model_copy(update={"load_mode": m}) for m in space.load_modes],
+        [best.model_copy(update={"backend": b}) for b in space.backends],
+    ]
+
+
+def sweep_size(space: SweepSpace) -> int:
+    """Candidates the sweep runs at most (llama.cpp's defaults included)."""
+    return 1 + len(grid_flags(space)) + sum(len(s) for s in stage_flags(TuningFlags(), space))
+
+
 def sweep(
     space: SweepSpace,
     measure: Measure,
     progress: Callable[[int, int, str], None] = lambda _i, _n, _s: None,
 ) -> tuple[list[SweepCandidate], SweepCandidate | None, SweepCandidate]:
     """(every candidate, the winner, llama.cpp's defaults), measured in one sweep."""
-    grid = [TuningFlags(threads=t, ubatch=u) for t in space.threads for u in space.ubatch]
-    total = 1 + len(grid) + max(len(space.kv_types) - 1, 0) + len(space.n_cpu_moe)
+    total = sweep_size(space)
     done: list[SweepCandidate] = []
 
     def run(flags: TuningFlags) -> SweepCandidate:
-        progress(len(done) + 1, total, " ".join(_flag_args(flags)) or "llama.cpp defaults")
+        progress(len(done) + 1, total, describe(flags))
         result = measure(flags)
         done.append(result)
         return result
 
     default = run(TuningFlags()).model_copy(update={"is_default": True})
     done[0] = default
-    stage = [run(f) for f in grid]
-    best = _best(stage)
-    if best is not None and len(space.kv_types) > 1:
-        kv = [
-            run(best.flags.model_copy(update={"type_k": t, "type_v": t}))
-            for t in space.kv_types[1:]
-        ]
-        best = _best([best, *kv])
-    if best is not None and space.n_cpu_moe:
-        moe = [run(best.flags.model_copy(update={"n_cpu_moe": n})) for n in space.n_cpu_moe]
-        best = _best([best, *moe])
+    best = _best([run(f) for f in grid_flags(space)])
+    for stage in range(4):
+        if best is None:
+            break
+        flags = stage_flags(best.flags, space)[stage]
+        best = _keep_or_replace(best, [run(f) for f in flags])
     return done, best, default
 
 
@@ -173,6 +259,8 @@ def tuning_from(
     candidates: list[SweepCandidate],
     winner: SweepCandidate,
     default: SweepCandidate,
+    model: str | None = None,
+    quant: str | None = None,
 ) -> Tuning:
     gain = winner.tps / default.tps - 1 if winner.tps and default.tps else None
     return Tuning(
@@ -181,6 +269,8 @@ def tuning_from(
         objective="ttft" if plan.objective == "ttft" else "tg",
         depth=plan.depth,
         engine_build=build,
+        model=model,
+        quant=quant,
         winner=winner.flags,
         winner_tps=winner.tps or 0.0,
         default_tps=default.tps,

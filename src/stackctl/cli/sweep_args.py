@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shlex
 from typing import Any
 
+from pydantic import ValidationError
+
 from stackctl import layout
+from stackctl.bench.builds import bin_dir, other_builds
 from stackctl.bench.models import SweepCandidate
 from stackctl.bench.rows import now_utc
 from stackctl.bench.store import add_sweep, open_store
 from stackctl.bench.sweep import (
+    LOAD_MODES,
+    BenchTarget,
     SweepPlan,
     SweepSpace,
+    describe,
     llama_bench_measure,
     sweep,
+    sweep_size,
     thread_choices,
     tuning_from,
 )
 from stackctl.bench.tuning import tuning_path, write_tuning
-from stackctl.cli.bench_args import lock_from, lock_hardware, progress
+from stackctl.cli.bench_args import lock_from, progress
 from stackctl.cli.output import info, print_json
-from stackctl.errors import EXIT_FAILED, InputError
+from stackctl.cli.pipeline import inputs_for_lock
+from stackctl.errors import EXIT_FAILED, InputError, ResolutionError
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
+from stackctl.models.resolved import ResolvedStack
+from stackctl.pipeline import Inputs, resolve_on_backend
 
 UBATCH = [128, 256, 512]
 KV_TYPES = ["f16", "q8_0"]
@@ -57,63 +69,155 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", type=_list(int), help="thread counts to try")
     group.add_argument("--ubatch", type=_list(int), help=f"ubatch sizes (default {UBATCH})")
     group.add_argument("--kv-types", type=_list(str), help=f"KV cache types ({KV_TYPES})")
+    group.add_argument(
+        "--load-modes",
+        type=_list(str),
+        help=f"load modes to try beside auto (default {list(LOAD_MODES)}; mlock where allowed)",
+    )
     group.add_argument("--bench-args", help="llama-bench flags every candidate keeps")
     group.add_argument("--reps", type=int, default=3, help="llama-bench repetitions per point")
 
 
-def _space(args: argparse.Namespace, lock: Lockfile, hw: HardwareProfile) -> SweepSpace:
+def _space(
+    args: argparse.Namespace, lock: Lockfile, hw: HardwareProfile, targets: dict[str, BenchTarget]
+) -> SweepSpace:
     rt = lock.resolved.runtime
     kv = args.kv_types or (KV_TYPES if rt.flash_attn != "off" else KV_TYPES[:1])
     moe = lock.resolved.placement.n_cpu_moe
+    own = targets[lock.resolved.engine.backend]
     return SweepSpace(
         threads=args.threads or thread_choices(hw.cpu.cores, hw.cpu.threads),
         ubatch=args.ubatch or UBATCH,
         kv_types=kv,
         n_cpu_moe=[n for n in (moe - 2, moe - 1, moe + 1) if n >= 0] if moe else [],
+        load_modes=[] if own.load_mode else _load_modes(args, lock),
+        backends=[b for b in targets if b != lock.resolved.engine.backend],
     )
 
 
-def _extra(lock: Lockfile, fixed: str | None) -> list[str]:
+def _load_modes(args: argparse.Namespace, lock: Lockfile) -> list[str]:
+    if args.load_modes is not None:
+        return list(args.load_modes)
+    size = lock.resolved.model.artefact.size or 0
+    return [m for m in LOAD_MODES if m != "mlock" or can_lock(size)]
+
+
+def can_lock(size: int) -> bool:
+    """mlock of the whole model needs CAP_IPC_LOCK (root) or a memlock limit above its size;
+    without, llama.cpp warns and runs unlocked, which would measure the plain load again."""
+    if os.geteuid() == 0:
+        return True
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return soft == resource.RLIM_INFINITY or soft >= size
+
+
+def _extra(resolved: ResolvedStack, fixed: str | None) -> list[str]:
     """Flags the lock sets that the sweep keeps fixed, in llama-bench's spelling."""
-    r = lock.resolved
-    extra = ["-fa", r.runtime.flash_attn]
-    if r.placement.ngl:
-        extra += ["-ngl", str(min(r.placement.ngl, 999))]
-    return extra + fixed_bench_args(lock, fixed)
+    extra = ["-fa", resolved.runtime.flash_attn]
+    if resolved.placement.ngl:
+        extra += ["-ngl", str(min(resolved.placement.ngl, 999))]
+    return extra + _fixed(resolved, fixed)
 
 
 def fixed_bench_args(lock: Lockfile, fixed: str | None) -> list[str]:
     """What every llama-bench run keeps: the lock's --no-repack, and `--bench-args`
     (e.g. "--repack 0")."""
-    extra = ["--repack", "0"] if "--no-repack" in lock.resolved.runtime.server_args else []
+    return _fixed(lock.resolved, fixed)
+
+
+def _fixed(resolved: ResolvedStack, fixed: str | None) -> list[str]:
+    extra = ["--repack", "0"] if "--no-repack" in resolved.runtime.server_args else []
     return extra + shlex.split(fixed or "")
+
+
+def quirk_load_mode(resolved: ResolvedStack) -> str | None:
+    """The load mode a known quirk imposes (an APU's mmap hangs): the sweep keeps it."""
+    from stackctl.policy import load_policy
+    from stackctl.resources import catalog_dir
+
+    applied = {q.id for q in resolved.quirks}
+    rules = load_policy(catalog_dir()).quirks.quirks
+    modes = [q.effect.server["load_mode"] for q in rules
+             if q.id in applied and "load_mode" in q.effect.server]  # fmt: skip
+    return modes[0] if modes else None
+
+
+def _target(resolved: ResolvedStack, bin_dir: str, fixed: str | None) -> BenchTarget:
+    return BenchTarget(
+        llama_bench=f"{bin_dir}/llama-bench",
+        extra=_extra(resolved, fixed),
+        env=dict(resolved.requirements.env),
+        load_mode=quirk_load_mode(resolved),
+    )
+
+
+def bench_targets(
+    lock: Lockfile, inputs: Inputs, host: HostLayout, fixed: str | None
+) -> tuple[dict[str, BenchTarget], list[str]]:
+    """llama-bench of the lock's build, and of each other backend built here that this profile
+    can plan (resolved again on it: its build key, -ngl and quirks); notes on those skipped."""
+    r = lock.resolved
+    own = bin_dir(r.engine, host) or f"{layout.engine_dir(lock, host)}/bin"
+    targets = {r.engine.backend: _target(r, own, fixed)}
+    notes: list[str] = []
+    for backend, keys in other_builds(lock, host).items():
+        where = f"{backend} build {', '.join(keys)}"
+        try:
+            other = resolve_on_backend(inputs, r.model.id, r.model.quant, backend)
+        except (ResolutionError, ValidationError) as exc:
+            why = exc.message if isinstance(exc, ResolutionError) else str(exc).splitlines()[0]
+            notes.append(f"{where}: not compared: profile {r.hardware} cannot plan it ({why})")
+            continue
+        found = bin_dir(other.engine, host)
+        if found is None:
+            notes.append(
+                f"{where}: not compared: this profile plans {backend} as build "
+                f"{other.engine.build_key} (other flags), which is not built here"
+            )
+            continue
+        targets[backend] = _target(other, found, fixed)
+    return targets, notes
+
+
+SPEC_SKIPPED = (
+    "speculative n_max: not swept: llama-bench b11434 has no draft-model option (its --help "
+    "lists none; --spec-draft-n-max is llama-server's); the lock keeps n_max {n}"
+)
 
 
 def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
     lock, path = lock_from(lock_path)
-    hardware = lock_hardware(lock)
+    inputs = lock_inputs_of(lock)
+    hardware = inputs.hardware
     host = HostLayout()
     context = lock.resolved.runtime.context
     depth = args.depth if args.depth is not None else min(context // 2, 4096)
     if depth >= context:
         raise InputError(f"--depth {depth} is not below the context ({context})")
+    targets, notes = bench_targets(lock, inputs, host, args.bench_args)
     plan = SweepPlan(
-        llama_bench=f"{layout.engine_dir(lock, host)}/bin/llama-bench",
+        targets=targets,
+        backend=lock.resolved.engine.backend,
         model_path=layout.model_path(lock, host),
         objective=args.objective,
         depth=depth,
         reps=args.reps,
-        extra=_extra(lock, args.bench_args),
     )
-    space = _space(args, lock, hardware)
+    space = _space(args, lock, hardware, targets)
     info(
         f"sweep: {args.objective} at depth {depth}; threads {list(space.threads)} x ubatch "
-        f"{list(space.ubatch)}, KV {list(space.kv_types)}"
+        f"{list(space.ubatch)}, KV {list(space.kv_types)}, load mode "
+        f"{['auto', *space.load_modes] if space.load_modes else targets[plan.backend].load_mode}"
+        f", backends {[plan.backend, *space.backends]}; at most {sweep_size(space)} runs"
     )
+    for note in notes:
+        info(f"  {note}")
+    if lock.resolved.speculative.kind != "none":
+        info(f"  {SPEC_SKIPPED.format(n=lock.resolved.speculative.n_max)}")
     candidates, winner, default = sweep(space, llama_bench_measure(plan), progress)
     if winner is None:
         for c in candidates:
-            info(f"  {c.flags.model_dump(exclude_none=True)}: {c.error}")
+            info(f"  {describe(c.flags)}: {c.error}")
         info("error: no sweep candidate ran; nothing written")
         return EXIT_FAILED
     tuning = tuning_from(
@@ -125,6 +229,8 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
         candidates=candidates,
         winner=winner,
         default=default,
+        model=lock.resolved.model.id,
+        quant=lock.resolved.model.quant,
     )
     out = tuning_path(lock.resolved.stack, lock.resolved.hardware, path.parent)
     write_tuning(tuning, out)
@@ -138,13 +244,22 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
     return 0
 
 
+def lock_inputs_of(lock: Lockfile) -> Inputs:
+    """The stack and profile the lock was made from (this box detected again when it has no
+    profile file): the sweep resolves the stack again on each other backend."""
+    args = argparse.Namespace(
+        stack=None, hardware=None, gpu=[], gpu_count=None, cpu=None, ram=None, system=None
+    )
+    return inputs_for_lock(args, lock)
+
+
 def _print(
     candidates: list[SweepCandidate], winner: SweepCandidate, default: SweepCandidate
 ) -> None:
     for c in candidates:
-        flags = " ".join(f"{k}={v}" for k, v in c.flags.model_dump(exclude_none=True).items())
-        figure = f"{c.tps:8.1f} tok/s" if c.tps else f"failed: {c.error}"
-        print(f"  {flags or 'llama.cpp defaults':40s} {figure}")
+        figure = f"{c.tps:8.1f} ± {c.tps_std or 0:.1f} tok/s" if c.tps else f"failed: {c.error}"
+        print(f"  {describe(c.flags):48s} {figure}")
+    print(f"winner: {describe(winner.flags)}")
     if winner.tps and default.tps:
         print(
             f"winner {winner.tps:.1f} tok/s vs defaults {default.tps:.1f} "
