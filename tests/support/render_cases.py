@@ -67,7 +67,7 @@ CASES = [
         {"system": "Mac Studio M3 Ultra 512GB"},
     ),
     # 36 GB: the 8-bit files do not fit, the 4-bit pair decides MLX vs llama.cpp (evidence)
-    Case("mac-m4-max-36-mlx", "stacks/default.yaml", {"gpus": ["Apple M4 Max"], "ram_gib": 36}),
+    Case("mac-m4-max-36-mlx", f"{STACKS}/mlx-moe.yaml", {"gpus": ["Apple M4 Max"], "ram_gib": 36}),
     Case("dgx-spark", "stacks/default.yaml", {"system": "DGX Spark"}),
     Case("raspberry-pi-5", "stacks/default.yaml", {"system": "Raspberry Pi 5 8GB"}),
     Case("cpu-x86", "stacks/tiny-cpu.yaml", profile="tests/data/profiles/cpu-x86-2core.yaml"),
