@@ -22,9 +22,9 @@ from stackctl.bench.tuning import tuning_path, write_tuning
 from stackctl.cli.bench_args import lock_from, lock_hardware, progress
 from stackctl.cli.output import info, print_json
 from stackctl.errors import EXIT_FAILED, InputError
+from stackctl.layout import host_layout
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
-from stackctl.models.render import HostLayout
 
 UBATCH = [128, 256, 512]
 KV_TYPES = ["f16", "q8_0"]
@@ -92,7 +92,7 @@ def fixed_bench_args(lock: Lockfile, fixed: str | None) -> list[str]:
 def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
     lock, path = lock_from(lock_path)
     hardware = lock_hardware(lock)
-    host = HostLayout()
+    host = host_layout()
     context = lock.resolved.runtime.context
     depth = args.depth if args.depth is not None else min(context // 2, 4096)
     if depth >= context:
