@@ -1,10 +1,10 @@
 """Interrupted applies and rollbacks for real (issue 12), on a layout of their own.
 
 `stackctl apply` of a tiny CPU stack is stopped by SIGINT, SIGTERM and SIGKILL while llama.cpp
-compiles and while the model downloads; after each, nothing half-made stands in place (build
-stamp, installed engine, lockfile, rendered tree, model file) and no child is left running; a
-plain rerun converges and the model answers. Then an upgrade is rolled back by hand, and an
-upgrade whose server never gets healthy is rolled back by apply itself.
+unpacks and compiles, and while the model downloads; after each, nothing half-made stands in
+place (engine source, build stamp, installed engine, lockfile, rendered tree, model file) and
+no child is left running; a plain rerun converges and the model answers. Then an upgrade is
+rolled back by hand, and an upgrade whose server never gets healthy is rolled back by apply.
 
 Everything lives under one folder ($STACKCTL_LAYOUT, $STACKCTL_STATE_DIR), on its own port and
 service name: the box's own deployment is never touched. The build is not from scratch: the
@@ -177,7 +177,9 @@ def sha256_of(path: Path) -> str:
 def seed_build_cache(original: Path, copy: Path) -> None:
     """The box's cached build, moved to `copy`: CMake and make files name their folder, so the
     old path becomes the new one in every text file (mtimes kept, so make sees nothing stale);
-    the stamp and some objects go, so the build step runs and compiles for a while."""
+    the stamp and some objects go, so the build step runs and compiles for a while; the source
+    goes too, so the role unpacks it again (the same files, the same mtimes: nothing more to
+    compile for that)."""
     copy.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(original), str(copy)], check=True)
     old, new = str(original).encode(), str(copy).encode()
@@ -192,6 +194,9 @@ def seed_build_cache(original: Path, copy: Path) -> None:
     (copy / "out" / "build.ok").unlink()
     for rel in DROPPED_OBJECTS:
         (copy / "out" / rel).unlink()
+    for top in copy.iterdir():
+        if top.is_dir() and top.name != "out":
+            shutil.rmtree(top)
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +271,12 @@ def _no_half_written_lock(box: Box) -> None:
 
 def test_interrupted_build_leaves_nothing_half_made_and_rerun_converges(box: Box) -> None:
     build = box.build_dir()
+    subdir = box.lock().resolved.engine.source_subdir
+    staged = build / ".unpack" / subdir / "CMakeLists.txt"  # early in the archive: mid-unpack
+    reached = _kill_apply(box, signal.SIGKILL, staged.exists, "build")
+    box.timings["build: apply to mid-unpack, then SIGKILL"] = round(reached, 1)
+    assert wait_until(lambda: not pids_with(str(build)), 90), "the unpack outlived apply"
+    assert not (build / subdir / "CMakeLists.txt").exists(), "a partial source stands in place"
     compiling = [str(build), "cc1plus"]
     trees = []
     for sig in SIGNALS:
