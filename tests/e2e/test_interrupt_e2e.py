@@ -241,9 +241,10 @@ def box() -> Iterator[Box]:
 
 def _kill_apply(box: Box, sig: signal.Signals, started: Callable[[], bool], what: str) -> float:
     """Start apply, wait for `started`, send `sig`; then no child of it may still be running."""
+    mirror = [] if what == "download" else ["--mirror", str(box.mirror)]
     with (box.root / f"apply-{what}-{sig.name}.log").open("wb") as log:
         began = time.monotonic()
-        proc = box.start("apply", str(box.stack), *box_mirror_args(box, what), "-y", log=log)
+        proc = box.start("apply", str(box.stack), *mirror, "-y", log=log)
         try:
             assert wait_until(lambda: started() or proc.poll() is not None, 900), "never started"
             assert proc.poll() is None, f"apply ended before the {what}: see {log.name}"
@@ -259,10 +260,6 @@ def _kill_apply(box: Box, sig: signal.Signals, started: Callable[[], bool], what
     return reached
 
 
-def box_mirror_args(box: Box, what: str) -> list[str]:
-    return ["--mirror", str(box.mirror)] if what == "build" else []
-
-
 def _no_half_written_lock(box: Box) -> None:
     box.lock()  # parses: the whole lock or none
     leftovers = [p.name for p in (box.project / "lockfiles").iterdir() if p.name.startswith(".")]
@@ -273,7 +270,7 @@ def test_interrupted_build_leaves_nothing_half_made_and_rerun_converges(box: Box
     build = box.build_dir()
     subdir = box.lock().resolved.engine.source_subdir
     staged = build / ".unpack" / subdir / "CMakeLists.txt"  # early in the archive: mid-unpack
-    reached = _kill_apply(box, signal.SIGKILL, staged.exists, "build")
+    reached = _kill_apply(box, signal.SIGKILL, staged.exists, "unpack")
     box.timings["build: apply to mid-unpack, then SIGKILL"] = round(reached, 1)
     assert wait_until(lambda: not pids_with(str(build)), 90), "the unpack outlived apply"
     assert not (build / subdir / "CMakeLists.txt").exists(), "a partial source stands in place"
@@ -417,5 +414,7 @@ def test_upgrade_failing_health_is_rolled_back(box: Box) -> None:
     assert _applied(box) == before
     assert served_context() == 2048
     assert complete("1, 2, 3, 4, 5,").startswith(" 6")
-    log = box.run("logs", "--apply")
-    assert "rolling back" in log.stdout + log.stderr
+    log = box.run("logs", "--apply", "-n", "100000").stdout  # the redeploy's tasks come after
+    assert "upgrade failed: the playbook failed" in log
+    assert "rolling back" in log
+    assert "Wait for the server to answer /health" in log
