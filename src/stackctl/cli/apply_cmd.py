@@ -14,6 +14,7 @@ from stackctl.cli.apply_state import (
     apply_session,
     both,
     check_box,
+    previous_serving,
     roll_back_if_down,
     verify_or_roll_back,
 )
@@ -178,6 +179,7 @@ def _apply(
     progress = PlaybookProgress(
         build_log=Path(layout.build_log(lock, host)), verbose=args.verbose or args.check
     )
+    serving = None if args.check else previous_serving()  # to roll back to if the upgrade breaks it
     result = run_playbook(
         tree,
         "playbook.yml",
@@ -192,7 +194,7 @@ def _apply(
             details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
         )
         if not args.check:
-            roll_back_if_down(lock, log, failure)
+            roll_back_if_down(lock, serving, log, failure)
         raise failure
     if not args.check:
         lock = _record_fetched(lock, lock_path, result)

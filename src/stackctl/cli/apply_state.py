@@ -70,15 +70,23 @@ def verify_or_roll_back(lock: Lockfile, log: ApplyLog) -> None:
         _roll_back(previous, log, exc)
 
 
-def roll_back_if_down(lock: Lockfile, log: ApplyLog, failure: StackctlError) -> None:
-    """An upgrade whose playbook failed: when the previous lock's service no longer answers
-    (the new server was started and never became healthy), run the previous one again. A
-    failure before the service changed (a build, a download) leaves it answering: nothing to do.
-    """
+def previous_serving() -> Lockfile | None:
+    """The lock this box applied last, when its service answers now (asked before an upgrade)."""
     previous = applied_lock()
-    if previous is None or previous == lock or service_status(previous).healthy:
+    return previous if previous is not None and service_status(previous).healthy else None
+
+
+def roll_back_if_down(
+    lock: Lockfile, serving: Lockfile | None, log: ApplyLog, failure: StackctlError
+) -> None:
+    """An upgrade whose playbook failed: when the lock that served before it (`serving`, from
+    previous_serving()) no longer answers, the new server was started and never became healthy:
+    run the previous one again. A failure before the service changed (a build, a download)
+    leaves it answering, and a service that was down before (stopped by hand) stays down.
+    """
+    if serving is None or serving == lock or service_status(serving).healthy:
         return
-    _roll_back(previous, log, failure)
+    _roll_back(serving, log, failure)
 
 
 def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> None:
