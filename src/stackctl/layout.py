@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+from pathlib import Path
 
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
 from stackctl.models.resolved import ArtefactPin
+
+LAYOUT_ENV = "STACKCTL_LAYOUT"  # a YAML file of HostLayout fields: a box laid out elsewhere
+
+
+def host_layout() -> HostLayout:
+    """This box's layout: the defaults, or those $STACKCTL_LAYOUT's file changes (a box whose
+    /opt or /var lives elsewhere; an end-to-end test that must not share the box's engines,
+    build cache and models). Commands acting on this box use it; `render` and images do not."""
+    path = os.environ.get(LAYOUT_ENV)
+    if not path:
+        return HostLayout()
+    from stackctl.errors import InputError
+    from stackctl.yamlio import read_yaml, validate_yaml
+
+    file = Path(path)
+    data = read_yaml(file)
+    if not isinstance(data, dict):
+        raise InputError(f"{file}: a layout file must be a YAML mapping of HostLayout fields")
+    host = validate_yaml(HostLayout, data, file)
+    relative = [k for k, v in host.model_dump().items() if k != "service_user" and v[:1] != "/"]
+    if relative:
+        raise InputError(f"{file}: {', '.join(relative)} must be absolute paths")
+    return host
 
 
 def engine_dir(lock: Lockfile, layout: HostLayout) -> str:

@@ -22,6 +22,7 @@ from stackctl.lock import (
 from stackctl.models.catalog import Catalog
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import InputRef, Lockfile, LockInputs
+from stackctl.models.render import HostLayout
 from stackctl.models.resolved import ResolvedStack
 from stackctl.models.spec import ModelPin, StackSpec
 from stackctl.resolve import resolve_stack
@@ -113,7 +114,8 @@ def require_fresh(lock: Lockfile, lock_path: Path, inputs: Inputs) -> None:
         )
 
 
-def render_lock(lock: Lockfile, lock_path: Path, out: Path) -> Path:
+def render_lock(lock: Lockfile, lock_path: Path, out: Path, host: HostLayout | None = None) -> Path:
+    """Render `lock` into `out`; `host`: the layout to install into (default: the standard one)."""
     # Jinja2 and the templates load only for commands that render: plan stays quick.
     from stackctl.render import make_environment, render_stack, write_tree
 
@@ -122,6 +124,7 @@ def render_lock(lock: Lockfile, lock_path: Path, out: Path) -> Path:
         make_environment(templates_dir()),
         roles=roles_dir(),
         lock_name=display_path(lock_path),
+        host=host,
     )
     write_tree(files, out)
     return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from stackctl.apply import EventHandler, run_playbook, wait_for_health
 from stackctl.errors import ApplyError
+from stackctl.layout import host_layout
 from stackctl.models.lock import Lockfile
 from stackctl.pipeline import render_lock
 from stackctl.service import base_url, local_api_key
@@ -32,7 +33,7 @@ def verify_upgrade(lock: Lockfile) -> None:
 def redeploy(lock: Lockfile, on_event: EventHandler, extra_vars: dict[str, Any]) -> None:
     """Render `lock` into the state dir and run its playbook; the service answers after."""
     lock_path = applied_dir() / CURRENT
-    tree = render_lock(lock, lock_path, rendered_dir(lock))
+    tree = render_lock(lock, lock_path, rendered_dir(lock), host_layout())
     result = run_playbook(
         tree,
         "playbook.yml",

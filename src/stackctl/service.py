@@ -65,7 +65,7 @@ def base_url(lock: Lockfile) -> str:
 
 def local_api_key(lock: Lockfile) -> str | None:
     """The key this box's server demands (None on loopback, or before apply generated it)."""
-    path = layout.api_key_file(lock, HostLayout())
+    path = layout.api_key_file(lock, layout.host_layout())
     if path is None:
         return None
     try:
@@ -106,7 +106,7 @@ def _systemd_state(service: str) -> dict[str, Any]:
 
 
 def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
-    host = host or HostLayout()
+    host = host or layout.host_layout()
     url = base_url(lock)
     state: dict[str, Any] = {}
     if has_systemd():

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from stackctl.errors import NotDeployedError, StateBusyError
 from stackctl.fsio import write_text_atomic
+from stackctl.layout import host_layout
 from stackctl.lock import lockfile_text, read_lockfile
 from stackctl.models.lock import Lockfile
-from stackctl.models.render import HostLayout
 
 STATE_ENV = "STACKCTL_STATE_DIR"  # tests and unprivileged users point this elsewhere
 CURRENT = "current.lock.yaml"
@@ -29,7 +29,7 @@ LOCK_FILE = "apply.lock"
 
 
 def state_root() -> Path:
-    return Path(os.environ.get(STATE_ENV) or HostLayout().state_dir)
+    return Path(os.environ.get(STATE_ENV) or host_layout().state_dir)
 
 
 def applied_dir() -> Path:

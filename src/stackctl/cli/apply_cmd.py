@@ -10,7 +10,14 @@ from typing import Any
 from stackctl import layout
 from stackctl.applylog import ApplyLog
 from stackctl.cli import fleet_cmd
-from stackctl.cli.apply_state import apply_session, both, check_box, verify_or_roll_back
+from stackctl.cli.apply_state import (
+    apply_session,
+    both,
+    check_box,
+    previous_serving,
+    roll_back_if_down,
+    verify_or_roll_back,
+)
 from stackctl.cli.check_cmd import check_lock, print_check
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
@@ -21,7 +28,6 @@ from stackctl.mirror import find_in_mirror
 from stackctl.mirror_fill import require_verified
 from stackctl.models.apply import PlaybookResult, SmokeResult
 from stackctl.models.lock import Lockfile
-from stackctl.models.render import HostLayout
 from stackctl.pipeline import (
     Inputs,
     default_lock_path,
@@ -166,12 +172,14 @@ def _apply(
     if new and not args.check:
         write_lockfile(lock, lock_path)
         info(f"wrote {lock_path}")
-    tree = render_lock(lock, lock_path, default_render_dir(lock))
+    host = layout.host_layout()
+    tree = render_lock(lock, lock_path, default_render_dir(lock), host)
     info(f"rendered {tree}/")
     info("running ansible-playbook (check mode)" if args.check else "running ansible-playbook")
     progress = PlaybookProgress(
-        build_log=Path(layout.build_log(lock, HostLayout())), verbose=args.verbose or args.check
+        build_log=Path(layout.build_log(lock, host)), verbose=args.verbose or args.check
     )
+    serving = None if args.check else previous_serving()  # to roll back to if the upgrade breaks it
     result = run_playbook(
         tree,
         "playbook.yml",
@@ -181,10 +189,13 @@ def _apply(
         on_tick=progress.on_tick,
     )
     if result.failed:
-        raise ApplyError(
+        failure = ApplyError(
             "the playbook failed",
             details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
         )
+        if not args.check:
+            roll_back_if_down(lock, serving, log, failure)
+        raise failure
     if not args.check:
         lock = _record_fetched(lock, lock_path, result)
         verify_or_roll_back(lock, log)

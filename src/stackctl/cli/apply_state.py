@@ -10,8 +10,8 @@ from typing import Any
 from stackctl.applylog import ApplyLog
 from stackctl.cli.output import info
 from stackctl.errors import ApplyError, PreflightError, StackctlError
+from stackctl.layout import host_layout
 from stackctl.models.lock import Lockfile
-from stackctl.models.render import HostLayout
 from stackctl.preflight import preflight
 from stackctl.service import service_status
 from stackctl.state import applied_lock, apply_log_path, state_lock
@@ -47,7 +47,7 @@ def check_box(lock: Lockfile, log: ApplyLog) -> None:
     """Preflight: refuse with every problem before anything on the box changes."""
     status = service_status(lock)
     ours = status.running and status.healthy  # our server answering on this lock's port
-    problems = preflight(lock, HostLayout(), running_pid=status.pid, ours_running=ours)
+    problems = preflight(lock, host_layout(), running_pid=status.pid, ours_running=ours)
     for problem in problems:
         log.write(f"preflight: {problem}")
     if problems:
@@ -59,7 +59,7 @@ def check_box(lock: Lockfile, log: ApplyLog) -> None:
 
 def verify_or_roll_back(lock: Lockfile, log: ApplyLog) -> None:
     """After an upgrade: health and output check; on failure, back to the previous lock."""
-    from stackctl.rollback import redeploy, verify_upgrade
+    from stackctl.rollback import verify_upgrade
 
     try:
         verify_upgrade(lock)
@@ -67,10 +67,37 @@ def verify_or_roll_back(lock: Lockfile, log: ApplyLog) -> None:
         previous = applied_lock()
         if previous is None or previous == lock:
             raise
-        info(f"the new service failed ({exc.message}); rolling back to the previous lock")
-        log.write(f"upgrade failed: {exc.message}; rolling back")
-        redeploy(previous, log.on_event, {})
-        raise ApplyError(
-            f"the upgrade failed and was rolled back: {exc.message}",
-            hint="the previous service runs again; `stackctl logs --apply` has the details",
-        ) from None
+        _roll_back(previous, log, exc)
+
+
+def previous_serving() -> Lockfile | None:
+    """The lock this box applied last, when its service answers now (asked before an upgrade)."""
+    previous = applied_lock()
+    return previous if previous is not None and service_status(previous).healthy else None
+
+
+def roll_back_if_down(
+    lock: Lockfile, serving: Lockfile | None, log: ApplyLog, failure: StackctlError
+) -> None:
+    """An upgrade whose playbook failed: when the lock that served before it (`serving`, from
+    previous_serving()) no longer answers, the new server was started and never became healthy:
+    run the previous one again. A failure before the service changed (a build, a download)
+    leaves it answering, and a service that was down before (stopped by hand) stays down.
+    """
+    if serving is None or serving == lock or service_status(serving).healthy:
+        return
+    _roll_back(serving, log, failure)
+
+
+def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> None:
+    from stackctl.rollback import redeploy
+
+    reason = "; ".join([exc.message, *exc.details[-2:]])
+    info(f"the new service failed ({reason}); rolling back to the previous lock")
+    log.write(f"upgrade failed: {reason}; rolling back")
+    redeploy(previous, log.on_event, {})
+    raise ApplyError(
+        f"the upgrade failed and was rolled back: {exc.message}",
+        details=exc.details,
+        hint="the previous service runs again; `stackctl logs --apply` has the details",
+    ) from None

@@ -21,7 +21,6 @@ from stackctl.errors import EXIT_FAILED, InputError
 from stackctl.fsio import write_text_atomic
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
-from stackctl.models.render import HostLayout
 from stackctl.service import base_url
 
 
@@ -197,7 +196,7 @@ def _llama_bench(
     from stackctl.bench.engine_bench import llama_bench_argv, llama_bench_results
     from stackctl.cli.sweep_args import fixed_bench_args
 
-    host = HostLayout()
+    host = layout.host_layout()
     binary = f"{layout.engine_dir(lock, host)}/bin/llama-bench"
     argv = llama_bench_argv(
         binary, layout.model_path(lock, host), lock, depths, args.n_gen, args.reps

@@ -13,6 +13,7 @@ from stackctl.applylog import tail
 from stackctl.cli.hardware_args import add_hardware_options, hardware_from_args
 from stackctl.cli.output import info, print_json
 from stackctl.errors import ApplyError, NotDeployedError
+from stackctl.layout import host_layout
 from stackctl.models.lock import Lockfile
 from stackctl.pipeline import default_lock_path, default_render_dir, read_lock, render_lock
 from stackctl.service import has_systemd, service_status
@@ -72,7 +73,7 @@ def _lock(args: argparse.Namespace) -> tuple[Lockfile, Path]:
 def _tree(lock: Lockfile, path: Path) -> Path:
     """Render beside the lockfile's project, or inside the state dir for a recorded lock."""
     out = rendered_dir(lock) if path.is_relative_to(applied_dir()) else default_render_dir(lock)
-    return render_lock(lock, path, out)
+    return render_lock(lock, path, out, host_layout())
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from stackctl.cli.bench_args import lock_from, progress
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import inputs_for_lock
 from stackctl.errors import EXIT_FAILED, InputError, ResolutionError
+from stackctl.layout import host_layout
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
 from stackctl.models.render import HostLayout
@@ -189,7 +190,7 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
     lock, path = lock_from(lock_path)
     inputs = lock_inputs_of(lock)
     hardware = inputs.hardware
-    host = HostLayout()
+    host = host_layout()
     context = lock.resolved.runtime.context
     depth = args.depth if args.depth is not None else min(context // 2, 4096)
     if depth >= context:
