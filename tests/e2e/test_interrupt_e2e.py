@@ -404,7 +404,10 @@ def test_upgrade_failing_health_is_rolled_back(box: Box) -> None:
     )  # fmt: skip
     _write_lock(box, before, r.model.model_copy(update={"artefact": pin}))
     began = time.monotonic()
+    # Gemma 3 270M answers within seconds: a minute, not the default five, before giving up
+    box.env["STACKCTL_HEALTH_TIMEOUT"] = "60"
     failed = box.run("apply", str(box.stack), "--mirror", str(mirror), "-y", "--json")
+    del box.env["STACKCTL_HEALTH_TIMEOUT"]
     box.timings["health rollback: failing upgrade and its rollback"] = round(
         time.monotonic() - began, 1
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from stackctl.cli.check_cmd import check_lock, print_check
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
-from stackctl.errors import ApplyError
+from stackctl.errors import ApplyError, InputError
 from stackctl.lock import fill_fetched_pins, write_lockfile
 from stackctl.mirror import find_in_mirror
 from stackctl.mirror_fill import require_verified
@@ -79,8 +80,28 @@ def _lock(inputs: Inputs, relock: bool) -> tuple[Lockfile, Path, bool]:
     return make_lock(inputs), path, True
 
 
+HEALTH_TIMEOUT_ENV = "STACKCTL_HEALTH_TIMEOUT"
+
+
+def health_timeout() -> int | None:
+    """Seconds the service role waits for /health (its default: 300), from the environment:
+    a model that loads in seconds need not make a failed upgrade wait five minutes."""
+    text = os.environ.get(HEALTH_TIMEOUT_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(
+            f"{HEALTH_TIMEOUT_ENV}={text!r} is not a number of seconds",
+            hint="a whole number of seconds, e.g. 60; unset it for the default 300",
+        )
+    return int(text)
+
+
 def _extra_vars(lock: Lockfile, mirror: Path | None) -> dict[str, Any]:
     extra: dict[str, Any] = {"ansible_python_interpreter": sys.executable}
+    timeout = health_timeout()
+    if timeout is not None:
+        extra["stackctl_health_timeout"] = timeout
     if mirror is not None:
         info(f"looking up pinned artefacts in {mirror}")
         extra["stackctl_engine_source_local"] = str(
