@@ -160,3 +160,31 @@ def test_server_runs_as_the_service_user(service: dict[str, Path]) -> None:
     pid = state["server_pid"]
     assert isinstance(pid, int)
     assert Path(f"/proc/{pid}").stat().st_uid == nobody.pw_uid
+
+
+def test_the_server_gets_the_locks_environment_and_a_new_one_restarts_it(
+    service: dict[str, Path],
+) -> None:
+    """What a systemd unit sets with Environment= (GGML_VK_VISIBLE_DEVICES for lavapipe, say)
+    reaches the supervised server too; changing it restarts the server."""
+    service["argv"].write_text(json.dumps([sys.executable, "-c", (
+        "import os, time; print('env', os.environ.get('STACKCTL_TEST_ENV'), flush=True); "
+        "time.sleep(600)")]))  # fmt: skip
+
+    def ensure(env: dict[str, str]) -> str:
+        return _run("ensure", f"--argv-file={service['argv']}", f"--pid-file={service['pid']}",
+                    f"--log-file={service['log']}", f"--env-json={json.dumps(env)}")  # fmt: skip
+
+    def logged(line: str) -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if service["log"].is_file() and line in service["log"].read_text():
+                return True
+            time.sleep(0.1)
+        return False
+
+    assert ensure({"STACKCTL_TEST_ENV": "first"}) == "started"
+    assert logged("env first")
+    assert ensure({"STACKCTL_TEST_ENV": "first"}) == "running"
+    assert ensure({"STACKCTL_TEST_ENV": "second"}) == "started"
+    assert logged("env second")
