@@ -35,7 +35,7 @@ pytestmark = [
     # 2026-12-05, AMD EPYC, Mesa 22.3 lavapipe); llama-bench on lavapipe runs. Until the
     # supervisor passed the lock's environment (GGML_VK_VISIBLE_DEVICES), the server silently
     # ran on the CPU here and the completion test passed for the wrong reason.
-    pytest.mark.skip(reason="issue 15 open: llama-server on lavapipe segfaults at the first request"),
+    pytest.mark.skip(reason="issue 15 open: llama-server on lavapipe segfaults at first request"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]
