@@ -11,6 +11,8 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v buildah >/dev/null || need_apt+=(buildah)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# The interrupted-download test serves the model over HTTPS with a self-signed certificate.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # scripts/gen_pci_snapshot.py reads Debian's pci.ids (hwdata) to regenerate src/stackctl/data/pci_gpus.json
 [ -f /usr/share/misc/pci.ids ] || need_apt+=(pci.ids)
 # Appliance disks: extlinux makes them bootable; qemu boots them under KVM in the image tests.
