@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stackctl.errors import StackctlError
 from stackctl.fleet.inventory import limit_hosts, read_inventory
-from stackctl.fleet.plan import fleet_lock_path, host_hardware, host_stack_name
+from stackctl.fleet.plan import host_hardware, written_lock_path
 from stackctl.fleet.run import read_host_key
 from stackctl.layout import is_loopback
 from stackctl.models.hardware import HardwareProfile
@@ -37,7 +37,7 @@ def bench_targets(
         if chosen is not None and host.name not in chosen:
             continue
         try:
-            lock = read_lock(fleet_lock_path(host_stack_name(host, base), host.name))
+            lock = read_lock(written_lock_path(host, base))
             hardware, _path = host_hardware(host, base)
         except StackctlError as exc:
             skipped[host.name] = exc.message

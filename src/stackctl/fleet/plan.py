@@ -99,6 +99,11 @@ def _stack_arg(stack: str, base: Path) -> str:
     return stack
 
 
+def written_lock_path(host: FleetHost, base: Path) -> Path:
+    """Where `fleet lock` wrote this host's lock (its stack file must load to name it)."""
+    return fleet_lock_path(host_stack_name(host, base), host.name)
+
+
 def host_stack_name(host: FleetHost, base: Path) -> str:
     """The name of the host's stack (its lock file's first part); the stack file must load."""
     if host.stack is None:

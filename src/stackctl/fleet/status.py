@@ -6,14 +6,13 @@ from pathlib import Path
 
 from stackctl.errors import StackctlError
 from stackctl.fleet.inventory import read_inventory
-from stackctl.fleet.plan import fleet_lock_path, host_stack_name
+from stackctl.fleet.plan import written_lock_path
 from stackctl.fleet.run import host_key_file, read_host_key
+from stackctl.layout import is_loopback
 from stackctl.models.base import StrictModel
 from stackctl.models.fleet import FleetHost
 from stackctl.pipeline import read_lock
 from stackctl.service import is_healthy
-
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class HostStatus(StrictModel):
@@ -33,13 +32,13 @@ def _one(host: FleetHost, base: Path, inventory: Path, measure: bool) -> HostSta
 
     name = host.name
     try:
-        path = fleet_lock_path(host_stack_name(host, base), name)
+        path = written_lock_path(host, base)
         lock = read_lock(path)
     except StackctlError as exc:
         return HostStatus(host=name, lock=None, endpoint=None, note=exc.message)
     runtime = lock.resolved.runtime
     predicted = lock.resolved.predicted.tg_tps
-    if runtime.host in LOOPBACK:
+    if is_loopback(runtime.host):
         return HostStatus(
             host=name,
             lock=str(path),
