@@ -17,6 +17,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 [ -f /usr/share/misc/pci.ids ] || need_apt+=(pci.ids)
 # Appliance disks: extlinux makes them bootable; qemu boots them under KVM in the image tests.
 command -v extlinux >/dev/null || need_apt+=(extlinux)
+command -v sfdisk >/dev/null || need_apt+=(fdisk)  # the disk's partition table
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v chromium >/dev/null || need_apt+=(chromium)  # report test: headless screenshot
 # The Vulkan end-to-end test runs on Mesa's software Vulkan device (lavapipe).

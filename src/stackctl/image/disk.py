@@ -24,6 +24,11 @@ MBR = Path("/usr/lib/EXTLINUX/mbr.bin")
 PART_OFFSET = 1 << 20  # the partition starts at 1 MiB
 KEY_PATH = "/etc/stackctl/api-key"
 KERNEL_PACKAGES = ["linux-image-amd64", "systemd-sysv", "udev", "initramfs-tools"]
+# The host tools write_disk runs, with the Debian package of each (not all are in a minimal base).
+DISK_TOOLS = {
+    "mkfs.ext4": "e2fsprogs", "blkid": "util-linux", "sfdisk": "fdisk", "dd": "coreutils",
+    "mount": "mount", "umount": "mount", "extlinux": "extlinux",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,22 @@ def _kernel(rootfs: Path) -> tuple[str, str]:
     return f"/boot/vmlinuz-{version}", f"/boot/initrd.img-{version}"
 
 
+def require_disk_tools() -> None:
+    """Fail before any build when a host tool of write_disk is missing, naming its package."""
+    missing = {tool: pkg for tool, pkg in DISK_TOOLS.items() if shutil.which(tool) is None}
+    if not MBR.is_file():
+        missing["mbr.bin"] = "extlinux"
+    if missing:
+        packages = " ".join(sorted(set(missing.values())))
+        raise ImageError(
+            f"writing a disk needs {', '.join(sorted(missing))}, not found on this machine",
+            hint=f"apt-get install {packages} (scripts/bootstrap.sh installs them)",
+        )
+
+
 def write_disk(rootfs: Path, key_file: Path, dest: Path) -> DiskImage:
     """rootfs -> raw disk: MBR, one bootable ext4 partition, extlinux."""
-    if not MBR.is_file() or shutil.which("extlinux") is None:
-        raise ImageError("extlinux is not installed", hint="apt-get install extlinux")
+    require_disk_tools()
     # An exported container's /etc/hostname is the engine's bind mount: empty.
     (rootfs / "etc" / "hostname").write_text("stackctl-appliance\n")
     key = rootfs / KEY_PATH.lstrip("/")
@@ -156,8 +173,11 @@ def write_disk(rootfs: Path, key_file: Path, dest: Path) -> DiskImage:
     tmp = dest.with_name(dest.name + ".part")
     with tmp.open("wb") as out:
         out.truncate(PART_OFFSET + fs_size)
-    subprocess.run(["sfdisk", "-q", str(tmp)], input=f"label: dos\n{PART_OFFSET // 512},,L,*\n",
-                   text=True, check=True, capture_output=True)  # fmt: skip
+    layout = f"label: dos\n{PART_OFFSET // 512},,L,*\n"
+    table = subprocess.run(["sfdisk", "-q", str(tmp)], input=layout,
+                           text=True, check=False, capture_output=True)  # fmt: skip
+    if table.returncode != 0:
+        raise ImageError(f"sfdisk failed: {table.stderr.strip()[-600:]}")
     _run("dd", f"if={part}", f"of={tmp}", "bs=1M", f"seek={PART_OFFSET >> 20}",
          "conv=notrunc,sparse", "status=none")  # fmt: skip
     part.unlink()
@@ -190,6 +210,7 @@ def _passwd_uid(rootfs: Path, user: str) -> str:
 def build_disk(
     engine: DockerEngine, lock: Lockfile, tag: str, key_file: Path, dest: Path, on_line: OnLine
 ) -> DiskImage:
+    require_disk_tools()
     bootable = _bootable_image(engine, lock, tag, on_line)
     with tempfile.TemporaryDirectory(prefix="stackctl-disk-") as tmp:
         rootfs = Path(tmp) / "rootfs"
