@@ -1,6 +1,7 @@
 """The measure-check-calibrate loop for real: deploy Gemma 3 270M with `apply`, bench it at two
 depths x two client counts, sweep threads x ubatch with llama-bench, pass check-output on the
-real model and fail it on a scrambled copy pinned by its own sha256, calibrate, and plan again.
+real model and fail it on a scrambled copy pinned by its own sha256, calibrate, and plan again;
+last, sweep the speculative n_max on the real llama-server (the model drafting for itself).
 
 Prints the figures the closing note reports (run with -s to see them).
 """
@@ -18,6 +19,7 @@ import pytest
 
 from stackctl.bench.store import all_results, open_store
 from stackctl.lock import make_lockfile, read_lockfile, write_lockfile
+from stackctl.models.resolved import DraftChoice, Speculative
 from tests.support.broken_gguf import write_scrambled
 from tests.support.mirror_fill import DEFAULT_MIRROR, fill_mirror
 
@@ -177,7 +179,36 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     Path(os.environ.get("STACKCTL_BENCH_RECORD", tmp_path / "record.jsonl")).write_text(
         "".join(r.model_dump_json() + "\n" for r in stored)
     )
+    spec = _draft_sweep(project, lock)
     _print_figures(before, after, measured, points, sweep, bad)
+    print("n_max on llama-server (n_max, tok/s, acceptance):",
+          [(c["flags"]["spec_n_max"], c["tps"], c["acceptance"]) for c in spec])  # fmt: skip
+
+
+def _draft_sweep(project: Path, lock_path: Path) -> list[dict[str, Any]]:
+    """The n_max stage on the real llama-server: the deployed lock made to speculate with its
+    own model as the draft (the one GGUF this box has), swept at n_max 1, 2 and 4."""
+    lock = read_lockfile(lock_path)
+    r = lock.resolved
+    draft = DraftChoice(id=r.model.id, quant=r.model.quant, artefact=r.model.artefact,
+                        acceptance=0.9)  # fmt: skip
+    spec_args = ["--spec-type", "draft-simple", "--spec-draft-n-max", "2"]
+    runtime = r.runtime.model_copy(update={"server_args": [*r.runtime.server_args, *spec_args]})
+    speculative = Speculative(kind="draft", draft_model=r.model.id, draft=draft, n_max=2,
+                              source="test: the model drafts for itself")  # fmt: skip
+    resolved = r.model_copy(update={"runtime": runtime, "speculative": speculative})
+    write_lockfile(make_lockfile(resolved, lock.inputs), lock_path)
+    swept = as_json(
+        stackctl(project, "bench", "--sweep", str(lock_path), "--threads", "2", "--ubatch", "512",
+                 "--kv-types", "f16", "--load-modes", "", "--n-max", "1,4", "--depth", "64",
+                 "--reps", "2", *NO_REPACK_BENCH, "--json")
+    )  # fmt: skip
+    spec = [c for c in swept["candidates"] if c["method"] == "llama-server"]
+    assert sorted(c["flags"]["spec_n_max"] for c in spec) == [1, 2, 4]
+    assert all(c["tps"] and c["tps"] > 0 for c in spec), spec
+    # the server really drafted: a model drafting for itself has most drafts accepted
+    assert all(c["acceptance"] and c["acceptance"] > 0.5 for c in spec), spec
+    return spec
 
 
 def _print_figures(

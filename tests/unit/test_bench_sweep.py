@@ -12,9 +12,11 @@ import pytest
 from stackctl import layout
 from stackctl.bench.builds import cmake_cache, other_builds
 from stackctl.bench.models import SweepCandidate, Tuning, TuningFlags
+from stackctl.bench.spec_sweep import ServerPlan, server_argv
 from stackctl.bench.sweep import (
     LOAD_MODES,
     BenchTarget,
+    SpecStage,
     SweepPlan,
     SweepSpace,
     describe,
@@ -32,6 +34,7 @@ from stackctl.cli.sweep_args import (
     bench_targets,
     can_lock,
     quirk_load_mode,
+    spec_stage_of,
 )
 from stackctl.detect import declare_hardware
 from stackctl.lock import read_lockfile
@@ -310,3 +313,83 @@ def test_load_mode_candidates_pass_through_to_llama_bench(mode: str) -> None:
     assert argv[:3] == ["/b/llama-bench", "-m", "m"]
     assert argv[argv.index("-lm") + 1] == mode
     assert argv[argv.index("-t") + 1] == "2"
+
+
+def test_n_max_stage_runs_the_locks_own_server_line(tmp_path: Path) -> None:
+    """A draft stack's n_max stage: the lock's n_max and a bounded set around it, each run as
+    the deployed llama-server command line on a free loopback port, without the key file."""
+    lock = golden("rtx-3090x2-llama-draft")
+    host = host_in(tmp_path)
+    stage, note = spec_stage_of(sweep_args(), lock, host)
+    assert stage is not None
+    assert note is not None
+    assert "llama-server" in note
+    current = lock.resolved.speculative.n_max
+    assert stage.current == current
+    assert current in stage.choices
+    assert len(stage.choices) <= 4
+    plan = ServerPlan(argv=layout.service_argv(lock, host))
+    argv = server_argv(plan, TuningFlags(threads=8, ubatch=256, spec_n_max=7), 5555)
+    assert argv[0].endswith("llama-server")
+    assert argv.count("--spec-draft-n-max") == 1
+    assert argv[argv.index("--spec-draft-n-max") + 1] == "7"
+    assert argv[argv.index("--threads") + 1] == "8"
+    assert argv[argv.index("--ubatch-size") + 1] == "256"
+    assert argv.count("--host") == 1
+    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "5555"]
+    assert argv[argv.index("--spec-draft-model") + 1] == layout.draft_path(lock, host)
+    assert "--api-key-file" not in argv
+    # every flag the server gets is one llama-server b11434 knows
+    assert all(a in SERVER_HELP for a in argv[1:] if a.startswith("--"))
+    given = spec_stage_of(sweep_args("--n-max", "1,3"), lock, host)[0]
+    assert given is not None
+    assert list(given.choices) == sorted({1, 3, current or 3})
+
+
+def test_no_n_max_stage_without_speculation_or_for_ttft(tmp_path: Path) -> None:
+    host = host_in(tmp_path)
+    assert spec_stage_of(sweep_args(), golden("cpu-x86"), host) == (None, None)
+    stage, note = spec_stage_of(
+        sweep_args("--objective", "ttft"), golden("rtx-3090x2-llama-draft"), host
+    )
+    assert stage is None
+    assert note is not None
+    assert "not swept for ttft" in note
+
+
+def _spec_run(
+    rates: dict[int, tuple[float, float]], backend: str | None = None
+) -> tuple[list[SweepCandidate], SweepCandidate | None]:
+    """A sweep with fixed llama-bench figures and the given llama-server (tps, std) per n_max."""
+    space = SweepSpace(threads=[2], ubatch=[512], kv_types=["f16"])
+
+    def bench(flags: TuningFlags) -> SweepCandidate:
+        if flags.threads:
+            flags = flags.model_copy(update={"backend": backend})
+        return SweepCandidate(flags=flags, tps=40.0, tps_std=1.0)
+
+    def server(flags: TuningFlags) -> SweepCandidate:
+        tps, std = rates[flags.spec_n_max or 0]
+        return SweepCandidate(flags=flags, tps=tps, tps_std=std, method="llama-server")
+
+    stage = SpecStage(current=3, choices=sorted(rates), backend="cuda", measure=server)
+    done, winner, _default = sweep(space, bench, spec=stage)
+    return done, winner
+
+
+def test_n_max_challenger_wins_only_beyond_the_spread() -> None:
+    done, winner = _spec_run({1: (50.0, 1.0), 3: (60.0, 1.0), 5: (70.0, 2.0)})
+    assert winner is not None
+    assert winner.flags.spec_n_max == 5
+    assert winner.tps == 40.0  # the winner's figure stays llama-bench's
+    assert [c.flags.spec_n_max for c in done if c.method == "llama-server"] == [3, 1, 5]
+    _done, within = _spec_run({1: (50.0, 1.0), 3: (60.0, 3.0), 5: (62.0, 3.0)})
+    assert within is not None
+    assert within.flags.spec_n_max is None  # within noise: the lock's n_max stays
+
+
+def test_n_max_is_not_measured_when_another_build_won() -> None:
+    done, winner = _spec_run({1: (50.0, 1.0), 3: (60.0, 1.0), 5: (90.0, 1.0)}, backend="vulkan")
+    assert winner is not None
+    assert winner.flags.spec_n_max is None
+    assert not [c for c in done if c.method == "llama-server"]

@@ -148,6 +148,9 @@ class SweepCandidate(StrictModel):
     tps_std: float | None = None
     is_default: bool = False
     error: str | None = None
+    # llama-bench measures every stage but n_max, which only llama-server can run (spec_sweep)
+    method: Literal["llama-bench", "llama-server"] = "llama-bench"
+    acceptance: float | None = Field(None, description="drafted tokens accepted (llama-server)")
 
 
 class Tuning(StrictModel):

@@ -2,9 +2,10 @@
 
 Coordinate descent over llama-bench runs, so each stage is one process: threads x ubatch
 first, then the KV cache type at the best of those, `--n-cpu-moe` around the fit boundary for
-MoE offload, the load mode, and last the other backends of the same engine version built on
-this box. llama.cpp's defaults (no flags at all) run in the same sweep, so the gain is
-measured, not assumed. The objective is the stack's: decode at the target depth, or prefill
+MoE offload, the load mode, the other backends of the same engine version built on this box,
+and last, for a stack that speculates, the draft length n_max (on llama-server: spec_sweep.py).
+llama.cpp's defaults (no flags at all) run in the same sweep, so the gain is measured, not
+assumed. The objective is the stack's: decode at the target depth, or prefill
 (time to first token). After the grid, a stage's challenger replaces the best so far only by
 more than the run-to-run spread: a flag that wins within noise would change the deployment
 for nothing.
@@ -218,21 +219,50 @@ def stage_flags(best: TuningFlags, space: SweepSpace) -> list[list[TuningFlags]]
     ]
 
 
-def sweep_size(space: SweepSpace) -> int:
+@dataclass(frozen=True)
+class SpecStage:
+    """n_max values for the last stage, measured on llama-server (its own incumbent: the
+    lock's n_max, `current`), on the lock's own backend only."""
+
+    current: int
+    choices: Sequence[int]
+    backend: str
+    measure: Measure
+
+
+def sweep_size(space: SweepSpace, spec: SpecStage | None = None) -> int:
     """Candidates the sweep runs at most (llama.cpp's defaults included)."""
-    return 1 + len(grid_flags(space)) + sum(len(s) for s in stage_flags(TuningFlags(), space))
+    stages = sum(len(s) for s in stage_flags(TuningFlags(), space))
+    return 1 + len(grid_flags(space)) + stages + (len(spec.choices) if spec else 0)
+
+
+def spec_stage(
+    best: SweepCandidate, spec: SpecStage, run: Callable[[TuningFlags], SweepCandidate]
+) -> SweepCandidate:
+    """The best so far, with the n_max that beats the lock's own on llama-server (if any). Its
+    figure stays llama-bench's: server and llama-bench rates are not compared."""
+    if (best.flags.backend or spec.backend) != spec.backend:
+        return best  # another build won: the draft runs were not measured on it
+    at = {n: best.flags.model_copy(update={"spec_n_max": n}) for n in spec.choices}
+    incumbent = run(at[spec.current])
+    challengers = [run(f) for n, f in at.items() if n != spec.current]
+    top = _best(challengers)
+    if top is None or not beats(top, incumbent):
+        return best
+    return best.model_copy(update={"flags": top.flags})
 
 
 def sweep(
     space: SweepSpace,
     measure: Measure,
     progress: Callable[[int, int, str], None] = lambda _i, _n, _s: None,
+    spec: SpecStage | None = None,
 ) -> tuple[list[SweepCandidate], SweepCandidate | None, SweepCandidate]:
     """(every candidate, the winner, llama.cpp's defaults), measured in one sweep."""
-    total = sweep_size(space)
+    total = sweep_size(space, spec)
     done: list[SweepCandidate] = []
 
-    def run(flags: TuningFlags) -> SweepCandidate:
+    def run(flags: TuningFlags, measure: Measure = measure) -> SweepCandidate:
         progress(len(done) + 1, total, describe(flags))
         result = measure(flags)
         done.append(result)
@@ -246,6 +276,9 @@ def sweep(
             break
         flags = stage_flags(best.flags, space)[stage]
         best = _keep_or_replace(best, [run(f) for f in flags])
+    if best is not None and spec is not None:
+        on_server = spec.measure
+        best = spec_stage(best, spec, lambda f: run(f, on_server))
     return done, best, default
 
 

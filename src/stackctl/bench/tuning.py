@@ -21,7 +21,7 @@ from stackctl.quoting import to_yaml
 from stackctl.yamlio import read_yaml, validate_yaml
 
 # llama-server spellings from tests/data/engines/llama-server-b11434.help.txt
-_SERVER_FLAGS = {
+SERVER_FLAGS = {
     "threads": "--threads",
     "ubatch": "--ubatch-size",
     "type_k": "--cache-type-k",
@@ -83,7 +83,7 @@ def apply_tuning(resolved: ResolvedStack, tuning: Tuning, source: str) -> Resolv
     rt = resolved.runtime
     args = list(rt.server_args)
     for name, value in set_flags.items():
-        args = with_flag(args, _SERVER_FLAGS[name], str(value))
+        args = with_flag(args, SERVER_FLAGS[name], str(value))
     runtime = rt.model_copy(
         update={
             "server_args": args,

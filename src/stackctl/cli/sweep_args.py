@@ -14,10 +14,12 @@ from stackctl import layout
 from stackctl.bench.builds import bin_dir, other_builds
 from stackctl.bench.models import SweepCandidate
 from stackctl.bench.rows import now_utc
+from stackctl.bench.spec_sweep import ServerPlan, measure_on_server, n_max_choices
 from stackctl.bench.store import add_sweep, open_store
 from stackctl.bench.sweep import (
     LOAD_MODES,
     BenchTarget,
+    SpecStage,
     SweepPlan,
     SweepSpace,
     describe,
@@ -74,6 +76,12 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         "--load-modes",
         type=_list(str),
         help=f"load modes to try beside auto (default {list(LOAD_MODES)}; mlock where allowed)",
+    )
+    group.add_argument(
+        "--n-max",
+        type=_list(int),
+        help="speculative draft lengths to try on llama-server (default: half, the lock's, "
+        "+2 and double); stacks that speculate only",
     )
     group.add_argument("--bench-args", help="llama-bench flags every candidate keeps")
     group.add_argument("--reps", type=int, default=3, help="llama-bench repetitions per point")
@@ -180,10 +188,33 @@ def bench_targets(
     return targets, notes
 
 
-SPEC_SKIPPED = (
-    "speculative n_max: not swept: llama-bench b11434 has no draft-model option (its --help "
-    "lists none; --spec-draft-n-max is llama-server's); the lock keeps n_max {n}"
-)
+# llama-server's default draft length (b11434 --help: --spec-draft-n-max, default 3)
+SERVER_N_MAX = 3
+
+
+def spec_stage_of(
+    args: argparse.Namespace, lock: Lockfile, host: HostLayout
+) -> tuple[SpecStage | None, str | None]:
+    """The n_max stage on llama-server for a stack that speculates, or why there is none."""
+    r = lock.resolved
+    if r.speculative.kind == "none":
+        return None, None
+    current = r.speculative.n_max or SERVER_N_MAX
+    if args.objective != "tg":
+        return (
+            None,
+            f"speculative n_max: not swept for ttft (drafting speeds decode only); "
+            f"the lock keeps n_max {current}",
+        )
+    choices = sorted({current, *(n for n in args.n_max if n >= 1)}) if args.n_max else None
+    server = ServerPlan(argv=layout.service_argv(lock, host), env=dict(r.requirements.env),
+                        reps=args.reps)  # fmt: skip
+    stage = SpecStage(current=current, choices=choices or n_max_choices(current),
+                      backend=r.engine.backend,
+                      measure=lambda flags: measure_on_server(server, flags))  # fmt: skip
+    note = (f"speculative n_max {list(stage.choices)} on llama-server ({r.speculative.kind}; "
+            f"llama-bench has no draft option), against the lock's {current}")  # fmt: skip
+    return stage, note
 
 
 def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
@@ -205,17 +236,18 @@ def run_sweep(args: argparse.Namespace, lock_path: str | None) -> int:
         reps=args.reps,
     )
     space = _space(args, lock, hardware, targets)
+    spec, spec_note = spec_stage_of(args, lock, host)
     info(
         f"sweep: {args.objective} at depth {depth}; threads {list(space.threads)} x ubatch "
         f"{list(space.ubatch)}, KV {list(space.kv_types)}, load mode "
         f"{['auto', *space.load_modes] if space.load_modes else targets[plan.backend].load_mode}"
-        f", backends {[plan.backend, *space.backends]}; at most {sweep_size(space)} runs"
+        f", backends {[plan.backend, *space.backends]}; at most {sweep_size(space, spec)} runs"
     )
     for note in notes:
         info(f"  {note}")
-    if lock.resolved.speculative.kind != "none":
-        info(f"  {SPEC_SKIPPED.format(n=lock.resolved.speculative.n_max)}")
-    candidates, winner, default = sweep(space, llama_bench_measure(plan), progress)
+    if spec_note:
+        info(f"  {spec_note}")
+    candidates, winner, default = sweep(space, llama_bench_measure(plan), progress, spec)
     if winner is None:
         for c in candidates:
             info(f"  {describe(c.flags)}: {c.error}")
@@ -259,6 +291,9 @@ def _print(
 ) -> None:
     for c in candidates:
         figure = f"{c.tps:8.1f} ± {c.tps_std or 0:.1f} tok/s" if c.tps else f"failed: {c.error}"
+        if c.method == "llama-server":
+            accepted = f", {c.acceptance:.0%} of drafts accepted" if c.acceptance else ""
+            figure += f" (llama-server{accepted})"
         print(f"  {describe(c.flags):48s} {figure}")
     print(f"winner: {describe(winner.flags)}")
     if winner.tps and default.tps:
