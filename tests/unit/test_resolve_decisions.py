@@ -23,6 +23,7 @@ from stackctl.catalog import load_catalog
 from stackctl.detect import declare_hardware
 from stackctl.models.spec import StackSpec
 from stackctl.resolve import Resolution, Resolver, make_resolver
+from stackctl.resolve.score import Score, deciding_terms
 from stackctl.resources import catalog_dir
 
 R7950 = {"cpu": "ryzen 9 7950x", "ram_gib": 64}
@@ -207,6 +208,9 @@ def test_decision(case: Case, results: dict[str, Resolution]) -> None:
         big = [a for a in result.alternatives if (a.entry.params_total or 0) >= 200]
         assert big, [a.label for a in result.alternatives]
         assert all(a.rank <= c.rank for a in big)
+        # the plan says which term put the frontier model below the pick (issue 10's tiers
+        # hold "unless public evidence says otherwise, and then the plan says why")
+        assert all(deciding_terms(a.score, c.score) for a in big)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -230,3 +234,10 @@ def test_every_plan_predicts_prefill_with_a_range(
         assert any(a.peak_tflops_fp16 is None for a in hw.accelerators), r.hardware
     else:
         assert low < p.pp_tps < high or low == high
+
+
+def test_deciding_terms_name_the_largest_gaps() -> None:
+    lost = Score(77.7, (), (("evidence", 73.0), ("size", 5.0), ("quant", -0.5), ("speed", 0.2)))
+    won = Score(78.7, (), (("evidence", 70.0), ("size", 3.3), ("quant", 0.0), ("speed", 5.4)))
+    assert deciding_terms(lost, won) == "speed +0.2 vs +5.4; evidence +73.0 vs +70.0"
+    assert deciding_terms(lost, lost) == ""

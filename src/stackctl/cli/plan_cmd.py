@@ -76,7 +76,12 @@ def _why_not(c: Any, chosen: Any) -> str:
             f"same score; backend {chosen.backend} preferred over {c.backend} "
             "(catalog/runtime.yaml backend_points, quirks)"
         )
-    return f"lower score ({c.score.value:.1f} vs {chosen.score.value:.1f})"
+    from stackctl.resolve.score import deciding_terms
+
+    terms = deciding_terms(c.score, chosen.score)
+    return f"lower score ({c.score.value:.1f} vs {chosen.score.value:.1f}" + (
+        f": {terms})" if terms else ")"
+    )
 
 
 def _alternative(c: Any, resolution: Any) -> dict[str, Any]:
@@ -143,8 +148,10 @@ def _requirement_lines(r: ResolvedStack) -> list[tuple[str, str]]:
 def _alternative_lines(resolution: Any, *, explain: bool) -> list[str]:
     lines = ["alternatives:"]
     for c in resolution.alternatives:
+        backend = f" {c.points:+g} backend" if c.points else ""
         lines.append(
-            f"  - {c.label} score {c.rank:.1f}, ~{c.tg:.1f} tok/s: {_why_not(c, resolution.chosen)}"
+            f"  - {c.label} score {c.score.value:.1f}{backend}, ~{c.tg:.1f} tok/s: "
+            f"{_why_not(c, resolution.chosen)}"
         )
     lines.append(
         f"rejected: {len(resolution.rejected)} candidate(s); "

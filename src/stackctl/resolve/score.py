@@ -17,6 +17,9 @@ from stackctl.resolve.evidence import Evidence, Figure
 class Score:
     value: float
     basis: tuple[str, ...]
+    # the value's terms by name (evidence, size, quant, speed...), so that a plan can say which
+    # term decided between two candidates
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 UNSCORED = Score(0.0, ("not scored yet",))
@@ -138,9 +141,11 @@ def model_quality(entry: ModelEntry, workload: str, policy: Policy, evidence: Ev
     if measured is None:  # no evidence item for this workload: the size rule is the score
         base = size
         lines.append(f"size rule {size:.1f} ({eff_basis})")
+        parts = [("size rule", size)]
     else:
         points, sd, item_lines = measured
         base = points + size * rule.size_weight
+        parts = [("evidence", points), ("size", size * rule.size_weight)]
         per_sd = policy.quality.points_per_sd
         lines.append(f"evidence: {points:.1f} +/- {sd:.1f} points (50 + {per_sd:g} x the "
                      "weighted mean z over the catalog)")  # fmt: skip
@@ -154,7 +159,8 @@ def model_quality(entry: ModelEntry, workload: str, policy: Policy, evidence: Ev
     moe = policy.quality.workloads[workload].moe_penalty if is_moe(entry) else 0.0
     if moe:
         lines.append(f"MoE over long multi-turn {workload} context -{moe:g} (policy)")
-    return Score(round(base + card - moe, 2), tuple(lines))
+    parts += [("model card", card), ("MoE", -moe)]
+    return Score(round(base + card - moe, 2), tuple(lines), tuple(parts))
 
 
 def quality_score(
@@ -179,7 +185,9 @@ def quality_score(
         loss_basis += f"; x{factor:.2f} for {total:g}B total params ({scaling.source})"
     penalty = loss * policy.quality.rule.points_per_pct
     return Score(
-        round(base.value - penalty, 2), (*base.basis, f"quant -{penalty:.1f} ({loss_basis})")
+        round(base.value - penalty, 2),
+        (*base.basis, f"quant -{penalty:.1f} ({loss_basis})"),
+        (*base.parts, ("quant", -penalty)),
     )
 
 
@@ -193,4 +201,14 @@ def with_speed(score: Score, tg: float, floor: float, workload: str, policy: Pol
         f"speed ~{tg:.1f} tok/s, {tg / floor:.1f}x the {floor:g} floor: +{points:.1f} "
         f"({w.speed_points_per_doubling:g} per doubling, at most {w.speed_points_cap:g}; policy)"
     )
-    return Score(round(score.value + points, 2), (*score.basis, line))
+    return Score(
+        round(score.value + points, 2), (*score.basis, line), (*score.parts, ("speed", points))
+    )
+
+
+def deciding_terms(lost: Score, won: Score, top: int = 2) -> str:
+    """The terms that differ most between two scores, as "speed +0.2 vs +5.4": what decided."""
+    ours, theirs = dict(lost.parts), dict(won.parts)
+    names = sorted(set(ours) | set(theirs), key=lambda n: -abs(ours.get(n, 0) - theirs.get(n, 0)))
+    gaps = [n for n in names if abs(ours.get(n, 0.0) - theirs.get(n, 0.0)) >= 0.05][:top]
+    return "; ".join(f"{n} {ours.get(n, 0.0):+.1f} vs {theirs.get(n, 0.0):+.1f}" for n in gaps)
