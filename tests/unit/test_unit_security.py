@@ -46,7 +46,7 @@ def test_a_server_beyond_loopback_reads_a_key_file(host: str, keyed: bool) -> No
     from stackctl.layout import service_argv
     from stackctl.lock import lockfile_text
     from stackctl.models.render import HostLayout
-    from tests.e2e.test_api_key_e2e import _lock_on
+    from tests.e2e.test_served_api_key_e2e import _lock_on
 
     lock = _lock_on(host, 8080)
     argv = service_argv(lock, HostLayout())

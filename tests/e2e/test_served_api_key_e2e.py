@@ -6,7 +6,9 @@ is the veth address (so `--api-key-file` comes from layout.service_argv), and se
 from inside the namespace: without the key they are refused, with it they are answered. The key
 is in no command line and no log.
 
-Run it under the heavy-job lock: flock /tmp/stackctl-heavy.lock .venv/bin/pytest -m e2e ...
+It reuses the build test_apply_e2e.py makes (this file's name sorts after it, so a clean run
+builds first and this test runs; alone, before any build, it skips). Run it under the
+heavy-job lock: flock /tmp/stackctl-heavy.lock .venv/bin/pytest -m e2e ...
 """
 
 from __future__ import annotations
