@@ -50,10 +50,8 @@ def decode_terms(
             _add(coef, f"{o}:iw", read)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0
-        if ops * x[f"{o}:iad"] > kv * x[f"{o}:ikv"]:
-            _add(coef, f"{o}:iad", ops)
-        else:
-            _add(coef, f"{o}:ikv", kv)
+        _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)
+        _add(coef, f"{o}:iad", ops)
         _add(coef, f"{o}:L", float(d.layers))
         _add(coef, "host:split", float(d.split_layers))
     return coef, const
