@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stackctl.estimate.catalog import BackendCatalog, load_estimate_catalog
 from stackctl.estimate.public_fit import (
+    PREFILL_MIN_BUILD,
     Case,
     Scored,
     fit,
@@ -24,6 +25,7 @@ from stackctl.estimate.public_fit import (
     fitted_names,
     leave_one_source_out,
     load_cases,
+    public_rows,
     score,
     summary,
 )
@@ -49,10 +51,15 @@ def main() -> int:
     args = parser.parse_args()
     catalog = load_estimate_catalog(catalog_dir(), fitted=False)  # the fit starts unfitted
     cases, missed = load_cases(ROWS, HARDWARE, catalog)
+    _used, aside = public_rows(ROWS)
     total = len(cases) + len(missed)
     families = sorted({c.family for c in cases})
     print(f"rows {total}, predicted {len(cases)} ({len(cases) / total:.0%} coverage), "
-          f"{len({c.source for c in cases})} sources, {len(families)} hardware boxes")  # fmt: skip
+          f"{len({c.source for c in cases})} sources, {len(families)} hardware boxes; "
+          f"{len(aside)} more set aside")  # fmt: skip
+    if aside:
+        print(f"  set aside: {len(aside)} prefill rows of builds before {PREFILL_MIN_BUILD} "
+              "(kernels rewritten since; their decode rows are used)")  # fmt: skip
     for ref, why in missed:
         print(f"  NOT PREDICTED {ref}: {why}")
     base = score(cases, catalog.backends)

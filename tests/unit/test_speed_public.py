@@ -14,12 +14,15 @@ import pytest
 
 from stackctl.estimate.catalog import FittedFactors, load_estimate_catalog
 from stackctl.estimate.public_fit import (
+    PREFILL_MIN_BUILD,
     Case,
+    build_number,
     fit,
     fitted_fields,
     fitted_names,
     leave_one_source_out,
     load_cases,
+    public_rows,
     summary,
 )
 from stackctl.resources import catalog_dir
@@ -31,8 +34,12 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 # Every factor is now fitted from the training rows alone (no hand-set figure that came from a
 # held-out source's box): decode rose from a leaky 15.1 % to an honest 16.4 %, prefill fell from
 # 29.2 % to 27.2 % (tiles of routed-expert matmuls, Strix Halo's matrix peak).
-LOSO_DECODE_MEDIAN = 0.165  # target 0.10
-LOSO_PREFILL_MEDIAN = 0.28  # target 0.20
+# Then decode attention adds its KV read and its ops (16.4 -> 15.0 %), and six more sources came
+# in (458 rows: Strix Halo, Intel Arc and RDNA4 each from a second owner): decode 13.0 %.
+# Prefill on the 401 old rows stayed 27.2 %; the new ones are harder (Vulkan runs whose Mesa has
+# no matrix cores, Intel SYCL at depth): 30.7 % on all 441 used rows.
+LOSO_DECODE_MEDIAN = 0.135  # target 0.10
+LOSO_PREFILL_MEDIAN = 0.31  # target 0.20
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +82,15 @@ def test_committed_fit_is_the_fit_of_the_committed_rows(cases: list[Case]) -> No
                 assert list(held) == pytest.approx(value, abs=2e-3), (name, key)
             else:
                 assert held == pytest.approx(value, abs=2e-3), (name, key)
+
+
+def test_only_prefill_of_stale_builds_is_set_aside() -> None:
+    used, aside = public_rows(ROWS)
+    assert aside, "the Jul-Aug 2025 Strix Halo sweeps are in the data"
+    assert all("prefill of build" in why for _ref, why in aside)
+    numbers = [(r, build_number(r.get("build"))) for r in used]
+    old = [r for r, n in numbers if n is not None and n < PREFILL_MIN_BUILD]
+    assert old, "their decode rows stay"
+    assert {r["test"] for r in old} == {"tg"}
+    assert build_number("83bc2f28 (6077), TheRock ROCm 7 nightly") == 6077
+    assert build_number(None) is None
