@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from stackctl.errors import CatalogError
+from stackctl.loadcache import cached_load
 from stackctl.models.catalog import Catalog, EngineEntry, ImageSet, ModelArtefact
 from stackctl.yamlio import read_yaml, validate_yaml
 
@@ -45,6 +46,12 @@ def _load(path: Path, model: type[Any]) -> Any:
 
 
 def load_catalog(root: Path) -> Catalog:
+    """The catalog of folder `root`, validated once per content of its files (loadcache)."""
+    files = sorted(root.glob("*.yaml"))  # the files `sha256` covers
+    return cached_load("catalog", files, lambda: _load_catalog(root), Catalog)
+
+
+def _load_catalog(root: Path) -> Catalog:
     engines: _EnginesFile = _load(root / "engines.yaml", _EnginesFile)
     artefacts: _ArtefactsFile = _load(root / "artefacts.yaml", _ArtefactsFile)
     images: _ImagesFile = _load(root / "images.yaml", _ImagesFile)

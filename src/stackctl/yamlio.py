@@ -29,12 +29,20 @@ MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to the document, all alia
 LIMIT_HINT = "stackctl refuses YAML this deep or this repetitive; write the values out plainly"
 
 
-def _cache_file(raw: bytes) -> Path | None:
+def cache_root() -> Path | None:
+    """stackctl's folder in the user's cache ($STACKCTL_CACHE_DIR, else $XDG_CACHE_HOME, else
+    ~/.cache), or None when there is no home to keep one in."""
     root = os.environ.get("STACKCTL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    base = Path(root) if root else Path.home() / ".cache"
     if not root and not Path.home().is_dir():
         return None
-    return base / "stackctl" / "yaml" / f"{hashlib.sha256(raw).hexdigest()}.json"
+    return (Path(root) if root else Path.home() / ".cache") / "stackctl"
+
+
+def _cache_file(raw: bytes) -> Path | None:
+    root = cache_root()
+    if root is None:
+        return None
+    return root / "yaml" / f"{hashlib.sha256(raw).hexdigest()}.json"
 
 
 def _cached(cache: Path | None) -> Any:

@@ -7,11 +7,13 @@ returns an exit code. Stages raise `StackctlError`; `main` turns it into one mes
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from stackctl import __version__
 from stackctl.cli import commands
@@ -39,14 +41,39 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+# stackctl uses no pydantic plugins. Looking for them reads the entry points of every installed
+# package when the first validator is built (pydantic's documented switch turns that off), a
+# cost `plan` pays for nothing; a user who set the variable keeps their value.
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if threading.current_thread() is not threading.main_thread():
-        return _main(argv)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    set_here = _NO_PLUGINS not in os.environ
+    if set_here:
+        os.environ[_NO_PLUGINS] = "__all__"
     try:
-        return _main(argv)
+        if threading.current_thread() is not threading.main_thread():
+            return _main(argv)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return _main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if set_here:
+            os.environ.pop(_NO_PLUGINS, None)
+
+
+def _startup(build: Callable[[], argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Imports make tens of thousands of objects that live as long as the process (classes,
+    validators); the cyclic GC would walk them again and again for nothing. A CLI process
+    builds its parser with the GC off, then freezes what exists so later passes skip it."""
+    gc.disable()
+    try:
+        return build()
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -61,7 +88,10 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command(words))
+    if argv is None:
+        parser = _startup(lambda: build_parser(_command(words)))
+    else:
+        parser = build_parser(_command(words))
     try:
         args = parser.parse_args(words)
     except SystemExit as exc:  # argparse already printed its usage message

@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from stackctl.errors import CatalogError
 from stackctl.models.base import StrictModel
@@ -119,6 +120,16 @@ class ChipTable(StrictModel):
     tensor_rates: list[TensorRate] = Field(default_factory=list)
     host_platforms: list[HostPlatform] = Field(default_factory=list)
     gpu_overrides: list[GpuOverride] = Field(default_factory=list)
+    # Each chip's normalised names, with the `chips` list they were made from: made when the
+    # table is loaded and kept with it (loadcache), so a lookup does not normalise them again.
+    _name_keys: tuple[list[ChipEntry], list[set[str]]] | None = PrivateAttr(default=None)
+
+    def name_keys(self) -> list[set[str]]:
+        """`_keys` of every chip, in `chips` order."""
+        made = self._name_keys
+        if made is None or made[0] is not self.chips:
+            made = self._name_keys = (self.chips, [_keys(c) for c in self.chips])
+        return made[1]
 
     def by_id(self, chip_id: str) -> ChipEntry | None:
         return next((c for c in self.chips if c.id == chip_id), None)
@@ -145,12 +156,20 @@ def load_chip_table(path: Path | None = None) -> ChipTable:
 
 
 def _load_chip_table(path: Path) -> ChipTable:
+    from stackctl.loadcache import cached_load
+
+    return cached_load("chips", [path], lambda: _validated_chip_table(path), ChipTable)
+
+
+def _validated_chip_table(path: Path) -> ChipTable:
     table = validate_yaml(ChipTable, read_yaml(path, error=CatalogError), path, error=CatalogError)
     ids = [c.id for c in table.chips]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise CatalogError(f"{path}: duplicate chip ids: {', '.join(dupes)}")
-    return table.model_copy(update={"chips": [_with_host_bandwidth(c) for c in table.chips]})
+    table = table.model_copy(update={"chips": [_with_host_bandwidth(c) for c in table.chips]})
+    table.name_keys()  # made here, kept with the table
+    return table
 
 
 def _with_host_bandwidth(chip: ChipEntry) -> ChipEntry:
@@ -176,6 +195,7 @@ _NOISE = (
 )
 
 
+@lru_cache(maxsize=8192)  # every lookup normalises each chip's names and aliases again
 def norm_name(name: str) -> str:
     """'NVIDIA GeForce RTX 3090' and 'rtx3090' -> 'rtx3090'."""
     text = name.lower().replace("(r)", " ").replace("(tm)", " ").replace("+", "plus")
@@ -199,7 +219,7 @@ def match_chips(table: ChipTable, name: str, *, gpu: bool | None = None) -> list
     """Chips whose name, id or alias equals `name` after normalising; exact, never fuzzy, so a
     '4090 D' or a laptop part does not borrow a desktop card's figures."""
     key = norm_name(name)
-    hits = [c for c in table.chips if key in _keys(c)]
+    hits = [c for c, keys in zip(table.chips, table.name_keys(), strict=True) if key in keys]
     if not hits and gpu is not False:
         from stackctl.detect.gpudb import match_gpu_db  # the database loads only when needed
 

@@ -16,7 +16,14 @@ from stackctl.estimate.memory import (
     output_bytes,
     state_bytes_per_layer,
 )
-from stackctl.estimate.placement import Device, Placement, place_tensor
+from stackctl.estimate.placement import (
+    Device,
+    PlaceKey,
+    Placement,
+    place_by_key,
+    place_key,
+    place_tensor,
+)
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import DeviceMemory, EstimateRequest, MemoryEstimate
@@ -63,13 +70,18 @@ def fill_devices(
     """Add weights, KV/state, compute and output bytes (and companions) to their devices."""
     cpu = len(devices) - 1
     params = context_params(request)
-    for t in view.tensors:
-        if t.mtp:
-            continue  # llama.cpp skips nextn tensors unless MTP is loaded
-        dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
-        devices[dev].weights += t.nbytes
-        if t.name == "token_embd.weight" and has_output_copy(view.shape, placement, cpu):
-            devices[placement.output_device].weights += t.nbytes  # TENSOR_DUPLICATED
+    cpu_moe = request.cpu_moe
+    if placement.overrides:  # -ot patterns place by name: tensor by tensor
+        placed = [(place_tensor(t, placement, cpu, cpu_moe=cpu_moe), place_key(t)[0], t.nbytes)
+                  for t in view.tensors if not t.mtp]  # fmt: skip
+    else:
+        placed = [(place_by_key(key, placement, cpu, cpu_moe=cpu_moe), key[0], nbytes)
+                  for key, nbytes in weight_groups(view)]  # fmt: skip
+    copy = has_output_copy(view.shape, placement, cpu)
+    for dev, token_embd, nbytes in placed:
+        devices[dev].weights += nbytes
+        if token_embd and copy:
+            devices[placement.output_device].weights += nbytes  # TENSOR_DUPLICATED
     kv = kv_bytes_per_layer(view.shape, params, catalog.quants)
     state = state_bytes_per_layer(view.shape, params)
     for il, dev in enumerate(placement.layer_device):
@@ -89,6 +101,20 @@ def fill_devices(
         devices[dev].compute += extra.compute
         devices[dev].draft += extra.total if extra.kind != "mmproj" else 0
         devices[dev].mmproj += extra.weights if extra.kind == "mmproj" else 0
+
+
+def weight_groups(view: ModelView) -> list[tuple[PlaceKey, int]]:
+    """Weight bytes of the view's tensors per placement key (llama.cpp skips nextn tensors
+    unless MTP is loaded: they are left out); kept on the view, which placements share."""
+    known: list[tuple[PlaceKey, int]] | None = view.derived.get("weight_groups")
+    if known is None:
+        sums: dict[PlaceKey, int] = {}
+        for t in view.tensors:
+            if not t.mtp:
+                key = place_key(t)
+                sums[key] = sums.get(key, 0) + t.nbytes
+        known = view.derived["weight_groups"] = list(sums.items())
+    return known
 
 
 def cpu_does_layer_work(placement: Placement, request: EstimateRequest, cpu: int) -> bool:

@@ -254,9 +254,20 @@ class EstimateCatalog(StrictModel):
     # Typed tensor tables already built from this catalog, by (model id, recipe): a resolver asks
     # for the same model many times, and building one is most of an estimate's cost.
     _views: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
+    # The content key of the files it was loaded from (stackctl.loadcache), under which the
+    # tables are also kept between runs, with the models and quants it holds for them.
+    _source: tuple[str, dict[str, ModelEntry], QuantCatalog] | None = PrivateAttr(default=None)
 
     def memo(self) -> dict[tuple[str, str], Any]:
         return self._views
+
+    def loaded_from(self, key: str | None) -> None:
+        self._source = (key, self.models, self.quants) if key else None
+
+    def source_key(self) -> str | None:
+        """The content key, unless this is a copy with other models or quants (or none)."""
+        src = self._source
+        return src[0] if src and src[1] is self.models and src[2] is self.quants else None
 
 
 class FittedFactors(StrictModel):
@@ -284,7 +295,22 @@ def with_fitted(backends: BackendCatalog, fitted: FittedFactors) -> BackendCatal
 def load_estimate_catalog(root: Path, *, fitted: bool = True) -> EstimateCatalog:
     """Read models.yaml, quants.yaml and backends.yaml from the catalog folder `root`, with the
     public fit (speed_fit.yaml) laid over the backend factors unless `fitted` is False (the
-    fit itself starts from the hand-set factors)."""
+    fit itself starts from the hand-set factors). Validated once per content (loadcache)."""
+    from stackctl.loadcache import cached_keyed, content_key
+
+    names = ["models.yaml", "quants.yaml", "backends.yaml"]
+    if fitted and (root / "speed_fit.yaml").is_file():
+        names.append("speed_fit.yaml")
+    kind = "estimates" if fitted else "estimates_unfitted"
+    key = content_key(kind, [root / name for name in names])
+    catalog = cached_keyed(
+        kind, key, lambda: _load_estimate_catalog(root, fitted=fitted), EstimateCatalog
+    )
+    catalog.loaded_from(key)
+    return catalog
+
+
+def _load_estimate_catalog(root: Path, *, fitted: bool) -> EstimateCatalog:
     models_path = root / "models.yaml"
     models = validate_yaml(
         ModelCatalogFile,

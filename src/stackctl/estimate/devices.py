@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
-from stackctl.estimate.placement import Device, Placement, place_tensor
+from stackctl.estimate.placement import (
+    Device,
+    PlaceKey,
+    Placement,
+    place_by_key,
+    place_key,
+    place_tensor,
+)
 from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
+from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import DeviceSpeed, active_share
 from stackctl.estimate.view import ModelView
@@ -174,31 +182,72 @@ def device_speeds(
         for d in devices
     ]
     split_layers: set[int] = set()  # layers whose routed experts sit in RAM beside a GPU
-    for t in view.tensors:
-        if t.mtp:
-            continue
-        share = active_share(t, view.shape)
-        dev = place_tensor(t, placement, cpu, cpu_moe=request.cpu_moe)
-        beside_gpu = t.layer is not None and placement.layer_device[t.layer] != cpu
-        if dev == cpu and cpu > 0 and t.is_expert and beside_gpu and t.layer is not None:
-            split_layers.add(t.layer)
-        if t.name == "token_embd.weight" and view.shape.tied_embeddings:
-            dev = placement.output_device  # the tied matrix is read as the output layer
-        speeds[dev].weight_bytes += t.nbytes * share
-        if t.is_expert and view.shape.n_expert:
-            speeds[dev].expert_bytes_all += t.nbytes
-            speeds[dev].expert_share = view.shape.n_expert_used / view.shape.n_expert
-        lookup = t.name == "token_embd.weight" and not view.shape.tied_embeddings
-        if len(t.shape) >= 2 and not lookup:
-            speeds[dev].weight_ops += 2.0 * t.n_elements * share
-            if t.is_expert and view.shape.n_expert:
-                speeds[dev].expert_ops += 2.0 * t.n_elements * share
+    placed: dict[PlaceKey, int] = {}
+    cpu_moe = request.cpu_moe
+    # Tensor by tensor in file order, so that each device's float sums add up as they always did.
+    for t, key, weight_bytes, routed, ops in _speed_rows(view):
+        if placement.overrides:  # -ot patterns place by name
+            dev = _read_on(key, place_tensor(t, placement, cpu, cpu_moe=cpu_moe),
+                           view, placement, cpu, split_layers)  # fmt: skip
+        elif key in placed:  # one placement per key
+            dev = placed[key]
+        else:
+            dev = placed[key] = _read_on(key, place_by_key(key, placement, cpu, cpu_moe=cpu_moe),
+                                         view, placement, cpu, split_layers)  # fmt: skip
+        speed = speeds[dev]
+        speed.weight_bytes += weight_bytes
+        if routed:
+            speed.expert_bytes_all += t.nbytes
+            speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
+        if ops is not None:
+            speed.weight_ops += ops
+            if routed:
+                speed.expert_ops += ops
     for il, dev in enumerate(placement.layer_device):
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
     if cpu > 0 and speeds[cpu].expert_bytes_all:
         _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+# (tensor, its placement key, bytes read per token, a routed expert of an MoE?, ops per token
+# or None for a lookup or a vector): what the speed pass reads of each trunk tensor.
+SpeedRow = tuple[TypedTensor, PlaceKey, float, bool, float | None]
+
+
+def _speed_rows(view: ModelView) -> list[SpeedRow]:
+    """The per-tensor figures of the speed pass that depend on the view alone, kept on it."""
+    known: list[SpeedRow] | None = view.derived.get("speed_rows")
+    if known is not None:
+        return known
+    shape = view.shape
+    rows: list[SpeedRow] = []
+    for t in view.tensors:
+        if t.mtp:
+            continue
+        share = active_share(t, shape)
+        routed = t.is_expert and bool(shape.n_expert)
+        lookup = t.name == "token_embd.weight" and not shape.tied_embeddings
+        ops = 2.0 * t.n_elements * share if len(t.shape) >= 2 and not lookup else None
+        rows.append((t, place_key(t), t.nbytes * share, routed, ops))
+    view.derived["speed_rows"] = rows
+    return rows
+
+
+def _read_on(
+    key: PlaceKey, dev: int, view: ModelView, placement: Placement, cpu: int, split_layers: set[int]
+) -> int:
+    """The device whose speed row reads a tensor placed on `dev` (the tied output matrix is
+    read as the output layer); a routed expert left in RAM beside a GPU marks its layer split.
+    The same for every tensor with this key, when no -ot pattern places by name."""
+    token_embd, layer, is_expert = key
+    beside_gpu = layer is not None and placement.layer_device[layer] != cpu
+    if dev == cpu and cpu > 0 and is_expert and beside_gpu and layer is not None:
+        split_layers.add(layer)
+    if token_embd and view.shape.tied_embeddings:
+        return placement.output_device
+    return dev
 
 
 def _offloaded_experts(

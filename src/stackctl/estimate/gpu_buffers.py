@@ -79,6 +79,13 @@ def host_compute_bytes(shape: ModelShape, params: ContextParams) -> int:
 def ffn_width(view: ModelView) -> int:
     """Elements per token of the widest FFN intermediate: a dense layer's n_ff, or an MoE
     layer's routed experts (experts used x expert width) plus its shared expert."""
+    known: int | None = view.derived.get("ffn_width")
+    if known is None:
+        known = view.derived["ffn_width"] = _ffn_width(view)
+    return known
+
+
+def _ffn_width(view: ModelView) -> int:
     widest = 0
     used = max(1, view.shape.n_expert_used)
     per_layer: dict[str, int] = {}

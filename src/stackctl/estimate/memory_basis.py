@@ -49,6 +49,13 @@ def memory_basis(request: EstimateRequest, view: ModelView) -> list[str]:
     ]
     if view.shape.is_recurrent:
         lines.append("state: f32 conv + recurrent state per sequence (llama_memory_recurrent)")
-    if any(t.mtp for t in view.tensors) and request.spec_type != "mtp":
+    if request.spec_type != "mtp" and _has_mtp(view):
         lines.append("mtp: nextn layers not loaded (no --spec-type mtp)")
     return lines
+
+
+def _has_mtp(view: ModelView) -> bool:
+    known: bool | None = view.derived.get("has_mtp")
+    if known is None:
+        known = view.derived["has_mtp"] = any(t.mtp for t in view.tensors)
+    return known

@@ -113,18 +113,33 @@ def _buffer_device(buffer: str, n_gpu: int, entry: str) -> int:
     return index
 
 
+# What places a weight tensor once no `-ot` pattern took it: (is it token_embd, its layer, is
+# it a routed expert). Tensors sharing a key share a device, so a pass over a view's tensors
+# can place each key once instead of each tensor.
+PlaceKey = tuple[bool, int | None, bool]
+
+
+def place_key(tensor: TypedTensor) -> PlaceKey:
+    return tensor.name == "token_embd.weight", tensor.layer, tensor.is_expert
+
+
 def place_tensor(tensor: TypedTensor, placement: Placement, cpu: int, *, cpu_moe: bool) -> int:
     """Device index of one weight tensor."""
     for pattern, device in placement.overrides:
         if pattern.search(tensor.name):
             return device
-    layer = tensor.layer
-    if tensor.name == "token_embd.weight":
+    return place_by_key(place_key(tensor), placement, cpu, cpu_moe=cpu_moe)
+
+
+def place_by_key(key: PlaceKey, placement: Placement, cpu: int, *, cpu_moe: bool) -> int:
+    """Device index of a weight tensor with this key, `-ot` patterns aside."""
+    token_embd, layer, is_expert = key
+    if token_embd:
         return cpu
     if layer is None:
         return placement.output_device
     if layer >= len(placement.layer_device):
         return placement.output_device  # nextn/MTP blocks ride with the output layer
-    if tensor.is_expert and (cpu_moe or layer < placement.n_cpu_moe):
+    if is_expert and (cpu_moe or layer < placement.n_cpu_moe):
         return cpu
     return placement.layer_device[layer]

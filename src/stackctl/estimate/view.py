@@ -3,25 +3,32 @@ or from the catalog (per-tensor layout of a quant recipe)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import EstimateCatalog, lookup_model, lookup_quant
 from stackctl.estimate.gguf import read_gguf
 from stackctl.estimate.recipe import TypedTensor, tensor_bytes, typed_layout
 from stackctl.estimate.shape import ModelShape, shape_from_entry, shape_from_gguf
+from stackctl.loadcache import cached_part
 from stackctl.models.estimate import EstimateRequest
 
 
 @dataclass
 class ModelView:
-    """One model, from a file or from the catalog: its shape and typed tensor table."""
+    """One model, from a file or from the catalog: its shape and typed tensor table.
+
+    A view is never changed once made (catalog views are memoised and shared), so figures
+    derived from its tensors alone are kept in `derived`, computed on first use: the resolver
+    estimates one view at many placements, and each pass over thousands of tensors costs."""
 
     label: str
     shape: ModelShape
     tensors: list[TypedTensor]
     basis: list[str]
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> ModelView:
@@ -38,16 +45,29 @@ def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> Model
     cached: ModelView | None = catalog.memo().get((model_id, recipe_name))
     if cached is not None:
         return cached
+    view = cached_part(
+        "views",
+        f"{model_id}\0{recipe_name}",
+        catalog.source_key(),  # kept between runs when the catalog came from files
+        lambda: _catalog_view(model_id, recipe_name, catalog),
+        ModelView,
+    )
+    catalog.memo()[(model_id, recipe_name)] = view
+    return view
+
+
+def _catalog_view(model_id: str, recipe_name: str, catalog: EstimateCatalog) -> ModelView:
+    entry = catalog.models[model_id]
     recipe = catalog.quants.recipes[recipe_name]
     shape = shape_from_entry(entry)
     tensors = typed_layout(entry, recipe, catalog.quants)
+    for t in tensors:  # the per-tensor facts placement reads, kept with the view
+        _ = t.layer, t.is_expert
     basis = [
         f"weights: per-tensor layout of catalog model '{model_id}' ({entry.gguf_arch}) "
         f"with llama.cpp's {recipe_name} recipe (catalog/quants.yaml), no file read",
     ]
-    view = ModelView(label=f"{model_id} {recipe_name}", shape=shape, tensors=tensors, basis=basis)
-    catalog.memo()[(model_id, recipe_name)] = view
-    return view
+    return ModelView(label=f"{model_id} {recipe_name}", shape=shape, tensors=tensors, basis=basis)
 
 
 def _view_from_gguf(path: Path, catalog: EstimateCatalog) -> ModelView:

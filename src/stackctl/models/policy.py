@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from stackctl.models.base import StrictModel
 
@@ -214,3 +214,14 @@ class Policy(StrictModel):
     quants: QuantQualityFile
     quirks: QuirksFile
     runtime: RuntimeFile
+    # The content key of the files it was loaded from (stackctl.loadcache), under which the
+    # quality evidence is also kept between runs, with the quality file it holds for it.
+    _source: tuple[str, QualityFile] | None = PrivateAttr(default=None)
+
+    def loaded_from(self, key: str | None) -> None:
+        self._source = (key, self.quality) if key else None
+
+    def source_key(self) -> str | None:
+        """The content key, unless this is a copy with another quality file (or none)."""
+        src = self._source
+        return src[0] if src and src[1] is self.quality else None

@@ -255,11 +255,20 @@ def build_evidence(
 _MEMO: dict[int, tuple[Policy, Mapping[str, ModelEntry], Evidence]] = {}
 
 
-def evidence_for(policy: Policy, models: Mapping[str, ModelEntry]) -> Evidence:
-    """`build_evidence` once per loaded policy and model catalog."""
+def evidence_for(
+    policy: Policy, models: Mapping[str, ModelEntry], source: str | None = None
+) -> Evidence:
+    """`build_evidence` once per loaded policy and model catalog; `source`: the content key of
+    the models' catalog files, under which (with the policy's) it is also kept between runs."""
     hit = _MEMO.get(id(policy))
     if hit is not None and hit[0] is policy and hit[1] is models:
         return hit[2]
-    ev = build_evidence(policy.quality, models)
+    from stackctl.loadcache import cached_part
+
+    key = policy.source_key()
+    both = f"{key}+{source}" if key and source else None
+    ev = cached_part(
+        "evidence", "evidence", both, lambda: build_evidence(policy.quality, models), Evidence
+    )
     _MEMO[id(policy)] = (policy, models, ev)
     return ev

@@ -23,6 +23,7 @@ from stackctl.resolve.candidate import Candidate
 from stackctl.resolve.context import grow_context
 from stackctl.resolve.enumerate import enumerate_candidates
 from stackctl.resolve.evaluate import evaluate, meets_floor, relax_floor, walk
+from stackctl.resolve.evidence import evidence_for
 from stackctl.resolve.mlx import choose_engines
 from stackctl.resolve.place import decode_at
 from stackctl.resolve.prescore import prescore
@@ -60,7 +61,10 @@ def make_resolver(catalog: Catalog) -> Resolver:
     from stackctl.resources import catalog_dir
 
     root = catalog_dir()
-    return Resolver(catalog, load_policy(root), Session(load_estimate_catalog(root)))
+    policy, estimates = load_policy(root), load_estimate_catalog(root)
+    # prescore's evidence, kept between runs under both catalogs' content keys
+    evidence_for(policy, estimates.models, estimates.source_key())
+    return Resolver(catalog, policy, Session(estimates))
 
 
 def resolve_stack(spec: StackSpec, hardware: HardwareProfile, catalog: Catalog) -> ResolvedStack:
