@@ -70,6 +70,11 @@ def test_lavapipe_resolves_to_vulkan_with_every_layer_offloaded(cpu_profile: Pat
     assert "-DGGML_VULKAN=ON" in resolved.engine.cmake_flags
     assert resolved.engine.vulkan_headers is not None
     assert resolved.placement.ngl == 999
+    # lavapipe crashes at the first prompt with flash attention on (catalog/quirks.yaml)
+    args = resolved.runtime.server_args
+    assert args[args.index("--flash-attn") + 1] == "off"
+    assert args[args.index("--cache-type-v") + 1] == "f16"
+    assert "vulkan-software-device-no-flash-attn" in {q.id for q in resolved.quirks}
 
 
 @pytest.mark.parametrize("version", ["12.8", "12.9"])

@@ -3,6 +3,8 @@ and requirements, and the reasons in words."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from stackctl.engines import ds4, llamacpp, mlxlm
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.hardware import HardwareProfile
@@ -148,6 +150,10 @@ def runtime_flags(
     ubatch = _ubatch(c, hardware, policy)
     load_mode = server_setting(quirks, "load_mode")
     repack = False if server_setting(quirks, "repack") == "off" else None
+    no_fa = server_setting(quirks, "flash_attn") == "off"
+    flash_attn: Literal["on", "off"] = "off" if no_fa else "on"
+    # llama.cpp quantises the V cache only with flash attention: off, the cache is f16
+    cache = c.kv if flash_attn == "on" else "f16"
     if c.engine.name == "ds4":
         args = ds4.server_args(host=spec.serve.host, port=spec.serve.port, context=context,
                                threads=threads, backend=c.backend)  # fmt: skip
@@ -169,12 +175,13 @@ def runtime_flags(
         )
         args = llamacpp.server_args(
             host=spec.serve.host, port=spec.serve.port, context=context, threads=threads,
-            flash_attn="on", parallel=spec.users, cache_type_k=c.kv, cache_type_v=c.kv,
+            flash_attn=flash_attn, parallel=spec.users, cache_type_k=cache, cache_type_v=cache,
             alias=c.entry.id, extra=extra,
         )  # fmt: skip
+    kv = kv if flash_attn == "on" else "f16"
     return RuntimeFlags(
         host=spec.serve.host, port=spec.serve.port, context=context, threads=threads,
-        flash_attn="on", parallel=spec.users, cache_type_k=kv, cache_type_v=kv,
+        flash_attn=flash_attn, parallel=spec.users, cache_type_k=kv, cache_type_v=kv,
         server_args=args, ubatch=ubatch, load_mode=load_mode, repack=repack,
     )  # fmt: skip
 
