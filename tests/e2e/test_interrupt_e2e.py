@@ -109,10 +109,14 @@ class Box:
         )  # fmt: skip
 
     def start(self, *args: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        # A suite started in the background by a non-interactive shell inherits SIGINT ignored
+        # (job control), and Python keeps an ignored SIGINT ignored: apply would never see the
+        # ^C this test sends. The child gets the default disposition back, as at a terminal.
         return subprocess.Popen(
             [sys.executable, "-m", "stackctl", *args],
             cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
 
 
