@@ -19,7 +19,7 @@ from stackctl.cli.apply_state import (
     roll_back_if_down,
     verify_or_roll_back,
 )
-from stackctl.cli.check_cmd import check_lock, print_check
+from stackctl.cli.check_cmd import print_check, store_check
 from stackctl.cli.output import info, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs, mirror_dir
 from stackctl.cli.progress import PlaybookProgress
@@ -217,12 +217,16 @@ def _apply(
         if not args.check:
             roll_back_if_down(lock, serving, log, failure)
         raise failure
+    checked = None
     if not args.check:
         lock = _record_fetched(lock, lock_path, result)
-        verify_or_roll_back(lock, log)
+        # the upgrade gate's check-output report is the one apply keeps (issue 11's check after
+        # every apply): the same prompts are not asked twice
+        checked = verify_or_roll_back(lock, log, check=not args.no_check_output)
         record_applied(lock, lock_path=lock_path, tree=tree)
     smoke = None if args.check else _smoke(lock)
-    checked = None if args.check or args.no_check_output else check_lock(lock)  # bench issue
+    if checked is not None:
+        store_check(checked)
     if args.json:
         print_json(
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stackctl.applylog import ApplyLog
 from stackctl.cli.output import info
@@ -15,6 +15,9 @@ from stackctl.models.lock import Lockfile
 from stackctl.preflight import preflight
 from stackctl.service import service_status
 from stackctl.state import applied_lock, apply_log_path, state_lock
+
+if TYPE_CHECKING:
+    from stackctl.bench.models import CheckReport
 
 
 @contextmanager
@@ -57,12 +60,13 @@ def check_box(lock: Lockfile, log: ApplyLog) -> None:
         )
 
 
-def verify_or_roll_back(lock: Lockfile, log: ApplyLog) -> None:
-    """After an upgrade: health and output check; on failure, back to the previous lock."""
+def verify_or_roll_back(lock: Lockfile, log: ApplyLog, *, check: bool = True) -> CheckReport | None:
+    """After an upgrade: health and (unless `check` is off) the output check, whose report
+    comes back; on failure, back to the previous lock."""
     from stackctl.rollback import verify_upgrade
 
     try:
-        verify_upgrade(lock)
+        return verify_upgrade(lock, check=check)
     except StackctlError as exc:
         previous = applied_lock()
         if previous is None or previous == lock:
@@ -89,7 +93,7 @@ def roll_back_if_down(
     _roll_back(serving, log, failure)
 
 
-def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> None:
+def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> NoReturn:
     from stackctl.rollback import redeploy
 
     reason = "; ".join([exc.message, *exc.details[-2:]])

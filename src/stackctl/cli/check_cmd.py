@@ -26,7 +26,10 @@ def register(sub: Any) -> None:
 
 def check_lock(lock: Lockfile, url: str | None = None) -> CheckReport:
     """Run the checks that fit the lock's model, store the outcome, return it."""
-    report = check_deployed(lock, url or base_url(lock), local_api_key(lock))
+    return store_check(check_deployed(lock, url or base_url(lock), local_api_key(lock)))
+
+
+def store_check(report: CheckReport) -> CheckReport:
     with open_store() as conn:
         add_check(conn, report, now_utc())
     return report
