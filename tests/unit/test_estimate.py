@@ -16,8 +16,9 @@ from stackctl.estimate.shapes import write_catalog_shape
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
+from tests.support.mirror_fill import DEFAULT_MIRROR, GEMMA_FILE
 
-REAL_GEMMA = Path("/var/cache/stackctl/mirror/gemma-3-270m-q4_k_m.gguf")
+REAL_GEMMA = DEFAULT_MIRROR / GEMMA_FILE  # scripts/test.sh fills the mirror before the tests
 # Sum of tensor bytes in the real gemma-3-270m Q4_K_M GGUF header (236 tensors), read with gguf-py.
 REAL_GEMMA_WEIGHTS = 246_587_904
 
