@@ -18,8 +18,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 from stackctl.bench.client import EndpointError, post_json
 from stackctl.bench.models import SweepCandidate, TuningFlags
 from stackctl.bench.tuning import SERVER_FLAGS, with_flag
+from stackctl.service import is_healthy
 
 # A prompt of plain expository prose: a draft model predicts such text well, as it would a
 # chat answer; word salad would measure the draft's worst case instead.
@@ -94,12 +93,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> st
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return f"llama-server exited with {proc.returncode} while loading"
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return None
-        except (urllib.error.URLError, OSError):
-            pass
+        if is_healthy(url):
+            return None
         time.sleep(0.3)
     return f"llama-server did not answer /health within {timeout:.0f}s"
 

@@ -122,8 +122,8 @@ def _export_rootfs(engine: DockerEngine, image: str, dest: Path) -> None:
     tar.unlink()
 
 
-def _run(*argv: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _run(*argv: str, stdin: str | None = None) -> None:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ImageError(
             f"{argv[0]} failed: {done.stderr.strip()[-600:]}", details=[" ".join(argv)]
@@ -173,11 +173,7 @@ def write_disk(rootfs: Path, key_file: Path, dest: Path) -> DiskImage:
     tmp = dest.with_name(dest.name + ".part")
     with tmp.open("wb") as out:
         out.truncate(PART_OFFSET + fs_size)
-    layout = f"label: dos\n{PART_OFFSET // 512},,L,*\n"
-    table = subprocess.run(["sfdisk", "-q", str(tmp)], input=layout,
-                           text=True, check=False, capture_output=True)  # fmt: skip
-    if table.returncode != 0:
-        raise ImageError(f"sfdisk failed: {table.stderr.strip()[-600:]}")
+    _run("sfdisk", "-q", str(tmp), stdin=f"label: dos\n{PART_OFFSET // 512},,L,*\n")
     _run("dd", f"if={part}", f"of={tmp}", "bs=1M", f"seek={PART_OFFSET >> 20}",
          "conv=notrunc,sparse", "status=none")  # fmt: skip
     part.unlink()

@@ -146,7 +146,6 @@ def runtime_flags(
     context = c.ctx * spec.users  # llama-server splits -c across its slots
     mlx = c.engine.name == "mlx-lm"
     threads = None if mlx else threads_of(hardware)  # mlx_lm.server has no --threads
-    kv = "bf16" if mlx else c.kv  # mlx-lm's KV is the model's dtype; no cache-type flag
     ubatch = _ubatch(c, hardware, policy)
     load_mode = server_setting(quirks, "load_mode")
     repack = False if server_setting(quirks, "repack") == "off" else None
@@ -154,6 +153,7 @@ def runtime_flags(
     flash_attn: Literal["on", "off"] = "off" if no_fa else "on"
     # llama.cpp quantises the V cache only with flash attention: off, the cache is f16
     cache = c.kv if flash_attn == "on" else "f16"
+    kv = "bf16" if mlx else cache  # mlx-lm's KV is the model's dtype; no cache-type flag
     if c.engine.name == "ds4":
         args = ds4.server_args(host=spec.serve.host, port=spec.serve.port, context=context,
                                threads=threads, backend=c.backend)  # fmt: skip
@@ -178,7 +178,6 @@ def runtime_flags(
             flash_attn=flash_attn, parallel=spec.users, cache_type_k=cache, cache_type_v=cache,
             alias=c.entry.id, extra=extra,
         )  # fmt: skip
-    kv = kv if flash_attn == "on" else "f16"
     return RuntimeFlags(
         host=spec.serve.host, port=spec.serve.port, context=context, threads=threads,
         flash_attn=flash_attn, parallel=spec.users, cache_type_k=kv, cache_type_v=kv,

@@ -209,6 +209,7 @@ def with_speed(score: Score, tg: float, floor: float, workload: str, policy: Pol
 def deciding_terms(lost: Score, won: Score, top: int = 2) -> str:
     """The terms that differ most between two scores, as "speed +0.2 vs +5.4": what decided."""
     ours, theirs = dict(lost.parts), dict(won.parts)
-    names = sorted(set(ours) | set(theirs), key=lambda n: -abs(ours.get(n, 0) - theirs.get(n, 0)))
-    gaps = [n for n in names if abs(ours.get(n, 0.0) - theirs.get(n, 0.0)) >= 0.05][:top]
-    return "; ".join(f"{n} {ours.get(n, 0.0):+.1f} vs {theirs.get(n, 0.0):+.1f}" for n in gaps)
+    gap = {n: abs(ours.get(n, 0.0) - theirs.get(n, 0.0)) for n in set(ours) | set(theirs)}
+    # largest first; the name breaks ties, so that the line is the same on every run
+    names = sorted((n for n in gap if gap[n] >= 0.05), key=lambda n: (-gap[n], n))[:top]
+    return "; ".join(f"{n} {ours.get(n, 0.0):+.1f} vs {theirs.get(n, 0.0):+.1f}" for n in names)
