@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 .venv/bin/python -m tests.support.mirror_fill >/dev/null
-STACKCTL_RELOCK=1 exec .venv/bin/pytest "$@"
+# --durations: the CI log shows where the suite spends its time (issue 17 keeps it under 45 min).
+STACKCTL_RELOCK=1 exec .venv/bin/pytest --durations=30 "$@"

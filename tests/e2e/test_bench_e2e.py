@@ -169,7 +169,16 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     after = after_plan["chosen"]["predicted"]
     measured = after_plan["measured"]
     assert any(f"calibrated from {tg_factor['n']} measurement(s)" in b for b in after["basis"])
-    assert abs(after["tg_tps"] - measured["tg_tps"]) < abs(before["tg_tps"] - measured["tg_tps"])
+    uncalibrated = after_plan["calibration"]["uncalibrated"]["tg_tps"]
+    assert uncalibrated == before["tg_tps"]
+    assert after["tg_tps"] == round(uncalibrated * tg_factor["factor"], 2)
+    low, high = after["tg_tps_range"]
+    assert low <= measured["tg_tps"] <= high  # the calibrated range holds what this box measured
+    # Calibration lands within this box's run-to-run noise (10 %) of the latest measurement, or
+    # closer than the public fit did: when the public fit is already within noise, the median of
+    # several measurements can sit a little further from any single one of them.
+    error_after = abs(after["tg_tps"] - measured["tg_tps"])
+    assert error_after <= max(abs(before["tg_tps"] - measured["tg_tps"]), 0.1 * measured["tg_tps"])
 
     report = stackctl(project, "report", "-o", "report.html")
     assert report.returncode == 0, report.stderr
