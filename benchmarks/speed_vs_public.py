@@ -86,6 +86,11 @@ def main() -> int:
         print(f"  {name:22} decode {f.decode_efficiency:.3f} kv {kv:.3f} "
               f"{f.layer_overhead_ms:.3f} ms | prefill {f.prefill_efficiency:.3f} "
               f"{expert:.3f} {f.attention_prefill_efficiency:.3f}")  # fmt: skip
+    print("fitted decode time multipliers per quant family (1 where not shown):")
+    for name in sorted(fitted_names(cases, fitted_backends) - {"cpu"}):
+        f = fitted_backends.backends[name]
+        qd = " ".join(f"{k} {v:.2f}" for k, v in sorted(f.quant_decode_factor.items()))
+        print(f"  {name:22} {qd or '-'}")
     cpu = fitted_backends.backends["cpu"]
     print(f"  host offload: {cpu.expert_split_overhead_ms:.3f} ms per split layer, "
           f"link {cpu.host_link_gbps:.1f} GB/s")  # fmt: skip

@@ -1,6 +1,6 @@
 """The public speed fit's parts: the bounded least squares, the part-empty expert tiles of MoE
-prefill, and leave-one-source-out without leakage (a held-out source's measurements cannot
-move its own predictions)."""
+prefill, the decode time multiplier per quant family, and leave-one-source-out without leakage
+(a held-out source's measurements cannot move its own predictions)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
-from stackctl.estimate.speed import EXPERT_TILE, expert_padding
+from stackctl.estimate.speed import (
+    EXPERT_TILE,
+    Efficiency,
+    decode_ceiling,
+    decode_tps,
+    expert_padding,
+    quant_family,
+)
 from stackctl.models.estimate import EstimateRequest
 from stackctl.resources import catalog_dir
 
@@ -61,6 +68,43 @@ def test_expert_tiles_fill_with_tokens_per_expert() -> None:
     assert expert_padding(oss, 512) == 1.0
 
 
+def test_quant_families_of_ggml_types() -> None:
+    assert [quant_family(t) for t in ("Q4_0", "Q8_0", "Q5_1")] == ["legacy"] * 3
+    assert [quant_family(t) for t in ("Q4_K", "Q6_K", "Q2_K")] == ["kquant"] * 3
+    assert [quant_family(t) for t in ("IQ4_XS", "IQ2_XXS", "TQ1_0")] == ["iquant"] * 3
+    assert [quant_family(t) for t in ("MXFP4", "NVFP4")] == ["fp4", "fp4"]
+    assert [quant_family(t) for t in ("F16", "BF16", "F32")] == ["f16", "bf16", "f32"]
+
+
+def test_quant_family_factor_slows_the_weight_read_by_its_byte_share() -> None:
+    # a Q4_K_M file is K-quants but for its F32 norms; gpt-oss-20b's experts are MXFP4 and its
+    # dense tensors Q8_0 (quants.yaml MXFP4_MOE)
+    k = _gpu_devices("qwen3.6-35b-a3b", "Q4_K_M", 512)[0]
+    assert sum(k.family_bytes.values()) == pytest.approx(k.weight_bytes)
+    assert k.family_bytes["kquant"] > 0.95 * k.weight_bytes
+    oss = _gpu_devices("gpt-oss-20b", "MXFP4", 512)[0]
+    assert set(oss.family_bytes) >= {"fp4", "legacy"}
+    plain = Efficiency(0.8, 0.25)
+    slow = Efficiency(0.8, 0.25, quant={"kquant": 1.5})
+    t0, t1 = (1.0 / decode_tps([k], 0, {k.backend: e}) for e in (plain, slow))
+    assert k.bandwidth_gbps
+    read = k.weight_bytes / (k.bandwidth_gbps * 1e9 * 0.8)
+    share = k.family_bytes["kquant"] / k.weight_bytes
+    assert t1 - t0 == pytest.approx(0.5 * read * share, rel=1e-9)
+    # a factor for a family the file does not hold changes nothing; none can beat physics
+    other = Efficiency(0.8, 0.25, quant={"bf16": 3.0})
+    assert decode_tps([k], 0, {k.backend: other}) == pytest.approx(1.0 / t0)
+    assert decode_tps([k], 0, {k.backend: slow}) < decode_ceiling([k], 0)
+
+
+def test_committed_fit_carries_quant_factors_the_estimator_reads() -> None:
+    """speed_fit.yaml's multipliers reach `stackctl estimate` (fitted catalog), >= 1 each."""
+    cat = load_estimate_catalog(catalog_dir())
+    factors = {n: f.quant_decode_factor for n, f in cat.backends.backends.items()}
+    assert any(f.get("kquant", 1.0) > 1.05 for f in factors.values())
+    assert all(v >= 1.0 for f in factors.values() for v in f.values())
+
+
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     catalog = load_estimate_catalog(catalog_dir(), fitted=False)
@@ -83,7 +127,7 @@ def test_a_held_out_source_cannot_move_its_own_predictions(cases: list[Case]) ->
 def test_predictions_stay_under_the_physics_ceilings(cases: list[Case]) -> None:
     """Fitted factors never push a row past bandwidth / bytes or peak / ops."""
     from stackctl.estimate.public_fit import fit
-    from stackctl.estimate.speed import decode_ceiling, prefill_ceiling
+    from stackctl.estimate.speed import prefill_ceiling
 
     fitted = fit(cases, load_estimate_catalog(catalog_dir(), fitted=False).backends)
     link = fitted.backends["cpu"].host_link_gbps

@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from stackctl.errors import CatalogError, EstimateError
 from stackctl.models.base import StrictModel
@@ -150,6 +150,13 @@ class QuantCatalog(StrictModel):
         return {info.id: name for name, info in self.types.items()}
 
 
+# Weight-storage families whose kernels differ (ggml type names; speed.quant_family): legacy
+# blocks of 32 with one scale (Q4_0..Q8_0), K-quants (256-value super-blocks with sub-scales),
+# IQ types (grid lookups), the 4-bit floats (MXFP4, NVFP4), and the unquantised types.
+QuantFamily = Literal["legacy", "kquant", "iquant", "fp4", "f16", "bf16", "f32"]
+QuantFactor = Annotated[float, Field(ge=1, le=10)]
+
+
 class BackendFactors(StrictModel):
     decode_efficiency: float = Field(gt=0, le=1, description="share of bandwidth reached")
     decode_range: tuple[float, float]
@@ -175,6 +182,10 @@ class BackendFactors(StrictModel):
         None, gt=0, le=1, description="prefill: share of peak for routed-expert matmuls"
     )
     expert_prefill_range: tuple[float, float] = (0.0, 0.0)
+    quant_decode_factor: dict[str, QuantFactor] = Field(
+        default_factory=dict,
+        description="decode: time multiplier of the weight read per quant family (speed.py)",
+    )
     compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
     per_core_bandwidth_gbps: float | None = Field(
         None, description="CPU only: memory bandwidth one core sustains in decode (assumed)"
@@ -193,6 +204,18 @@ class BackendFactors(StrictModel):
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
     sources: list[str] = Field(default_factory=list)
+
+    @field_validator("quant_decode_factor")
+    @classmethod
+    def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(get_args(QuantFamily))
+        if unknown:
+            raise ValueError(f"unknown quant families {sorted(unknown)}: {get_args(QuantFamily)}")
+        return value
+
+    def quant_factor(self, family: str) -> float:
+        """The decode time multiplier of weights stored in `family` (1: none recorded)."""
+        return self.quant_decode_factor.get(family, 1.0)
 
 
 class OpsPerByte(StrictModel):
@@ -278,7 +301,7 @@ class FittedFactors(StrictModel):
     apply: list[str] = Field(
         description="the fitted backends laid over backends.yaml; the others are reported only"
     )
-    backends: dict[str, dict[str, float | tuple[float, float] | None]]
+    backends: dict[str, dict[str, float | tuple[float, float] | dict[str, float] | None]]
 
 
 def with_fitted(backends: BackendCatalog, fitted: FittedFactors) -> BackendCatalog:

@@ -21,7 +21,7 @@ from stackctl.estimate.placement import (
 from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
-from stackctl.estimate.speed import DeviceSpeed, active_share
+from stackctl.estimate.speed import DeviceSpeed, active_share, quant_family
 from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
@@ -196,6 +196,7 @@ def device_speeds(
                                          view, placement, cpu, split_layers)  # fmt: skip
         speed = speeds[dev]
         speed.weight_bytes += weight_bytes
+        _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
         if routed:
             speed.expert_bytes_all += t.nbytes
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
@@ -209,6 +210,11 @@ def device_speeds(
     if cpu > 0 and speeds[cpu].expert_bytes_all:
         _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+def _tally(into: dict[str, float], family: str, amount: float) -> None:
+    if amount:
+        into[family] = into.get(family, 0.0) + amount
 
 
 # (tensor, its placement key, bytes read per token, a routed expert of an MoE?, ops per token

@@ -7,7 +7,11 @@ decode efficiency) + KV bytes / bandwidth x (1 / KV efficiency) + layers x secon
 the branch the current factors select is the one written.
 
 Parameter names are "<owner>:<factor>", the owner being the backend (or group) whose factor it
-is; the host's offload factors are "host:split" and "host:ilink".
+is; the host's offload factors are "host:split" and "host:ilink". A GPU backend's per-quant-family
+decode time multipliers ("<owner>:qd.kquant") multiply the weight read's inverse efficiency
+over the share of the bytes in that family: the product is linearised around the current
+factors (value = iw q, d/d iw = q, d/d q = iw), which is exact when one of the two is held, and
+the fit's passes re-linearise.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from stackctl.estimate.catalog import BackendFactors
-from stackctl.estimate.speed import GB, DeviceSpeed, expert_padding, mean_attended
+from stackctl.estimate.speed import (
+    GB,
+    QUANT_FAMILIES,
+    DeviceSpeed,
+    expert_padding,
+    mean_attended,
+)
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
 # prefill, ix: routed-expert prefill, iap: prefill attention) and seconds per layer (L)
 DECODE = ("iw", "ikv", "L", "iad")
 PREFILL = ("ip", "ix", "iap")
-FACTORS = DECODE + PREFILL
+QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
+FACTORS = DECODE + PREFILL + QUANT_DECODE
 HOST = ("host:split", "host:ilink")
 
 Owner = Callable[[DeviceSpeed], str]
@@ -31,6 +42,32 @@ Terms = tuple[dict[str, float], float]  # (coefficient per parameter, constant s
 def _add(coef: dict[str, float], name: str, value: float) -> None:
     if value:
         coef[name] = coef.get(name, 0.0) + value
+
+
+def _weighted(
+    coef: dict[str, float],
+    name: str,
+    amount: float,
+    shares: Mapping[str, float],
+    quant: str | None,
+    x: Mapping[str, float],
+) -> float:
+    """`amount` x[name] x the family mix of `shares` under the "<quant>.<family>" multipliers,
+    linearised in both; returns the constant the linearisation adds. No `quant` (the CPU, whose
+    factors are this project's own): `amount` x[name] alone."""
+    total = sum(shares.values())
+    if quant is None or not total:
+        _add(coef, name, amount)
+        return 0.0
+    mix = sum(v * x[f"{quant}.{f}"] for f, v in shares.items()) / total
+    _add(coef, name, amount * mix)
+    for f, v in shares.items():
+        _add(coef, f"{quant}.{f}", amount * x[name] * v / total)
+    return -amount * x[name] * mix
+
+
+def _quant(owner: str, kind: str) -> str | None:
+    return None if owner == "cpu" else f"{owner}:{kind}"
 
 
 def decode_terms(
@@ -44,10 +81,12 @@ def decode_terms(
         peak = d.peak_gops * GB if d.peak_gops else 0.0
         read = d.weight_bytes / bw if bw else 0.0
         compute = d.weight_ops / peak if peak else 0.0
-        if compute > read * x[f"{o}:iw"]:
+        quant = _quant(o, "qd")
+        mix = d.decode_mix({f: x[f"{quant}.{f}"] for f in QUANT_FAMILIES}) if quant else 1.0
+        if compute > read * x[f"{o}:iw"] * mix:
             const += compute
         else:
-            _add(coef, f"{o}:iw", read)
+            const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)
@@ -84,6 +123,7 @@ def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:
         f"{owner}:ip": 1.0 / f.prefill_efficiency,
         f"{owner}:ix": 1.0 / (f.expert_prefill_efficiency or f.prefill_efficiency),
         f"{owner}:iap": 1.0 / f.attention_prefill_efficiency,
+        **{f"{owner}:qd.{q}": f.quant_factor(q) for q in QUANT_FAMILIES},
     }
 
 
@@ -128,5 +168,16 @@ def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> Backe
             "attention_prefill_range": _spread(
                 f.attention_prefill_range, f.attention_prefill_efficiency, ap, 1.0
             ),
+            "quant_decode_factor": _quant_factors(owner, x),
         }
     )
+
+
+def _quant_factors(owner: str, x: Mapping[str, float]) -> dict[str, float]:
+    """The families whose decode multiplier is not 1 (at 3 places)."""
+    out = {}
+    for family in QUANT_FAMILIES:
+        value = x.get(f"{owner}:qd.{family}", 1.0)
+        if round(value, 3) > 1.0:
+            out[family] = value
+    return out

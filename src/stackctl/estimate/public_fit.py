@@ -291,16 +291,30 @@ PRIOR_SCALE = 1.0  # ... at this relative deviation
 LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
 BOUNDS = {"L": (0.0, 2e-3)}  # the inverse efficiencies: 1 (physics) to 100
 PASSES = 4
+# A quant family's decode time multiplier: 1 (no slower than the backend's best kernel) to 10,
+# pulled toward the level above (1 at the backend level: the kernels are each backend's own) at
+# this relative scale, like the other factors. (Prefill multipliers per family were tried the
+# same way: leave-one-source-out prefill got no better at any prior strength, 30.7 % median ->
+# 30.7-33.5 %, so prefill keeps one figure per backend.)
+QUANT_BOUNDS = (1.0, 10.0)
+QUANT_SCALE = 1.0
 MIN_GROUP_ROWS = 6  # fewer rows than this refine nothing: the backend's figure holds
 HUBER = 0.5  # log-error beyond which a row's pull stops growing
 
 
-def _priors(owner: str, parent: Mapping[str, float], weight: float) -> dict[str, Prior]:
+def _priors(
+    owner: str, parent: Mapping[str, float], weight: float, quant: bool = True
+) -> dict[str, Prior]:
     out = {}
     for k in FACTORS:
+        if not quant and k.startswith("qd."):
+            continue
         value = parent[f"{owner}:{k}"]
         low, high = BOUNDS.get(k, (1.0, 100.0))
         scale = LAYER_SCALE_S if k == "L" else PRIOR_SCALE * value
+        if k.startswith("qd."):
+            low, high = QUANT_BOUNDS
+            scale = QUANT_SCALE * value
         out[f"{owner}:{k}"] = Prior(value, weight, scale, low, high)
     return out
 
@@ -367,13 +381,13 @@ def _solve(group: list[Case], level: Callable[[Case], str], x: dict[str, float],
 
 
 def _fit_level(cases: list[Case], level: Callable[[Case], str], parent: Callable[[str], str],
-               x: dict[str, float]) -> None:  # fmt: skip
+               x: dict[str, float], *, quant: bool = True) -> None:  # fmt: skip
     for name in sorted({level(c) for c in cases}):
         group = [c for c in cases if level(c) == name]
         parents = {f"{name}:{k}": x[f"{parent(name)}:{k}"] for k in FACTORS}
         for k, v in parents.items():
             x.setdefault(k, v)
-        _solve(group, level, x, _priors(name, parents, PRIOR_WEIGHT))
+        _solve(group, level, x, _priors(name, parents, PRIOR_WEIGHT, quant))
 
 
 def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
@@ -418,7 +432,8 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     if cpu_cases:
         _fit_level(cpu_cases, lambda c: "cpu", lambda n: n, x)
     for _ in range(2):  # the host's factors and the GPUs' depend on each other
-        _fit_level(gpu_cases, lambda c: "gpu", lambda n: "neutral", x)
+        # the quant kernels are each backend's own: no pooled figure across backends
+        _fit_level(gpu_cases, lambda c: "gpu", lambda n: "neutral", x, quant=False)
         _fit_level(gpu_cases, lambda c: c.backend, lambda n: "gpu", x)
         _fit_level(by_vendor, _vendor, lambda n: n.split("-")[0], x)
         _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)
@@ -489,6 +504,7 @@ FITTED_FIELDS = (
     "expert_prefill_range",
     "attention_prefill_efficiency",
     "attention_prefill_range",
+    "quant_decode_factor",
 )
 # the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
 # only the offload factors are taken
@@ -518,6 +534,8 @@ def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, d
     def r(value: Any) -> Any:
         if isinstance(value, tuple):
             return [round(v, 3) for v in value]
+        if isinstance(value, dict):
+            return {k: round(v, 3) for k, v in value.items()}
         return round(value, 3) if isinstance(value, float) else value
 
     out = {}
@@ -527,5 +545,5 @@ def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, d
         fields: tuple[str, ...] = HOST_FIELDS if name == "cpu" else FITTED_FIELDS
         if target in DECODE_CALIBRATED:
             fields = PREFILL_FIELDS
-        out[target] = {k: r(getattr(f, k)) for k in fields}
+        out[target] = {k: r(getattr(f, k)) for k in fields if getattr(f, k) != {}}
     return out

@@ -14,21 +14,58 @@ other (llama.cpp's graph does the matmuls and the attention as separate kernels)
   kernel has too little work in flight to hide the arithmetic behind the read, so the two add
   (on the public rows this beats the larger of the two: benchmarks/speed_vs_public.py).
 
+The decode weight read depends on how the weights are stored: a K-quant's super-blocks take
+more unpacking per byte than Q4_0/Q8_0's plain blocks, an IQ type looks its values up in a
+grid, MXFP4 decodes an E2M1 nibble through a table, and a BF16 matrix on a GPU without bf16
+arithmetic is converted on the fly; with one token per step the dequantisation is not all
+hidden behind the read. Each backend may carry a time multiplier per quant family
+(`quant_family`; 1 = the backend's figure, never below: no kernel beats the backend's best),
+applied to the share of the bytes read stored in that family (catalog/speed_fit.yaml).
+
 Efficiencies and their spread come from catalog/backends.yaml.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import get_args
 
-from stackctl.estimate.catalog import BackendCatalog, BackendFactors
+from stackctl.estimate.catalog import BackendCatalog, BackendFactors, QuantFamily
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
 
 TTFT_PROMPT = 512
 GB = 1e9
+
+QUANT_FAMILIES: tuple[str, ...] = get_args(QuantFamily)
+
+
+@functools.cache
+def quant_family(ggml_type: str) -> str:
+    """The kernel family of a ggml tensor type: Q4_K -> kquant, IQ4_XS -> iquant, ..."""
+    t = ggml_type.upper()
+    if t in ("F16", "BF16", "F32"):
+        return t.lower()
+    if t in ("MXFP4", "NVFP4"):
+        return "fp4"
+    if t.startswith(("IQ", "TQ")):
+        return "iquant"
+    if t.endswith("_K"):
+        return "kquant"
+    if t.startswith("Q"):
+        return "legacy"
+    return "f32"  # F64, I8..I64: plain values
+
+
+def _mix(shares: Mapping[str, float], factors: Mapping[str, float]) -> float:
+    """The time multiplier of weights split by family as `shares`, under per-family `factors`."""
+    total = sum(shares.values())
+    if not total or not factors:
+        return 1.0
+    return sum(v * factors.get(f, 1.0) for f, v in shares.items()) / total
 
 
 @dataclass(frozen=True)
@@ -40,6 +77,7 @@ class Efficiency:
     kv: float = 1.0  # decode: share of bandwidth reached reading the KV cache
     experts: float | None = None  # prefill: share of peak for expert matmuls (None: weights)
     layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs)
+    quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
 
 
 @dataclass
@@ -69,6 +107,8 @@ class DeviceSpeed:
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
     link_ubatch: int = 0
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
+    # weight bytes read per token by quant family (shares: scaling the total keeps them)
+    family_bytes: dict[str, float] = field(default_factory=dict)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     basis: list[str] = field(default_factory=list)
@@ -84,6 +124,10 @@ class DeviceSpeed:
     def attention_ops(self, ctx: float) -> float:
         full, window = self.attended(ctx)
         return self.full_ops * full + self.window_ops * window
+
+    def decode_mix(self, factors: Mapping[str, float]) -> float:
+        """Time multiplier of the decode weight read under per-family `factors`."""
+        return _mix(self.family_bytes, factors)
 
     @property
     def has_work(self) -> bool:
@@ -108,7 +152,7 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
     for dev in devices:
         e = eff[dev.backend]
         weights = max(
-            _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights),
+            _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights) * dev.decode_mix(e.quant),
             _seconds(dev.weight_ops, dev.peak_gops, 1.0),
         )
         # one query row: the kernel reads the cache and computes on it with little overlap
@@ -238,7 +282,8 @@ def decode_efficiencies(
         layer_ms = (f.layer_overhead_ms, high_ms, low_ms)
         for i, out in enumerate(sets):
             out[name] = Efficiency(weights[i] * bandwidth[i], attention[i],
-                                   kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3)  # fmt: skip
+                                   kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3,
+                                   quant=f.quant_decode_factor)  # fmt: skip
     return sets
 
 
