@@ -75,6 +75,7 @@ def _outcome(event: dict[str, Any]) -> TaskOutcome:
         task=event["task"],
         status=event["status"],
         message=str(message or "")[-2000:],
+        log_tail=[str(line) for line in event.get("log_tail") or []],
     )
 
 
@@ -208,10 +209,17 @@ def _result(
     )
 
 
-def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for_health(
+    base_url: str, *, timeout: float = 120.0, give_up: Callable[[], str | None] | None = None
+) -> None:
+    """Poll /health until it answers 200. Between polls `give_up` (service.CrashWatch, say) may
+    report why the server will not come up: the wait stops at once with that reason (its first
+    line) and the rest of its lines (the log's last ones) as details."""
+    from stackctl.service import stopped_waiting
+
+    started = time.monotonic()
     last = "no answer"
-    while time.monotonic() < deadline:
+    while True:
         try:
             with urllib.request.urlopen(f"{base_url}/health", timeout=5) as response:
                 if response.status == 200:
@@ -220,8 +228,14 @@ def wait_for_health(base_url: str, *, timeout: float = 120.0) -> None:
             last = f"HTTP {exc.code}"
         except OSError as exc:
             last = str(exc)
+        waited = time.monotonic() - started
+        reason = give_up() if give_up is not None else None
+        if reason:
+            first, *rest = reason.splitlines()
+            raise ApplyError(stopped_waiting(base_url, waited, first), details=rest)
+        if waited >= timeout:
+            raise ApplyError(f"{base_url}/health did not answer 200 within {timeout:.0f}s: {last}")
         time.sleep(0.5)
-    raise ApplyError(f"{base_url}/health did not answer 200 within {timeout:.0f}s: {last}")
 
 
 def _post(

@@ -14,7 +14,7 @@ from stackctl.errors import ApplyError
 from stackctl.layout import host_layout
 from stackctl.models.lock import Lockfile
 from stackctl.pipeline import render_lock
-from stackctl.service import base_url, local_api_key
+from stackctl.service import CrashWatch, base_url, local_api_key
 from stackctl.state import CURRENT, applied_dir, record_applied, rendered_dir
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def verify_upgrade(lock: Lockfile, *, check: bool = True) -> CheckReport | None:
     """Health, then the output check unless `check` is off; raises ApplyError on either
     failing. The passing report comes back, so that apply keeps it instead of asking again."""
     url = base_url(lock)
-    wait_for_health(url, timeout=120)
+    wait_for_health(url, timeout=120, give_up=CrashWatch(lock))
     if not check:
         return None
     from stackctl.bench.check_output import check_deployed
@@ -50,7 +50,7 @@ def redeploy(lock: Lockfile, on_event: EventHandler, extra_vars: dict[str, Any])
     if result.failed:
         raise ApplyError(
             "redeploying the previous lock failed",
-            details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
+            details=result.failure_details(),
         )
-    wait_for_health(base_url(lock), timeout=120)
+    wait_for_health(base_url(lock), timeout=120, give_up=CrashWatch(lock))
     record_applied(lock, lock_path=lock_path, tree=tree)

@@ -30,6 +30,7 @@ class ServiceStatus(StrictModel):
     restarts: int | None = None
     last_exit: int | None = None
     crash_loop: bool = False
+    active_state: str | None = None  # systemd's ActiveState (failed: exited, not restarted)
 
 
 def has_systemd() -> bool:
@@ -85,7 +86,7 @@ def is_healthy(url: str) -> bool:
 def _systemd_state(service: str) -> dict[str, Any]:
     """MainPID and the restart count systemd keeps (NRestarts), in the supervisor's words."""
     shown = subprocess.run(
-        ["systemctl", "show", "--property=MainPID,NRestarts,ExecMainStatus", service],
+        ["systemctl", "show", "--property=MainPID,NRestarts,ExecMainStatus,ActiveState", service],
         capture_output=True,
         text=True,
         check=False,
@@ -102,10 +103,14 @@ def _systemd_state(service: str) -> dict[str, Any]:
         "server_pid": number("MainPID") or None,
         "restarts": number("NRestarts"),
         "last_exit": number("ExecMainStatus"),
+        "active_state": fields.get("ActiveState") or None,
     }
 
 
-def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceStatus:
+def service_status(
+    lock: Lockfile, host: HostLayout | None = None, *, probe_health: bool = True
+) -> ServiceStatus:
+    """The service's state; `probe_health` off skips the /health request (healthy is False)."""
     host = host or layout.host_layout()
     url = base_url(lock)
     state: dict[str, Any] = {}
@@ -124,11 +129,93 @@ def service_status(lock: Lockfile, host: HostLayout | None = None) -> ServiceSta
         manager=manager,
         running=pid is not None,
         pid=pid,
-        healthy=is_healthy(url),
+        healthy=is_healthy(url) if probe_health else False,
         url=url,
         log=layout.log_file(lock, host),
         uid=process_uid(pid) if pid is not None else None,
         restarts=_int(state.get("restarts")),
         last_exit=_int(state.get("last_exit")),
         crash_loop=state.get("crash_loop") is True,
+        active_state=state.get("active_state"),
     )
+
+
+# Stopping a /health wait early. The wording is shared with the service role's wait, which runs
+# on the managed host where stackctl cannot be imported: roles/stackctl_service/library/
+# stackctl_wait_health.py carries a copy of these two functions and of CRASH_LOOP_RESTARTS,
+# and tests/unit/test_wait_health.py keeps them the same.
+CRASH_LOOP_RESTARTS = 3  # stackctl-supervise's CRASH_LOOP_RUNS: three short runs in a row
+LOG_LINES = 20
+
+
+def crash_reason(
+    service: str, crash_loop: bool, restarts: int | None, last_exit: int | None, where: str
+) -> str:
+    what = "is crash-looping" if crash_loop else "exited and is not being restarted"
+    count = "unknown" if restarts is None else str(restarts)
+    code = "unknown" if last_exit is None else str(last_exit)
+    return f"{service} {what} (restarts: {count}, last exit code: {code}); its log: {where}"
+
+
+def stopped_waiting(url: str, waited: float, reason: str) -> str:
+    return f"stopped waiting for {url}/health after {waited:.0f}s: {reason}"
+
+
+def log_tail(status: ServiceStatus, lines: int = LOG_LINES) -> list[str]:
+    """The server log's last lines: the journal's under systemd, else the log file's."""
+    if status.manager == "systemd":
+        try:
+            shown = subprocess.run(
+                ["journalctl", "-u", status.service, "-n", str(lines), "-o", "cat", "--no-pager"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        text = shown.stdout
+    else:
+        try:
+            with Path(status.log).open("rb") as log:
+                log.seek(0, 2)
+                log.seek(max(0, log.tell() - 64 * 1024))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+    return [line[:300] for line in text.splitlines()[-lines:]]
+
+
+class CrashWatch:
+    """wait_for_health's give_up callback: a reason (first line) and the log's last lines
+    (the rest) once the service is crash-looping or has exited and is not being restarted;
+    None while it may still come up. Under systemd, restarts count from the first call."""
+
+    def __init__(self, lock: Lockfile, host: HostLayout | None = None) -> None:
+        self.lock = lock
+        self.host = host
+        self.first_restarts: int | None = None
+
+    def __call__(self) -> str | None:
+        from stackctl.render_plan import is_macos
+
+        if is_macos(self.lock):
+            return None  # a launchd job keeps no pid file or state here: /health alone
+        status = service_status(self.lock, self.host, probe_health=False)  # the wait probes
+        if status.manager == "systemd":
+            if self.first_restarts is None:
+                self.first_restarts = status.restarts or 0
+            since = (status.restarts or 0) - self.first_restarts
+            crash_loop = since >= CRASH_LOOP_RESTARTS
+            exited = status.active_state in ("failed", "inactive")
+            where = f"journalctl -u {status.service}"
+        else:
+            crash_loop = status.crash_loop
+            # the supervisor itself is gone, so nothing restarts the server
+            pid_file = Path(layout.pid_file(self.lock, self.host or layout.host_layout()))
+            exited = _supervised_pid(pid_file) is None
+            where = status.log
+        if not (crash_loop or exited):
+            return None
+        reason = crash_reason(status.service, crash_loop, status.restarts, status.last_exit, where)
+        return "\n".join([reason, *log_tail(status)])

@@ -28,7 +28,9 @@ def lock() -> Lockfile:
 
 def _fake(monkeypatch: pytest.MonkeyPatch, report: CheckReport) -> list[str]:
     asked: list[str] = []
-    monkeypatch.setattr(rollback, "wait_for_health", lambda url, timeout: asked.append("health"))
+    monkeypatch.setattr(
+        rollback, "wait_for_health", lambda url, timeout, give_up: asked.append("health")
+    )
 
     def check(_lock: Lockfile, url: str, _key: str | None) -> CheckReport:
         asked.append(f"check {url}")

@@ -212,7 +212,7 @@ def _apply(
     if result.failed:
         failure = ApplyError(
             "the playbook failed",
-            details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
+            details=result.failure_details(),
         )
         if not args.check:
             roll_back_if_down(lock, serving, log, failure)

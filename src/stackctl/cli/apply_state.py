@@ -96,7 +96,8 @@ def roll_back_if_down(
 def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> NoReturn:
     from stackctl.rollback import redeploy
 
-    reason = "; ".join([exc.message, *exc.details[-2:]])
+    tasks = [d for d in exc.details if not d.startswith("  | ")]  # not the log lines
+    reason = "; ".join([exc.message, *tasks[-2:]])
     info(f"the new service failed ({reason}); rolling back to the previous lock")
     log.write(f"upgrade failed: {reason}; rolling back")
     redeploy(previous, log.on_event, {})

@@ -106,7 +106,7 @@ def _playbook(args: argparse.Namespace, playbook: str, extra: dict[str, Any]) ->
     if result.failed:
         raise ApplyError(
             f"{playbook} failed",
-            details=[f"{t.host}: {t.task}: {t.message}" for t in result.failed_tasks],
+            details=result.failure_details(),
         )
     info(
         f"{lock.resolved.service}: {playbook.removesuffix('.yml')} done (changed={result.changed})"

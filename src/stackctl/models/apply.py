@@ -22,6 +22,9 @@ class TaskOutcome(StrictModel):
     task: str
     status: str
     message: str = ""
+    log_tail: list[str] = Field(
+        default_factory=list, description="the server log's last lines, from the /health wait"
+    )
 
 
 class PlaybookResult(StrictModel):
@@ -40,6 +43,14 @@ class PlaybookResult(StrictModel):
     @property
     def changed(self) -> int:
         return sum(h.changed for h in self.hosts.values())
+
+    def failure_details(self) -> list[str]:
+        """One line per failed task, each followed by the log lines it brought back."""
+        lines = []
+        for t in self.failed_tasks:
+            lines.append(f"{t.host}: {t.task}: {t.message}")
+            lines += [f"  | {line}" for line in t.log_tail]
+        return lines
 
     @property
     def failed(self) -> bool:

@@ -15,7 +15,7 @@ DOCUMENTATION = """
     description: Prints one JSON object per event (task start, result, retry, stats).
 """
 
-_KEEP = ("msg", "stdout", "stderr", "rc", "cmd", "attempts")
+_KEEP = ("msg", "stdout", "stderr", "rc", "cmd", "attempts", "log_tail")
 _GENERIC = ("non-zero return code", "One or more items failed", "All items completed")
 _TAIL_LINES = 3
 
