@@ -295,3 +295,20 @@ def test_bad_alignment_is_an_error(alignment: int | str) -> None:
         body = _kv(b"general.alignment", 5, struct.pack("<i", alignment))
     with pytest.raises(EstimateError, match=r"general\.alignment"):
         _read_bytes_strict(GGUF_MAGIC + struct.pack("<IQQ", 3, 0, 1) + body)
+
+
+def _tensor_info(name: bytes) -> bytes:
+    return struct.pack("<Q", len(name)) + name + struct.pack("<IQIQ", 1, 32, 0, 0)
+
+
+def test_a_repeated_tensor_name_fails_at_once() -> None:
+    """A mutated tensor count over zero bytes reads as thousands of tensors named '': the
+    first repeat stops the parse (llama.cpp's reader refuses repeated names too)."""
+    header = GGUF_MAGIC + struct.pack("<IQQ", 3, 40000, 0) + _tensor_info(b"a") * 2
+    with pytest.raises(EstimateError, match="'a' appears twice"):
+        _read_bytes_strict(header + bytes(24 * 40000))
+
+
+def test_a_tensor_count_beyond_any_model_is_refused() -> None:
+    with pytest.raises(EstimateError, match="implausible counts"):
+        _read_bytes_strict(GGUF_MAGIC + struct.pack("<IQQ", 3, 1 << 17, 0))

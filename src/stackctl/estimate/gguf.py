@@ -20,7 +20,9 @@ DEFAULT_ALIGNMENT = 32
 # A header bigger than this is not a model we can read (tokenizer arrays are a few MB).
 MAX_STRING = 1 << 24
 MAX_ARRAY = 1 << 26
-MAX_TENSORS = 1 << 20
+# The largest published GGUFs hold a few thousand tensors (MoE experts are stacked 3-D tensors);
+# 65536 leaves a wide margin and keeps a hostile count from costing seconds of parsing.
+MAX_TENSORS = 1 << 16
 MAX_ARRAY_NESTING = 2  # GGUF writers emit flat arrays; deeper nesting is a hostile file
 
 # GGUF metadata value types (docs/gguf.md): id -> struct format, or None for string/array.
@@ -149,8 +151,12 @@ def _read_header(reader: _Reader) -> GgufFile:
     for _ in range(n_kv):
         key = reader.string()
         gguf.metadata[key] = reader.value(reader.unpack("<I"))
+    seen: set[str] = set()
     for _ in range(n_tensors):
         name = reader.string()
+        if name in seen:  # llama.cpp's gguf reader refuses these too: fail at the first repeat
+            raise reader.fail(f"tensor name {name!r} appears twice")
+        seen.add(name)
         n_dims = reader.unpack("<I")
         if n_dims > 8:
             raise reader.fail(f"tensor {name} has {n_dims} dimensions")
