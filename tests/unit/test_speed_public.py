@@ -50,8 +50,13 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 # chip with matrix cores remains (the A310's prints "matrix cores: none"), so the B70's Vulkan
 # rows are predicted from other vendors' factors at 5.5x the peak they had before. Raised to
 # hold the corrected data, not loosened for a model change; the gap is in the issue.
+# Then the Vulkan matrix path (rates.vulkan_peak): a source whose log's ggml_vulkan line prints
+# "matrix cores: none" is predicted at the vector FP16 rate: A310 LOSO prefill 323.6 -> 13.9 %,
+# RX 9070 XT on a Pi 175.8 -> 36.5 %; all rows 34.4 -> 33.9 %. Still above main's 30.7 %: the
+# B70's own Vulkan and SYCL rows (24 of 208, LOSO 141.8 %) have no other Intel matrix-core run
+# to learn from. Tightened to the new figure, not to 0.31 (not reached).
 LOSO_DECODE_MEDIAN = 0.115  # target 0.10
-LOSO_PREFILL_MEDIAN = 0.345  # target 0.20
+LOSO_PREFILL_MEDIAN = 0.34  # target 0.20
 
 
 @pytest.fixture(scope="module")

@@ -197,13 +197,18 @@ def set_aside(row: Mapping[str, Any], date: str | None = None) -> str | None:
 
 
 def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """The rows the fit uses, and (row ref, reason) for those set aside."""
+    """The rows the fit uses, and (row ref, reason) for those set aside. A Vulkan row gets its
+    source's `matrix_cores` (the matrix path its log's ggml_vulkan line shows), where known."""
     doc = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)
     dates = {s["id"]: s.get("date") for s in doc.get("sources") or []}
+    paths = {s["id"]: s["matrix_cores"]["value"] for s in doc.get("sources") or []
+             if s.get("matrix_cores")}  # fmt: skip
     used: list[dict[str, Any]] = []
     aside: list[tuple[str, str]] = []
     for row in doc["rows"]:
         why = set_aside(row, dates.get(row["source"]))
+        if why is None and row["backend"] == "vulkan" and row["source"] in paths:
+            row = {**row, "matrix_cores": paths[row["source"]]}
         if why is None:
             used.append(row)
         else:
@@ -225,6 +230,10 @@ def load_cases(
         key = hw.get("gpu") or hw.get("cpu")
         try:
             profile = _profile(boxes[key], hw.get("ram_gb"))
+            if row.get("matrix_cores"):
+                accs = [a.model_copy(update={"matrix_cores": row["matrix_cores"]})
+                        for a in profile.accelerators]  # fmt: skip
+                profile = profile.model_copy(update={"accelerators": accs})
             request = _request(row, row["backend"], None)
             view = load_model_view(request, catalog)
             request = _request(row, row["backend"], view.shape.n_ctx_train or None)
