@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from stackctl.estimate.catalog import BackendCatalog, load_estimate_catalog
 from stackctl.estimate.public_fit import (
     PREFILL_MIN_BUILD,
+    PREFILL_MIN_DATE,
     Case,
     Scored,
     fit,
@@ -59,7 +61,10 @@ def main() -> int:
           f"{len(aside)} more set aside")  # fmt: skip
     if aside:
         print(f"  set aside: {len(aside)} prefill rows of builds before {PREFILL_MIN_BUILD} "
-              "(kernels rewritten since; their decode rows are used)")  # fmt: skip
+              f"(or, with no build number, dated before {PREFILL_MIN_DATE}): kernels "
+              "rewritten since; their decode rows are used")  # fmt: skip
+        for why, count in sorted(Counter(why for _ref, why in aside).items()):
+            print(f"    {count:3} x {why}")
     for ref, why in missed:
         print(f"  NOT PREDICTED {ref}: {why}")
     base = score(cases, catalog.backends)

@@ -29,12 +29,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MatrixCores(_Strict):
+    """llama.cpp Vulkan's matrix path for the source's Vulkan GPU, as its log's device line
+    prints it (absent: the stored source shows no device line)."""
+
+    value: Literal["KHR_coopmat", "NV_coopmat2", "none"]
+    line: str = Field(pattern=r"^ggml_vulkan: .*matrix cores: ")
+    where: str = Field(min_length=10)
+
+
 class Source(_Strict):
     id: str
     url: str = Field(pattern=r"^https://")
     kind: Literal["repository", "discussion", "issue", "page"]
     date: str | None = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     note: str
+    matrix_cores: MatrixCores | None = None
 
 
 class Hardware(_Strict):

@@ -44,6 +44,7 @@ class Context:
     defaults: list[str] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)
     vulkan: list[VulkanDevice] | None = None
+    ggml_vulkan: list[tuple[str, str]] = field(default_factory=list)  # (name, matrix path)
     psutil: PsutilFacts = field(default_factory=PsutilFacts)
 
 

@@ -172,11 +172,17 @@ def _rate(table: ChipTable, spec: GpuSpec, arch: str | None) -> TensorRate | Non
     )
 
 
+# Shaders per unit the tensor rate is given for: an AMD CU, an Intel Xe-core
+_SHADERS_PER_UNIT = {"amd": 64, "intel": 128}
+_UNIT_NAME = {"nvidia": "SMs", "amd": "CUs", "intel": "Xe-cores"}
+
+
 def _units(spec: GpuSpec) -> int | None:
-    """SMs (NVIDIA) or compute units (AMD: 64 shaders each)."""
+    """SMs (NVIDIA), compute units (AMD: 64 shaders each) or Xe-cores (Intel: 128 each)."""
     if spec.vendor == "nvidia":
         return spec.sms
-    return spec.shaders // 64 if spec.vendor == "amd" and spec.shaders else None
+    per = _SHADERS_PER_UNIT.get(spec.vendor)
+    return spec.shaders // per if per and spec.shaders else None
 
 
 def _peak(
@@ -190,7 +196,7 @@ def _peak(
         fp16 = round(units * clock * rate.fp16, 1)
         int8 = round(units * clock * rate.int8, 1) if rate.int8 else None
         text = (
-            f"derived: {units} {'SMs' if spec.vendor == 'nvidia' else 'CUs'} x "
+            f"derived: {units} {_UNIT_NAME.get(spec.vendor, 'units')} x "
             f"{spec.boost_mhz:g} MHz boost ({source}) x {rate.fp16:g} FLOP/clock "
             f"({rate.source})"
         )

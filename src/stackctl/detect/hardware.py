@@ -144,9 +144,40 @@ def _mac_version(sysctl: dict[str, str]) -> str | None:
     return f"macOS {version}" if version else None
 
 
+def _llama_devices(text: str) -> tuple[list[GpuFacts], list[tuple[str, str]]]:
+    return mac.parse_llama_devices(text), mac.parse_ggml_vulkan(text)
+
+
+_VULKAN_VENDOR = (("nvidia", r"nvidia|geforce|rtx|quadro|tesla"), ("intel", r"intel|arc"),
+                  ("amd", r"amd|radeon|radv|ryzen"))  # fmt: skip
+
+
+def matrix_paths(accels: list[Accelerator], lines: list[tuple[str, str]]) -> list[Accelerator]:
+    """Each GPU's llama.cpp Vulkan matrix path from the ggml_vulkan device lines: paired in
+    order where a vendor has as many lines as GPUs, else only where all its lines agree (an
+    iGPU listed beside a card may differ: left unknown)."""
+    by_vendor: dict[str, list[str]] = {}
+    for name, shown in lines:
+        vendor = next((v for v, pat in _VULKAN_VENDOR if re.search(pat, name, re.I)), None)
+        if vendor:
+            by_vendor.setdefault(vendor, []).append(shown)
+    out = []
+    seen: dict[str, int] = {}
+    for acc in accels:
+        paths = by_vendor.get(acc.vendor, [])
+        nth = seen[acc.vendor] = seen.get(acc.vendor, -1) + 1
+        if len(paths) == sum(a.vendor == acc.vendor for a in accels):
+            path: str | None = paths[nth]
+        else:
+            path = paths[0] if paths and len(set(paths)) == 1 else None
+        out.append(acc.model_copy(update={"matrix_cores": path}) if path else acc)
+    return out
+
+
 def _gpu_list(ctx: Context) -> tuple[list[GpuFacts], str | None, int, list[str]]:
     """All accelerators in vendor order, plus rocminfo's CPU model/threads and NPUs."""
-    llama = probe(ctx, "llama-list-devices.txt", mac.parse_llama_devices) or []
+    listed = probe(ctx, "llama-list-devices.txt", _llama_devices)
+    llama, ctx.ggml_vulkan = listed or ([], [])
     nvidia = nvidia_sources(ctx)
     if not nvidia:
         nvidia = [g for g in llama if g.vendor == "nvidia"] or vulkan_gpus(ctx, "nvidia")
@@ -188,7 +219,8 @@ def detect_hardware(runner: Runner, *, table: ChipTable | None = None) -> Hardwa
     cpu.model = cpu.model or rocm_cpu
     cpu.threads = cpu.threads or rocm_threads or None
     ctx.cpu_chip = _cpu_chip(ctx.table, cpu, board or ctx.mac.model_id)
-    accels = [settle(ctx, gpu, pos) for pos, gpu in enumerate(gpus)]
+    accels = matrix_paths([settle(ctx, gpu, pos) for pos, gpu in enumerate(gpus)],
+                          ctx.ggml_vulkan)  # fmt: skip
     if npus:
         ctx.warnings.append(f"NPU agent(s) {', '.join(npus)} found; not counted as accelerators")
     cpu_info = _cpu_info(ctx, cpu, accels)

@@ -157,6 +157,22 @@ def parse_llama_devices(text: str) -> list[GpuFacts]:
     return out
 
 
+_GGML_VULKAN = re.compile(r"^ggml_vulkan:\s*(\d+)\s*=\s*(.*?)\s*\|.*matrix cores:\s*(\w+)")
+MATRIX_PATHS = ("KHR_coopmat", "NV_coopmat2", "none")
+
+
+def parse_ggml_vulkan(text: str) -> list[tuple[str, str]]:
+    """(device name, matrix path) of each `ggml_vulkan: 0 = Radeon 8060S Graphics (RADV
+    GFX1151) (radv) | ... | matrix cores: KHR_coopmat` line (llama.cpp's Vulkan backend prints
+    them as it starts: llama-server --list-devices), in device order."""
+    out = []
+    for line in text.splitlines():
+        m = _GGML_VULKAN.match(line.strip())
+        if m and m[3] in MATRIX_PATHS:
+            out.append((m[2], m[3]))
+    return out
+
+
 def parse_vulkaninfo(text: str) -> list[VulkanDevice]:
     """`vulkaninfo --summary` device blocks (`GPU0:` then `key = value`)."""
     devices: list[dict[str, str]] = []

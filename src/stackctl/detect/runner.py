@@ -139,9 +139,12 @@ class LiveRunner:
         except (OSError, subprocess.SubprocessError):
             return None
         out = decode(done.stdout)
-        # llama-server prints its device list on stderr.
+        # llama-server prints its device list on stderr; its Vulkan backend prints one
+        # `ggml_vulkan: N = ... | matrix cores: ...` line per device there too.
         if not out.strip() and done.stderr:
             out = decode(done.stderr)
+        elif name == "llama-list-devices.txt" and b"ggml_vulkan:" in done.stderr:
+            out = decode(done.stderr) + out
         return out if out.strip() else None
 
     def _applies(self, name: str) -> bool:

@@ -18,7 +18,7 @@ from stackctl.estimate.placement import (
     place_key,
     place_tensor,
 )
-from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops
+from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops, vulkan_peak
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import DeviceSpeed, active_share, quant_family
@@ -78,6 +78,8 @@ def build_devices(
         for i, acc in enumerate(hardware.accelerators):
             bandwidth = gpu_bandwidth(acc)
             peak = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
+            if request.backend == "vulkan":
+                peak = vulkan_peak(acc, peak)
             devices.append(
                 Device(
                     name=f"gpu{i}",

@@ -166,6 +166,14 @@ def _key(backend: str, profile: HardwareProfile) -> str:
 # (Jul-Aug 2025) come out +63 % (median), their decode rows -4 %; lhl's own sweep at build 6865
 # and the DGX Spark rows at 6918 fit like the 2026 builds. The cut lies between 6118 and 6865.
 PREFILL_MIN_BUILD = 6500
+# A row whose build line gives no number (a bare commit, or none) is dated by its source: one
+# dated before this day ran a build older than PREFILL_MIN_BUILD. llama.cpp's release b6451 was
+# the current one on 2025-09-13 (xorbitsai/xllamacpp PR #81, "Update llama.cpp to b6451",
+# 2025-09-13), so a build of an earlier day is below 6500. The rows this sets aside: the
+# RTX 4090 F16/Q8_0/Q4_0 of llama.cpp PR #4766 (Jan 2024), the Xeon AMX PR branch of #7487
+# (May 2024) and the RTX 2070 Vulkan master 141a908 of #13324 (May 2025); all three were
+# over-predicted by 50-275 % (their decode rows fit within 5-46 %).
+PREFILL_MIN_DATE = "2025-09-13"
 
 
 def build_number(build: object) -> int | None:
@@ -174,21 +182,33 @@ def build_number(build: object) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def set_aside(row: Mapping[str, Any]) -> str | None:
-    """Why a row is not used (prefill of a stale build), or None."""
+def set_aside(row: Mapping[str, Any], date: str | None = None) -> str | None:
+    """Why a row is not used (prefill of a stale build), or None. `date`: its source's date
+    (ISO), which dates a build line that gives no number."""
+    if row["test"] != "pp":
+        return None
     number = build_number(row.get("build"))
-    if row["test"] == "pp" and number is not None and number < PREFILL_MIN_BUILD:
+    if number is not None and number < PREFILL_MIN_BUILD:
         return f"prefill of build {number} < {PREFILL_MIN_BUILD}: kernels rewritten since"
+    if number is None and date and date < PREFILL_MIN_DATE:
+        return (f"prefill of a build dated {date}, before {PREFILL_MIN_DATE} (so < "
+                f"{PREFILL_MIN_BUILD}): kernels rewritten since")  # fmt: skip
     return None
 
 
 def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """The rows the fit uses, and (row ref, reason) for those set aside."""
-    rows = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)["rows"]
+    """The rows the fit uses, and (row ref, reason) for those set aside. A Vulkan row gets its
+    source's `matrix_cores` (the matrix path its log's ggml_vulkan line shows), where known."""
+    doc = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)
+    dates = {s["id"]: s.get("date") for s in doc.get("sources") or []}
+    paths = {s["id"]: s["matrix_cores"]["value"] for s in doc.get("sources") or []
+             if s.get("matrix_cores")}  # fmt: skip
     used: list[dict[str, Any]] = []
     aside: list[tuple[str, str]] = []
-    for row in rows:
-        why = set_aside(row)
+    for row in doc["rows"]:
+        why = set_aside(row, dates.get(row["source"]))
+        if why is None and row["backend"] == "vulkan" and row["source"] in paths:
+            row = {**row, "matrix_cores": paths[row["source"]]}
         if why is None:
             used.append(row)
         else:
@@ -210,6 +230,10 @@ def load_cases(
         key = hw.get("gpu") or hw.get("cpu")
         try:
             profile = _profile(boxes[key], hw.get("ram_gb"))
+            if row.get("matrix_cores"):
+                accs = [a.model_copy(update={"matrix_cores": row["matrix_cores"]})
+                        for a in profile.accelerators]  # fmt: skip
+                profile = profile.model_copy(update={"accelerators": accs})
             request = _request(row, row["backend"], None)
             view = load_model_view(request, catalog)
             request = _request(row, row["backend"], view.shape.n_ctx_train or None)

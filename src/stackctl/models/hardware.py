@@ -10,6 +10,7 @@ from stackctl.models.base import StrictModel
 
 Vendor = Literal["nvidia", "amd", "apple", "intel", "mesa"]  # mesa: a software device (lavapipe)
 ProfileSource = Literal["detected", "bundle", "declared"]
+MatrixCores = Literal["KHR_coopmat", "NV_coopmat2", "none"]  # llama.cpp Vulkan's matrix path
 
 
 class CpuInfo(StrictModel):
@@ -68,10 +69,18 @@ class Accelerator(StrictModel):
     peak_tflops_fp16: float | None = Field(None, description="dense fp16 peak from the chip table")
     peak_source: str | None = None
     chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
+    matrix_cores: MatrixCores | None = Field(
+        None,
+        description="llama.cpp Vulkan's matrix path on this device (its ggml_vulkan line): "
+        "KHR_coopmat, NV_coopmat2 or none; None when not known",
+    )
 
 
 class VulkanDevice(StrictModel):
     name: str
+    matrix_cores: MatrixCores | None = Field(
+        None, description="ggml_vulkan's 'matrix cores:' (llama-server --list-devices)"
+    )
     device_type: str | None = Field(None, description="integrated, discrete, cpu, virtual")
     vendor_id: str | None = None
     device_id: str | None = None
