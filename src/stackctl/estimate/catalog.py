@@ -200,6 +200,14 @@ class BackendFactors(StrictModel):
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )
     measured_decode_range: tuple[float, float] = (0.0, 0.0)
+    measured_dot_decode_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the same on a CPU with int8 dot-product instructions (VNNI): its quantised "
+        "dot products keep up with more of the probe's stream",
+    )
+    measured_dot_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )

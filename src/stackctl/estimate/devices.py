@@ -104,6 +104,7 @@ def build_devices(
             peak_gops=_cpu_peak(hardware, threads, catalog),
             bandwidth_assumed=assumed,
             bandwidth_measured=host.note == MEASURED_NOTE,
+            int8_dot=bool(INT8_DOT_FLAGS & set(hardware.cpu.flags)),
             bandwidth_span=host.span,
             rate_notes=[host.note] if host.derived else [],
         )
@@ -123,6 +124,9 @@ def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str
 
 
 MEASURED = "measured"  # bandwidth_source of the detect probe's figure
+# x86 int8 dot-product instructions (AVX512-VNNI, AVX-VNNI): ggml's quantised dot products use
+# them; the measured decode efficiency on such CPUs is its own figure (catalog/backends.yaml).
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 MEASURED_NOTE = "measured on this box by the stackctl detect probe"
 
 
@@ -176,6 +180,7 @@ def device_speeds(
             d.backend,
             assumed=d.bandwidth_assumed,
             measured=d.bandwidth_measured,
+            int8_dot=d.int8_dot,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
             ubatch=min(request.ubatch, request.batch),
@@ -322,7 +327,8 @@ def _speed_basis(
                 f"range widened x{low}-x{high})"
             )
         elif s.measured:
-            bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} (narrower efficiency spread)"
+            kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"
+            bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} ({kind} efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "

@@ -32,6 +32,7 @@ class Device:
     unified: bool = False
     bandwidth_assumed: bool = False
     bandwidth_measured: bool = False
+    int8_dot: bool = False  # a CPU with int8 dot-product instructions (VNNI)
     bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
     peak_span: tuple[float, float] = (1.0, 1.0)
     rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from

@@ -21,6 +21,7 @@ from stackctl.estimate.speed import (
     at_end,
     decode_efficiencies,
     decode_tps,
+    measured_backends,
     shown,
     speculative_tps,
     speed_figures,
@@ -98,7 +99,7 @@ def speed_estimate(
     spread = facts.acceptance_spread
     names = {s.backend for s in speeds} | {draft.backend}
     factors = {n: backends.backends[n] for n in names}
-    mid, low, high = decode_efficiencies(factors, {s.backend for s in speeds if s.measured})
+    mid, low, high = decode_efficiencies(factors, *measured_backends(speeds))
     n = request.spec_draft_n
     tg, tokens = _spec_tps(speeds, request.depth, mid, draft, n, alpha)
     tg_low, _ = _spec_tps(at_end(speeds, 1), request.depth, low, draft, n,

@@ -102,6 +102,7 @@ class DeviceSpeed:
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
+    int8_dot: bool = False  # a CPU with int8 dot-product instructions (its own measured spread)
     split_layers: int = 0  # layers whose experts live here while the layer runs on a GPU
     split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
@@ -260,8 +261,14 @@ def speculative_tps(
 EfficiencySet = dict[str, Efficiency]
 
 
+def measured_backends(devices: list[DeviceSpeed]) -> tuple[set[str], set[str]]:
+    """(backends whose bandwidth was measured on the box, those of them on an int8-dot CPU)."""
+    measured = {d.backend for d in devices if d.measured}
+    return measured, {d.backend for d in devices if d.measured and d.int8_dot}
+
+
 def decode_efficiencies(
-    factors: Mapping[str, BackendFactors], measured: set[str]
+    factors: Mapping[str, BackendFactors], measured: set[str], int8_dot: set[str] | None = None
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
     """(mid, low, high) decode efficiencies per backend; a bandwidth measured on the box itself
     narrows the spread (the spread of the spec figures' efficiencies is partly bandwidth).
@@ -274,6 +281,8 @@ def decode_efficiencies(
         weights = (f.decode_efficiency, *f.decode_range)
         if name in measured and f.measured_decode_efficiency:
             weights = (f.measured_decode_efficiency, *f.measured_decode_range)
+        if name in (int8_dot or set()) and f.measured_dot_decode_efficiency:
+            weights = (f.measured_dot_decode_efficiency, *f.measured_dot_decode_range)
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:
             kv = (f.kv_read_efficiency, *f.kv_read_range)
@@ -352,8 +361,7 @@ def efficiency_sets(
 ) -> tuple[tuple[EfficiencySet, ...], tuple[EfficiencySet, ...]]:
     """(decode (mid, low, high), prefill (mid, low, high)) for the backends of `devices`."""
     factors = {dev.backend: backends.backends[dev.backend] for dev in devices}
-    measured = {dev.backend for dev in devices if dev.measured}
-    return decode_efficiencies(factors, measured), prefill_efficiencies(factors)
+    return decode_efficiencies(factors, *measured_backends(devices)), prefill_efficiencies(factors)
 
 
 def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
