@@ -188,3 +188,16 @@ def test_the_server_gets_the_locks_environment_and_a_new_one_restarts_it(
     assert ensure({"STACKCTL_TEST_ENV": "first"}) == "running"
     assert ensure({"STACKCTL_TEST_ENV": "second"}) == "started"
     assert logged("env second")
+
+
+def test_stop_cuts_the_backoff_short(service: dict[str, Path]) -> None:
+    """A crash loop backs off for 8 s and more; `stop` does not wait that out."""
+    service["argv"].write_text(json.dumps([sys.executable, "-c", "raise SystemExit(7)"]))
+    _ensure(service)
+    _wait_for(service, lambda s: s.get("crash_loop") is True)
+    deadline = time.monotonic() + 30
+    while "restarting in 8s" not in service["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # now in the 8 s back-off
+    started = time.monotonic()
+    assert _run("stop", f"--pid-file={service['pid']}") == "stopped"
+    assert time.monotonic() - started < 3
