@@ -11,6 +11,7 @@ from stackctl.applylog import ApplyLog
 from stackctl.cli.output import info
 from stackctl.errors import ApplyError, PreflightError, StackctlError
 from stackctl.layout import host_layout
+from stackctl.models.apply import LOG_LINE
 from stackctl.models.lock import Lockfile
 from stackctl.preflight import preflight
 from stackctl.service import service_status
@@ -96,7 +97,7 @@ def roll_back_if_down(
 def _roll_back(previous: Lockfile, log: ApplyLog, exc: StackctlError) -> NoReturn:
     from stackctl.rollback import redeploy
 
-    tasks = [d for d in exc.details if not d.startswith("  | ")]  # not the log lines
+    tasks = [d for d in exc.details if not d.startswith(LOG_LINE)]  # not the log lines
     reason = "; ".join([exc.message, *tasks[-2:]])
     info(f"the new service failed ({reason}); rolling back to the previous lock")
     log.write(f"upgrade failed: {reason}; rolling back")

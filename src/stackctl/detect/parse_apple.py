@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from stackctl.detect.facts import MIB, GpuFacts, Vendor, clean, json_object, parse_size, to_int
-from stackctl.models.hardware import VulkanDevice
+from stackctl.models.hardware import MatrixCores, VulkanDevice
 
 
 def parse_sysctl(text: str) -> dict[str, str]:
@@ -158,7 +158,7 @@ def parse_llama_devices(text: str) -> list[GpuFacts]:
 
 
 _GGML_VULKAN = re.compile(r"^ggml_vulkan:\s*(\d+)\s*=\s*(.*?)\s*\|.*matrix cores:\s*(\w+)")
-MATRIX_PATHS = ("KHR_coopmat", "NV_coopmat2", "none")
+MATRIX_PATHS = get_args(MatrixCores)
 
 
 def parse_ggml_vulkan(text: str) -> list[tuple[str, str]]:

@@ -51,15 +51,16 @@ def _weighted(
     shares: Mapping[str, float],
     quant: str | None,
     x: Mapping[str, float],
+    mix: float,
 ) -> float:
-    """`amount` x[name] x the family mix of `shares` under the "<quant>.<family>" multipliers,
-    linearised in both; returns the constant the linearisation adds. No `quant` (the CPU, whose
-    factors are this project's own): `amount` x[name] alone."""
+    """`amount` x[name] x `mix` (the family mix of `shares` under the "<quant>.<family>"
+    multipliers: DeviceSpeed.decode_mix), linearised in both; returns the constant the
+    linearisation adds. No `quant` (the CPU, whose factors are this project's own): `amount`
+    x[name] alone."""
     total = sum(shares.values())
     if quant is None or not total:
         _add(coef, name, amount)
         return 0.0
-    mix = sum(v * x[f"{quant}.{f}"] for f, v in shares.items()) / total
     _add(coef, name, amount * mix)
     for f, v in shares.items():
         _add(coef, f"{quant}.{f}", amount * x[name] * v / total)
@@ -86,7 +87,7 @@ def decode_terms(
         if compute > read * x[f"{o}:iw"] * mix:
             const += compute
         else:
-            const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x)
+            const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x, mix)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import get_args
 
@@ -268,7 +269,9 @@ def measured_backends(devices: list[DeviceSpeed]) -> tuple[set[str], set[str]]:
 
 
 def decode_efficiencies(
-    factors: Mapping[str, BackendFactors], measured: set[str], int8_dot: set[str] | None = None
+    factors: Mapping[str, BackendFactors],
+    measured: AbstractSet[str],
+    int8_dot: AbstractSet[str] = frozenset(),
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
     """(mid, low, high) decode efficiencies per backend; a bandwidth measured on the box itself
     narrows the spread (the spread of the spec figures' efficiencies is partly bandwidth).
@@ -281,7 +284,7 @@ def decode_efficiencies(
         weights = (f.decode_efficiency, *f.decode_range)
         if name in measured and f.measured_decode_efficiency:
             weights = (f.measured_decode_efficiency, *f.measured_decode_range)
-        if name in (int8_dot or set()) and f.measured_dot_decode_efficiency:
+        if name in int8_dot and f.measured_dot_decode_efficiency:
             weights = (f.measured_dot_decode_efficiency, *f.measured_dot_decode_range)
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:

@@ -17,6 +17,9 @@ class HostStats(StrictModel):
     ignored: int = 0
 
 
+LOG_LINE = "  | "  # marks a server log line among a failure's details (PlaybookResult)
+
+
 class TaskOutcome(StrictModel):
     host: str
     task: str
@@ -49,7 +52,7 @@ class PlaybookResult(StrictModel):
         lines = []
         for t in self.failed_tasks:
             lines.append(f"{t.host}: {t.task}: {t.message}")
-            lines += [f"  | {line}" for line in t.log_tail]
+            lines += [f"{LOG_LINE}{line}" for line in t.log_tail]
         return lines
 
     @property

@@ -78,9 +78,6 @@ class Accelerator(StrictModel):
 
 class VulkanDevice(StrictModel):
     name: str
-    matrix_cores: MatrixCores | None = Field(
-        None, description="ggml_vulkan's 'matrix cores:' (llama-server --list-devices)"
-    )
     device_type: str | None = Field(None, description="integrated, discrete, cpu, virtual")
     vendor_id: str | None = None
     device_id: str | None = None
