@@ -313,7 +313,8 @@ HOST_LINK_PRIOR_GBPS = 25.0
 PRIOR_WEIGHT = 0.25  # a prior counts as this many rows of one source
 PRIOR_SCALE = 1.0  # ... at this relative deviation
 LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
-BOUNDS = {"L": (0.0, 2e-3)}  # the inverse efficiencies: 1 (physics) to 100
+BOUNDS = {"L": (0.0, 2e-3), "pkv": (0.0, 1.0)}  # the inverse efficiencies: 1 (physics) to 100
+PASSES_SCALE = 1.0 / 32  # passes over the attended KV: an absolute scale (the prior may be 0)
 PASSES = 4
 # A quant family's decode time multiplier: 1 (no slower than the backend's best kernel) to 10,
 # pulled toward the level above (1 at the backend level: the kernels are each backend's own) at
@@ -322,7 +323,7 @@ PASSES = 4
 # 30.7-33.5 %, so prefill keeps one figure per backend.)
 QUANT_BOUNDS = (1.0, 10.0)
 QUANT_SCALE = 1.0
-MIN_GROUP_ROWS = 6  # fewer rows than this refine nothing: the backend's figure holds
+MIN_GROUP_ROWS = 3  # fewer rows than this refine nothing: the backend's figure holds
 HUBER = 0.5  # log-error beyond which a row's pull stops growing
 
 
@@ -335,7 +336,7 @@ def _priors(
             continue
         value = parent[f"{owner}:{k}"]
         low, high = BOUNDS.get(k, (1.0, 100.0))
-        scale = LAYER_SCALE_S if k == "L" else PRIOR_SCALE * value
+        scale = {"L": LAYER_SCALE_S, "pkv": PASSES_SCALE}.get(k, PRIOR_SCALE * value)
         if k.startswith("qd."):
             low, high = QUANT_BOUNDS
             scale = QUANT_SCALE * value
@@ -529,6 +530,8 @@ FITTED_FIELDS = (
     "attention_prefill_efficiency",
     "attention_prefill_range",
     "quant_decode_factor",
+    "prefill_kv_passes",
+    "prefill_kv_passes_range",
 )
 # the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
 # only the offload factors are taken
