@@ -92,6 +92,8 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
             unified=bool(g.get("unified", False)),
             bandwidth_gbps=g["bandwidth_gbps"],
             bandwidth_source=g["source"],
+            peak_tflops_fp16=g.get("peak_tflops_fp16"),
+            peak_source=g.get("peak_source"),
         )
         box = box.model_copy(update={"accelerators": [acc]})
     cpu = box.cpu
