@@ -13,6 +13,9 @@ other (llama.cpp's graph does the matmuls and the attention as separate kernels)
   rather than the quantised dot products the peak is quoted for. With one query row the
   kernel has too little work in flight to hide the arithmetic behind the read, so the two add
   (on the public rows this beats the larger of the two: benchmarks/speed_vs_public.py).
+  In prefill, flash attention also streams the attended cache once per tile of query rows: a
+  fitted number of passes (about 1 / rows per tile) x the KV bytes, over bandwidth. It is why a
+  model with one KV head per query head (Llama 2) slows with depth faster than its ops alone say.
 
 The decode weight read depends on how the weights are stored: a K-quant's super-blocks take
 more unpacking per byte than Q4_0/Q8_0's plain blocks, an IQ type looks its values up in a
