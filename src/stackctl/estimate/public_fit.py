@@ -119,6 +119,8 @@ def _request(row: Mapping[str, Any], backend: str, native: int | None) -> Estima
     if native:
         ctx = min(ctx, native)
     ngl = row.get("ngl")
+    if ngl is not None and int(ngl) < 0:  # llama-bench -ngl -1: every layer on the GPU
+        ngl = None
     return EstimateRequest(
         model=row["model"],
         quant=row["quant"],
