@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.detect import declare_hardware
+from stackctl.detect.chips import kernel_family, load_chip_table
 from stackctl.errors import EstimateError, HardwareError
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, EstimateCatalog
 from stackctl.estimate.core import speed_inputs
@@ -65,7 +66,7 @@ class Case:
     family: str
     label: str
     devices: tuple[DeviceSpeed, ...]  # labelled with the base backend
-    key: str  # backend-vendor-memory, e.g. vulkan-amd-unified: refinements fitted where rows exist
+    key: str  # backend-vendor-kind, e.g. vulkan-amd-rdna3: refinements fitted where rows exist
     offload: bool = False  # experts in system RAM beside a GPU (--n-cpu-moe / -ot)
 
 
@@ -94,6 +95,7 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
             bandwidth_source=g["source"],
             peak_tflops_fp16=g.get("peak_tflops_fp16"),
             peak_source=g.get("peak_source"),
+            arch=g.get("arch"),
         )
         box = box.model_copy(update={"accelerators": [acc]})
     cpu = box.cpu
@@ -155,13 +157,16 @@ def _vendor(case: Case) -> str:
 
 
 def _key(backend: str, profile: HardwareProfile) -> str:
-    """vulkan-amd-unified or vulkan-amd-discrete: the backend on one kind of chip. The fit
-    writes the discrete group as the vendor's figure (speed_vs_public.py), as devices.py
-    reads `vulkan-amd` for a discrete chip."""
+    """The backend on one kind of chip, as devices.backend_key names it: its matrix-unit
+    generation where hardware.yaml names one (vulkan-amd-rdna3), else its memory kind
+    (vulkan-amd-unified, cuda-nvidia-discrete). The fit writes a discrete group as the vendor's
+    figure (fitted_fields), as devices.py reads `vulkan-amd` for a discrete chip."""
     if backend == "cpu" or not profile.accelerators:
         return backend
     acc = profile.accelerators[0]
-    return f"{backend}-{acc.vendor}-" + ("unified" if acc.unified else "discrete")
+    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
+    kind = family or ("unified" if acc.unified else "discrete")
+    return f"{backend}-{acc.vendor}-{kind}"
 
 
 # Prefill rows of llama.cpp builds older than this measure kernels rewritten since; their decode
@@ -277,7 +282,7 @@ def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> fl
             link = cpu.host_link_gbps if d.link_ubatch else d.link_gbps
             split = (cpu.expert_split_overhead_ms or 0.0) * 1e-3
             devices.append(replace(d, split_s=split, link_gbps=link or 0.0))
-        elif refined:  # as devices.py picks: vulkan-amd-unified, vulkan-amd, vulkan
+        elif refined:  # as devices.py picks: vulkan-amd-rdna3, vulkan-amd, vulkan
             name = next((k for k in (case.key, _vendor(case)) if k in backends.backends), d.backend)
             devices.append(replace(d, backend=name))
         else:
@@ -445,7 +450,8 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     """Every factor of the speed model fitted to `cases` alone, in levels that pull toward the
     level above where rows are few: the CPU from backends.yaml's own-box figures; the GPUs from
     an assumption (NEUTRAL_GPU) to all GPU rows pooled, to each backend, to each
-    backend-vendor group (vulkan-intel, rocm-amd-unified). The host's offload factors from the
+    backend-vendor group (vulkan-intel), to each backend on one chip generation or memory kind
+    (rocm-amd-rdna3, cuda-nvidia-unified). The host's offload factors from the
     offload rows. Nothing a held-out source measured enters (leave_one_source_out)."""
     x = {
         **inverse_factors("cpu", backends.backends["cpu"]),
@@ -554,8 +560,8 @@ def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
 # runs of Strix Halo (backends.yaml DEPTH, tests/data/estimate/depth_reference.yaml) and that
 # the plans' decode floors were set against: the fit's prefill factors are laid over them, its
 # decode factors are only reported.
-DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "vulkan", "vulkan-amd",
-                               "vulkan-amd-unified"})  # fmt: skip
+DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "rocm-amd-rdna3", "vulkan",
+                               "vulkan-amd", "vulkan-amd-unified", "vulkan-amd-rdna3"})  # fmt: skip
 PREFILL_FIELDS = tuple(f for f in FITTED_FIELDS if "prefill" in f)
 
 
