@@ -12,6 +12,7 @@ leave-one-source-out predicts each source from the others alone.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -205,9 +206,31 @@ def set_aside(row: Mapping[str, Any], date: str | None = None) -> str | None:
     return None
 
 
+# What makes two rows of one source the same test: a run that repeats it (PMZFX's files repeat
+# tg128 at depth 0 with the same KV type in each context variant) is one more repetition of one
+# measurement, not another row, so it is averaged into the first rather than counted again.
+SAME_TEST = ("source", "hardware", "backend", "build", "model", "quant", "size_gib", "ngl",
+             "flags", "test", "n_prompt", "n_gen", "depth")  # fmt: skip
+REPEAT = "repeats a test of its source (same box, build, file, flags): averaged into the first"
+
+
+def _merge_repeats(
+    rows: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """One row per test (its runs' mean), and (ref, REPEAT) for each run folded into another."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = json.dumps([row.get(k) for k in SAME_TEST], sort_keys=True)
+        runs.setdefault(key, []).append(row)
+    merged = [{**rs[0], "tps": statistics.mean(float(r["tps"]) for r in rs)} for rs in runs.values()]
+    folded = [(f"{r['source']}: {r['ref']}", REPEAT) for rs in runs.values() for r in rs[1:]]
+    return merged, folded
+
+
 def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """The rows the fit uses, and (row ref, reason) for those set aside. A Vulkan row gets its
-    source's `matrix_cores` (the matrix path its log's ggml_vulkan line shows), where known."""
+    """The rows the fit uses, and (row ref, reason) for those set aside or folded into a run of
+    the same test. A Vulkan row gets its source's `matrix_cores` (the matrix path its log's
+    ggml_vulkan line shows), where known."""
     doc = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)
     dates = {s["id"]: s.get("date") for s in doc.get("sources") or []}
     paths = {s["id"]: s["matrix_cores"]["value"] for s in doc.get("sources") or []
@@ -222,7 +245,8 @@ def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, 
             used.append(row)
         else:
             aside.append((f"{row['source']}: {row['ref']}", why))
-    return used, aside
+    used, folded = _merge_repeats(used)
+    return used, aside + folded
 
 
 def load_cases(
