@@ -9,7 +9,6 @@ from getting worse and are to be tightened toward the targets, not loosened.
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,15 @@ from stackctl.estimate.catalog import FittedFactors, load_estimate_catalog
 from stackctl.estimate.public_fit import (
     PREFILL_MIN_BUILD,
     PREFILL_MIN_DATE,
+    REPEAT,
+    SAME_TEST,
     Case,
+    _merge_repeats,
     build_number,
     fit,
     fitted_fields,
     fitted_names,
     leave_one_source_out,
-    REPEAT,
-    SAME_TEST,
-    _merge_repeats,
     load_cases,
     public_rows,
     set_aside,

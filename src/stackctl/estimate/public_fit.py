@@ -222,7 +222,8 @@ def _merge_repeats(
     for row in rows:
         key = json.dumps([row.get(k) for k in SAME_TEST], sort_keys=True)
         runs.setdefault(key, []).append(row)
-    merged = [{**rs[0], "tps": statistics.mean(float(r["tps"]) for r in rs)} for rs in runs.values()]
+    merged = [{**rs[0], "tps": statistics.mean(float(r["tps"]) for r in rs)}
+              for rs in runs.values()]  # fmt: skip
     folded = [(f"{r['source']}: {r['ref']}", REPEAT) for rs in runs.values() for r in rs[1:]]
     return merged, folded
 
