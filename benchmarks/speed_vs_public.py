@@ -60,9 +60,9 @@ def main() -> int:
           f"{len({c.source for c in cases})} sources, {len(families)} hardware boxes; "
           f"{len(aside)} more set aside")  # fmt: skip
     if aside:
-        print(f"  set aside: {len(aside)} prefill rows of builds before {PREFILL_MIN_BUILD} "
-              f"(or, with no build number, dated before {PREFILL_MIN_DATE}): kernels "
-              "rewritten since; their decode rows are used")  # fmt: skip
+        print(f"  set aside: prefill rows of builds before {PREFILL_MIN_BUILD} (or, with no "
+              f"build number, dated before {PREFILL_MIN_DATE}): kernels rewritten since; their "
+              "decode rows are used. Folded: runs that repeat a test of their source")  # fmt: skip
         for why, count in sorted(Counter(why for _ref, why in aside).items()):
             print(f"    {count:3} x {why}")
     for ref, why in missed:

@@ -7,6 +7,8 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v c++ >/dev/null || need_apt+=(build-essential)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# The host engine builds (CPU, then Vulkan) share compiled objects through ccache.
+command -v ccache >/dev/null || need_apt+=(ccache)
 # The render tests build the CPU Containerfile for real and check quadlets where podman has them.
 command -v buildah >/dev/null || need_apt+=(buildah)
 command -v podman >/dev/null || need_apt+=(podman)

@@ -45,7 +45,7 @@ def test_rows_cover_cpu_and_two_gpu_backends() -> None:
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_depth_ratio_inside_the_catalog_range(row: DepthRow, cat: EstimateCatalog) -> None:
     speeds = row_speeds(row, cat)
-    # the factors the estimate reads for this chip (devices.backend_key: rocm-amd-unified)
+    # the factors the estimate reads for this chip (devices.backend_key: rocm-amd-rdna3)
     name = next((s.backend for s in speeds if s.backend != "cpu"), row.backend)
     ratios = catalog_ratios(row, speeds, cat.backends.backends[name])
     for i, measured in enumerate((row.pp_ratio, row.tg_ratio)):

@@ -1,6 +1,7 @@
 """The public speed fit's parts: the bounded least squares, the part-empty expert tiles of MoE
-prefill, the decode time multiplier per quant family, and leave-one-source-out without leakage
-(a held-out source's measurements cannot move its own predictions)."""
+prefill, the decode time multiplier per quant family, the prefill's passes over the attended KV,
+and leave-one-source-out without leakage (a held-out source's measurements cannot move its own
+predictions)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from stackctl.detect import declare_hardware
 from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
+from stackctl.estimate.fit_terms import prefill_terms
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
@@ -20,11 +22,15 @@ from stackctl.estimate.speed import (
     decode_ceiling,
     decode_tps,
     expert_padding,
+    mean_attended,
+    prefill_tps,
     quant_family,
 )
+from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
 from stackctl.resources import catalog_dir
 
+GIB = 2**30
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = ROOT / "tests/data/speed/public_llama_bench.yaml"
 HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
@@ -95,6 +101,44 @@ def test_quant_family_factor_slows_the_weight_read_by_its_byte_share() -> None:
     other = Efficiency(0.8, 0.25, quant={"bf16": 3.0})
     assert decode_tps([k], 0, {k.backend: other}) == pytest.approx(1.0 / t0)
     assert decode_tps([k], 0, {k.backend: slow}) < decode_ceiling([k], 0)
+
+
+def test_prefill_reads_the_attended_kv_once_per_pass() -> None:
+    """Flash attention streams the cache once per tile of query rows: `kv_passes` x the KV bytes
+    the chunk attends to, over bandwidth, on top of the ops; the fit's term is the same figure."""
+    cat = load_estimate_catalog(catalog_dir())
+    box = declare_hardware(gpus=[], system="strix halo 128gb")
+    request = EstimateRequest(model="llama-3.1-8b", quant="Q4_K_M", ctx=40960, backend="vulkan")
+    (gpu,) = [d for d in speed_inputs(request, box, cat) if d.layers]
+    assert gpu.bandwidth_gbps
+    assert gpu.full_row_bytes
+    depth = 32768
+    full, window = mean_attended(gpu, depth, 512)
+    kv = gpu.full_row_bytes * full + gpu.window_row_bytes * window
+    plain = Efficiency(0.3, 0.1)
+    passes = Efficiency(0.3, 0.1, kv_passes=0.05)
+    t0, t1 = (1.0 / prefill_tps([gpu], depth, {gpu.backend: e}) for e in (plain, passes))
+    assert t1 - t0 == pytest.approx(0.05 * kv / (gpu.bandwidth_gbps * 1e9), rel=1e-9)
+    coef, _ = prefill_terms((gpu,), depth, 512, lambda d: "x")
+    assert coef["x:pkv"] == pytest.approx(kv / (gpu.bandwidth_gbps * 1e9), rel=1e-12)
+
+
+def test_gpt_oss_f16_files_are_their_own_recipe() -> None:
+    """gpt-oss-*-F16.gguf keeps OpenAI's MXFP4 experts and stores the rest in F16: the recipe
+    gives the files' published sizes (lhl/strix-halo-testing llama-bench JSON: 12.83 and 60.87
+    GiB), where the MXFP4 GGUFs are 11.27 and 59.02 (Q8_0 beside the experts)."""
+    cat = load_estimate_catalog(catalog_dir())
+    sizes = {}
+    for model in ("gpt-oss-20b", "gpt-oss-120b"):
+        for quant in ("MXFP4", "MXFP4_MOE_F16"):
+            view = load_model_view(EstimateRequest(model=model, quant=quant, ctx=4096), cat)
+            sizes[model, quant] = round(sum(t.nbytes for t in view.tensors if not t.mtp) / GIB, 2)
+    assert sizes == {
+        ("gpt-oss-20b", "MXFP4"): 11.27,
+        ("gpt-oss-20b", "MXFP4_MOE_F16"): 12.83,
+        ("gpt-oss-120b", "MXFP4"): 59.02,
+        ("gpt-oss-120b", "MXFP4_MOE_F16"): 60.87,
+    }
 
 
 def test_committed_fit_carries_quant_factors_the_estimator_reads() -> None:

@@ -17,6 +17,15 @@ case " $* " in
     export HIPCXX HIP_PATH
     ;;
 esac
+# With ccache on the box (llama.cpp's CMake picks it up: GGML_CCACHE), every build under this
+# cache root shares one compiler cache, paths taken relative to the root: a second build of the
+# same source with other backend flags (CPU, then Vulkan) recompiles only what the flags change.
+if command -v ccache >/dev/null 2>&1; then
+    root=$(dirname "$(dirname "$build")")
+    CCACHE_DIR=${CCACHE_DIR:-$(dirname "$root")/ccache}
+    CCACHE_BASEDIR=$root
+    export CCACHE_DIR CCACHE_BASEDIR
+fi
 rm -f "$build/build.ok"
 mkdir -p "$build"
 {

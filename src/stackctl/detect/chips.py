@@ -74,6 +74,11 @@ class TensorRate(StrictModel):
     line: Literal["geforce", "pro", "any"]
     fp16: float = Field(gt=0, description="dense FP16 FLOP per clock per SM/CU, FP32 accumulate")
     int8: float | None = None
+    family: str | None = Field(
+        None,
+        description="the matrix-unit generation these archs share; the speed fit groups its "
+        "efficiencies by it (none: by memory kind)",
+    )
     source: str
 
 
@@ -141,6 +146,16 @@ class ChipTable(StrictModel):
 # Tables already loaded, by path and file content: declaring a box and estimating its speed
 # both need the table, and a changed file is a new key, so a cached table is never stale.
 _LOADED: dict[tuple[Path, str], ChipTable] = {}
+
+
+def kernel_family(table: ChipTable, vendor: str, arch: str | None) -> str | None:
+    """The matrix-unit generation of `arch` (hardware.yaml tensor_rates `family`): RDNA 3 and
+    3.5 share one (WMMA at 512 FLOP per CU per clock), RDNA 4 has its own. llama.cpp's kernels
+    reach a similar share of peak across one generation, not across a vendor's."""
+    for rate in table.tensor_rates:
+        if rate.family and rate.vendor == vendor and arch in rate.archs:
+            return rate.family
+    return None
 
 
 def load_chip_table(path: Path | None = None) -> ChipTable:

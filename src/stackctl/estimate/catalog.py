@@ -182,6 +182,13 @@ class BackendFactors(StrictModel):
         None, gt=0, le=1, description="prefill: share of peak for routed-expert matmuls"
     )
     expert_prefill_range: tuple[float, float] = (0.0, 0.0)
+    prefill_kv_passes: float = Field(
+        0.0,
+        ge=0,
+        description="prefill: times a prompt token's attended KV bytes cross memory (flash "
+        "attention re-reads the cache once per tile of query rows: about 1 / rows per tile)",
+    )
+    prefill_kv_passes_range: tuple[float, float] = (0.0, 0.0)
     quant_decode_factor: dict[str, QuantFactor] = Field(
         default_factory=dict,
         description="decode: time multiplier of the weight read per quant family (speed.py)",

@@ -8,6 +8,7 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
+from stackctl.detect.chips import kernel_family, load_chip_table
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
@@ -113,11 +114,17 @@ def build_devices(
 
 
 def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str:
-    """The most specific factors the catalog has: `vulkan-amd-unified` (the backend on that
-    vendor's unified-memory GPUs), `vulkan-intel`, else the backend's own. The public fit
+    """The most specific factors the catalog has: `vulkan-amd-rdna3` (the backend on one
+    matrix-unit generation, hardware.yaml tensor_rates), `vulkan-amd-unified` (on that vendor's
+    unified-memory GPUs), `vulkan-intel`, else the backend's own. The public fit
     (catalog/speed_fit.yaml) adds them where the families differ."""
     vendor = f"{backend}-{acc.vendor}"
-    for key in (f"{vendor}-unified" if acc.unified else None, vendor):
+    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
+    for key in (
+        f"{vendor}-{family}" if family else None,
+        f"{vendor}-unified" if acc.unified else None,
+        vendor,
+    ):
         if key and key in catalog.backends.backends:
             return key
     return backend

@@ -28,9 +28,10 @@ from stackctl.estimate.speed import (
 )
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
-# prefill, ix: routed-expert prefill, iap: prefill attention) and seconds per layer (L)
+# prefill, ix: routed-expert prefill, iap: prefill attention), seconds per layer (L) and the
+# prefill's passes over the attended KV (pkv)
 DECODE = ("iw", "ikv", "L", "iad")
-PREFILL = ("ip", "ix", "iap")
+PREFILL = ("ip", "ix", "iap", "pkv")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
 FACTORS = DECODE + PREFILL + QUANT_DECODE
 HOST = ("host:split", "host:ilink")
@@ -111,6 +112,9 @@ def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, own
         else:
             _add(coef, f"{o}:ix", d.expert_ops / peak * expert_padding(d, prompt))
         _add(coef, f"{o}:iap", (d.full_ops * full + d.window_ops * window) / peak)
+        if d.bandwidth_gbps:
+            kv = d.full_row_bytes * full + d.window_row_bytes * window
+            _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))
     return coef, 0.0
 
 
@@ -124,6 +128,7 @@ def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:
         f"{owner}:ip": 1.0 / f.prefill_efficiency,
         f"{owner}:ix": 1.0 / (f.expert_prefill_efficiency or f.prefill_efficiency),
         f"{owner}:iap": 1.0 / f.attention_prefill_efficiency,
+        f"{owner}:pkv": f.prefill_kv_passes,
         **{f"{owner}:qd.{q}": f.quant_factor(q) for q in QUANT_FAMILIES},
     }
 
@@ -170,6 +175,10 @@ def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> Backe
                 f.attention_prefill_range, f.attention_prefill_efficiency, ap, 1.0
             ),
             "quant_decode_factor": _quant_factors(owner, x),
+            "prefill_kv_passes": x[f"{owner}:pkv"],
+            "prefill_kv_passes_range": _spread(
+                f.prefill_kv_passes_range, f.prefill_kv_passes, x[f"{owner}:pkv"], None
+            ),
         }
     )
 

@@ -12,6 +12,7 @@ leave-one-source-out predicts each source from the others alone.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.detect import declare_hardware
+from stackctl.detect.chips import kernel_family, load_chip_table
 from stackctl.errors import EstimateError, HardwareError
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, EstimateCatalog
 from stackctl.estimate.core import speed_inputs
@@ -65,7 +67,7 @@ class Case:
     family: str
     label: str
     devices: tuple[DeviceSpeed, ...]  # labelled with the base backend
-    key: str  # backend-vendor-memory, e.g. vulkan-amd-unified: refinements fitted where rows exist
+    key: str  # backend-vendor-kind, e.g. vulkan-amd-rdna3: refinements fitted where rows exist
     offload: bool = False  # experts in system RAM beside a GPU (--n-cpu-moe / -ot)
 
 
@@ -92,6 +94,9 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
             unified=bool(g.get("unified", False)),
             bandwidth_gbps=g["bandwidth_gbps"],
             bandwidth_source=g["source"],
+            peak_tflops_fp16=g.get("peak_tflops_fp16"),
+            peak_source=g.get("peak_source"),
+            arch=g.get("arch"),
         )
         box = box.model_copy(update={"accelerators": [acc]})
     cpu = box.cpu
@@ -117,6 +122,8 @@ def _request(row: Mapping[str, Any], backend: str, native: int | None) -> Estima
     if native:
         ctx = min(ctx, native)
     ngl = row.get("ngl")
+    if ngl is not None and int(ngl) < 0:  # llama-bench -ngl -1: every layer on the GPU
+        ngl = None
     return EstimateRequest(
         model=row["model"],
         quant=row["quant"],
@@ -151,13 +158,16 @@ def _vendor(case: Case) -> str:
 
 
 def _key(backend: str, profile: HardwareProfile) -> str:
-    """vulkan-amd-unified or vulkan-amd-discrete: the backend on one kind of chip. The fit
-    writes the discrete group as the vendor's figure (speed_vs_public.py), as devices.py
-    reads `vulkan-amd` for a discrete chip."""
+    """The backend on one kind of chip, as devices.backend_key names it: its matrix-unit
+    generation where hardware.yaml names one (vulkan-amd-rdna3), else its memory kind
+    (vulkan-amd-unified, cuda-nvidia-discrete). The fit writes a discrete group as the vendor's
+    figure (fitted_fields), as devices.py reads `vulkan-amd` for a discrete chip."""
     if backend == "cpu" or not profile.accelerators:
         return backend
     acc = profile.accelerators[0]
-    return f"{backend}-{acc.vendor}-" + ("unified" if acc.unified else "discrete")
+    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
+    kind = family or ("unified" if acc.unified else "discrete")
+    return f"{backend}-{acc.vendor}-{kind}"
 
 
 # Prefill rows of llama.cpp builds older than this measure kernels rewritten since; their decode
@@ -196,9 +206,32 @@ def set_aside(row: Mapping[str, Any], date: str | None = None) -> str | None:
     return None
 
 
+# What makes two rows of one source the same test: a run that repeats it (PMZFX's files repeat
+# tg128 at depth 0 with the same KV type in each context variant) is one more repetition of one
+# measurement, not another row, so it is averaged into the first rather than counted again.
+SAME_TEST = ("source", "hardware", "backend", "build", "model", "quant", "size_gib", "ngl",
+             "flags", "test", "n_prompt", "n_gen", "depth")  # fmt: skip
+REPEAT = "repeats a test of its source (same box, build, file, flags): averaged into the first"
+
+
+def _merge_repeats(
+    rows: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """One row per test (its runs' mean), and (ref, REPEAT) for each run folded into another."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = json.dumps([row.get(k) for k in SAME_TEST], sort_keys=True)
+        runs.setdefault(key, []).append(row)
+    merged = [{**rs[0], "tps": statistics.mean(float(r["tps"]) for r in rs)}
+              for rs in runs.values()]  # fmt: skip
+    folded = [(f"{r['source']}: {r['ref']}", REPEAT) for rs in runs.values() for r in rs[1:]]
+    return merged, folded
+
+
 def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """The rows the fit uses, and (row ref, reason) for those set aside. A Vulkan row gets its
-    source's `matrix_cores` (the matrix path its log's ggml_vulkan line shows), where known."""
+    """The rows the fit uses, and (row ref, reason) for those set aside or folded into a run of
+    the same test. A Vulkan row gets its source's `matrix_cores` (the matrix path its log's
+    ggml_vulkan line shows), where known."""
     doc = read_yaml(rows_path, error=EstimateError, max_bytes=MAX_DATASET_BYTES)
     dates = {s["id"]: s.get("date") for s in doc.get("sources") or []}
     paths = {s["id"]: s["matrix_cores"]["value"] for s in doc.get("sources") or []
@@ -213,7 +246,8 @@ def public_rows(rows_path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, 
             used.append(row)
         else:
             aside.append((f"{row['source']}: {row['ref']}", why))
-    return used, aside
+    used, folded = _merge_repeats(used)
+    return used, aside + folded
 
 
 def load_cases(
@@ -273,7 +307,7 @@ def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> fl
             link = cpu.host_link_gbps if d.link_ubatch else d.link_gbps
             split = (cpu.expert_split_overhead_ms or 0.0) * 1e-3
             devices.append(replace(d, split_s=split, link_gbps=link or 0.0))
-        elif refined:  # as devices.py picks: vulkan-amd-unified, vulkan-amd, vulkan
+        elif refined:  # as devices.py picks: vulkan-amd-rdna3, vulkan-amd, vulkan
             name = next((k for k in (case.key, _vendor(case)) if k in backends.backends), d.backend)
             devices.append(replace(d, backend=name))
         else:
@@ -313,7 +347,8 @@ HOST_LINK_PRIOR_GBPS = 25.0
 PRIOR_WEIGHT = 0.25  # a prior counts as this many rows of one source
 PRIOR_SCALE = 1.0  # ... at this relative deviation
 LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
-BOUNDS = {"L": (0.0, 2e-3)}  # the inverse efficiencies: 1 (physics) to 100
+BOUNDS = {"L": (0.0, 2e-3), "pkv": (0.0, 1.0)}  # the inverse efficiencies: 1 (physics) to 100
+PASSES_SCALE = 1.0 / 32  # passes over the attended KV: an absolute scale (the prior may be 0)
 PASSES = 4
 # A quant family's decode time multiplier: 1 (no slower than the backend's best kernel) to 10,
 # pulled toward the level above (1 at the backend level: the kernels are each backend's own) at
@@ -322,7 +357,10 @@ PASSES = 4
 # 30.7-33.5 %, so prefill keeps one figure per backend.)
 QUANT_BOUNDS = (1.0, 10.0)
 QUANT_SCALE = 1.0
-MIN_GROUP_ROWS = 6  # fewer rows than this refine nothing: the backend's figure holds
+# Fewer rows than this refine nothing: the backend's figure holds. Three let one small box (the
+# A310's three rows) carry its vendor's driver to a held-out sibling (the B70): 6 -> 3 took
+# leave-one-source-out prefill from 30.9 % to 27.6 % and decode worst from 400 % to 184 %.
+MIN_GROUP_ROWS = 3
 HUBER = 0.5  # log-error beyond which a row's pull stops growing
 
 
@@ -335,7 +373,7 @@ def _priors(
             continue
         value = parent[f"{owner}:{k}"]
         low, high = BOUNDS.get(k, (1.0, 100.0))
-        scale = LAYER_SCALE_S if k == "L" else PRIOR_SCALE * value
+        scale = {"L": LAYER_SCALE_S, "pkv": PASSES_SCALE}.get(k, PRIOR_SCALE * value)
         if k.startswith("qd."):
             low, high = QUANT_BOUNDS
             scale = QUANT_SCALE * value
@@ -437,7 +475,8 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     """Every factor of the speed model fitted to `cases` alone, in levels that pull toward the
     level above where rows are few: the CPU from backends.yaml's own-box figures; the GPUs from
     an assumption (NEUTRAL_GPU) to all GPU rows pooled, to each backend, to each
-    backend-vendor group (vulkan-intel, rocm-amd-unified). The host's offload factors from the
+    backend-vendor group (vulkan-intel), to each backend on one chip generation or memory kind
+    (rocm-amd-rdna3, cuda-nvidia-unified). The host's offload factors from the
     offload rows. Nothing a held-out source measured enters (leave_one_source_out)."""
     x = {
         **inverse_factors("cpu", backends.backends["cpu"]),
@@ -447,8 +486,7 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     x.update({f"gpu:{k}": x[f"neutral:{k}"] for k in FACTORS})
     cpu_cases = [c for c in cases if c.backend == "cpu"]
     gpu_cases = [c for c in cases if c.backend != "cpu"]
-    # a backend-vendor group of a few rows is one odd box (a handheld's iGPU beside Strix Halo
-    # in vulkan-amd-unified), not a family: it refines nothing
+    # a backend-vendor group of fewer than MIN_GROUP_ROWS rows refines nothing
     vendor_rows = Counter(_vendor(c) for c in gpu_cases)
     by_vendor = [c for c in gpu_cases if vendor_rows[_vendor(c)] >= MIN_GROUP_ROWS]
     rows = Counter(c.key for c in by_vendor)
@@ -529,6 +567,8 @@ FITTED_FIELDS = (
     "attention_prefill_efficiency",
     "attention_prefill_range",
     "quant_decode_factor",
+    "prefill_kv_passes",
+    "prefill_kv_passes_range",
 )
 # the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
 # only the offload factors are taken
@@ -545,8 +585,8 @@ def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
 # runs of Strix Halo (backends.yaml DEPTH, tests/data/estimate/depth_reference.yaml) and that
 # the plans' decode floors were set against: the fit's prefill factors are laid over them, its
 # decode factors are only reported.
-DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "vulkan", "vulkan-amd",
-                               "vulkan-amd-unified"})  # fmt: skip
+DECODE_CALIBRATED = frozenset({"rocm", "rocm-amd", "rocm-amd-unified", "rocm-amd-rdna3", "vulkan",
+                               "vulkan-amd", "vulkan-amd-unified", "vulkan-amd-rdna3"})  # fmt: skip
 PREFILL_FIELDS = tuple(f for f in FITTED_FIELDS if "prefill" in f)
 
 

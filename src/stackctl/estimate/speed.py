@@ -13,6 +13,9 @@ other (llama.cpp's graph does the matmuls and the attention as separate kernels)
   rather than the quantised dot products the peak is quoted for. With one query row the
   kernel has too little work in flight to hide the arithmetic behind the read, so the two add
   (on the public rows this beats the larger of the two: benchmarks/speed_vs_public.py).
+  In prefill, flash attention also streams the attended cache once per tile of query rows: a
+  fitted number of passes (about 1 / rows per tile) x the KV bytes, over bandwidth. It is why a
+  model with one KV head per query head (Llama 2) slows with depth faster than its ops alone say.
 
 The decode weight read depends on how the weights are stored: a K-quant's super-blocks take
 more unpacking per byte than Q4_0/Q8_0's plain blocks, an IQ type looks its values up in a
@@ -79,6 +82,7 @@ class Efficiency:
     experts: float | None = None  # prefill: share of peak for expert matmuls (None: weights)
     layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs)
     quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
+    kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
 
 
 @dataclass
@@ -210,6 +214,7 @@ def prefill_tps(
         e = eff[dev.backend]
         full, window = mean_attended(dev, depth, prompt)
         attention = dev.full_ops * full + dev.window_ops * window
+        kv_read = (dev.full_row_bytes * full + dev.window_row_bytes * window) * e.kv_passes
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
         seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
         if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
@@ -217,6 +222,7 @@ def prefill_tps(
         else:
             seconds += _seconds(dev.expert_ops, dev.peak_gops, expert) * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
+        seconds += _seconds(kv_read, dev.bandwidth_gbps, 1.0)
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -309,8 +315,11 @@ def prefill_efficiencies(
             experts = (f.expert_prefill_efficiency, *f.expert_prefill_range)
         weights = (f.prefill_efficiency, *f.prefill_range)
         attention = (f.attention_prefill_efficiency, *f.attention_prefill_range)
+        low_passes, high_passes = f.prefill_kv_passes_range
+        passes = (f.prefill_kv_passes, high_passes, low_passes)  # the slow end reads most
         for i, out in enumerate(sets):
-            out[name] = Efficiency(weights[i], attention[i], experts=experts[i])
+            out[name] = Efficiency(weights[i], attention[i], experts=experts[i],
+                                   kv_passes=passes[i])  # fmt: skip
     return sets
 
 
