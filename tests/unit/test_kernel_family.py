@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
-from stackctl.detect.chips import kernel_family, load_chip_table
+from stackctl.detect.chips import int8_ratio, kernel_family, load_chip_table
 from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.devices import backend_key
 from stackctl.estimate.public_fit import _key, _profile
@@ -69,3 +69,18 @@ def test_the_fit_groups_public_boxes_as_the_estimate_reads_them() -> None:
                 assert backend_key(backend, profile.accelerators[0], cat) == fit_key
                 checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize(
+    ("vendor", "arch", "ratio"),
+    [
+        ("nvidia", "sm_89", 4.0),  # GeForce: INT8 2048 vs FP16 (FP32 accumulate) 512 per SM
+        ("nvidia", "sm_90", 2.0),
+        ("amd", "gfx1151", 2.0),
+        ("intel", "xe2-hpg", 2.0),
+        ("nvidia", None, 4.0),  # unknown arch: the vendor's largest, an upper bound
+        ("apple", "apple-m4", 1.0),  # no int8 matrix figure
+    ],
+)
+def test_int8_ratio_bounds_the_prefill_ceiling(vendor: str, arch: str | None, ratio: float) -> None:
+    assert int8_ratio(load_chip_table(), vendor, arch) == ratio

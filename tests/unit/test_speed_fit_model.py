@@ -182,3 +182,16 @@ def test_predictions_stay_under_the_physics_ceilings(cases: list[Case]) -> None:
         ceiling = (decode_ceiling(devices, c.depth) if c.test == "tg"
                    else prefill_ceiling(devices, c.depth, prompt=c.n_prompt))  # fmt: skip
         assert 0 < predict(c, fitted) <= ceiling * (1 + 1e-9), c.label
+
+
+def test_no_public_measurement_beats_the_physics_ceilings(cases: list[Case]) -> None:
+    """The ceilings are physics: no measured row is faster. (They were not, once: 16 CUDA rows
+    beat the FP16 tensor figure, which llama.cpp's int8 matmuls outrun, and an M4 row its
+    8-core variant's figure.)"""
+    from stackctl.estimate.speed import prefill_ceiling
+
+    for c in cases:
+        devices = list(c.devices)
+        ceiling = (decode_ceiling(devices, c.depth) if c.test == "tg"
+                   else prefill_ceiling(devices, c.depth, prompt=c.n_prompt))  # fmt: skip
+        assert c.measured <= ceiling, c.label

@@ -74,9 +74,12 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 #   PR #13885's B580): decode 9.4 -> 10.3 %, prefill 19.5 -> 21.6 % (the new B70 rows are hard:
 #   its SYCL attention at long prompts runs 2x slower than any other source's);
 # - a source's repeated runs of one test count once (16 of PMZFX's tg128 rows repeat a test of
-#   another of its files): decode 10.3 -> 9.8 %.
+#   another of its files): decode 10.3 -> 9.8 %;
+# - the prefill ceiling allows the int8 matrix rate and the fastest host link (it capped 16
+#   CUDA rows below what they measured), and the public M4 box is the 10-core-GPU variant it
+#   is: prefill 21.6 -> 20.9 %.
 LOSO_DECODE_MEDIAN = 0.10  # the target
-LOSO_PREFILL_MEDIAN = 0.22  # target 0.20
+LOSO_PREFILL_MEDIAN = 0.21  # target 0.20
 
 
 @pytest.fixture(scope="module")

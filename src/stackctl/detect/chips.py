@@ -158,6 +158,15 @@ def kernel_family(table: ChipTable, vendor: str, arch: str | None) -> str | None
     return None
 
 
+def int8_ratio(table: ChipTable, vendor: str, arch: str | None) -> float:
+    """The chip's dense INT8 matrix rate over its FP16 one (hardware.yaml tensor_rates): what
+    int8 kernels (llama.cpp CUDA's MMQ, Vulkan's integer dot products) can reach beyond the FP16
+    peak. The largest of the arch's rows, else of the vendor's (an upper bound); 1 without any."""
+    rows = [r for r in table.tensor_rates if r.vendor == vendor and r.int8]
+    own = [r for r in rows if arch in r.archs]
+    return max((float(r.int8 or 0) / r.fp16 for r in own or rows), default=1.0)
+
+
 def load_chip_table(path: Path | None = None) -> ChipTable:
     path = path or catalog_dir() / "hardware.yaml"
     try:

@@ -8,7 +8,7 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
-from stackctl.detect.chips import kernel_family, load_chip_table
+from stackctl.detect.chips import int8_ratio, kernel_family, load_chip_table
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
@@ -78,9 +78,11 @@ def build_devices(
     if request.backend != "cpu":
         for i, acc in enumerate(hardware.accelerators):
             bandwidth = gpu_bandwidth(acc)
-            peak = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
-            if request.backend == "vulkan":
-                peak = vulkan_peak(acc, peak)
+            matrix = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
+            peak = vulkan_peak(acc, matrix) if request.backend == "vulkan" else matrix
+            # physics for the prefill ceiling: int8 matrix units run quantised matmuls faster
+            # than the FP16 figure the efficiencies are fitted against
+            ceiling = matrix.value * int8_ratio(load_chip_table(), acc.vendor, acc.arch)
             devices.append(
                 Device(
                     name=f"gpu{i}",
@@ -91,6 +93,7 @@ def build_devices(
                     unified=acc.unified,
                     bandwidth_span=bandwidth.span,
                     peak_span=peak.span,
+                    ceiling_gops=max(ceiling, peak.value),
                     rate_notes=[r.note for r in (bandwidth, peak) if r.derived],
                 )
             )
@@ -190,6 +193,7 @@ def device_speeds(
             int8_dot=d.int8_dot,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
+            ceiling_gops=d.ceiling_gops,
             ubatch=min(request.ubatch, request.batch),
             basis=list(d.rate_notes),
         )

@@ -35,6 +35,7 @@ class Device:
     int8_dot: bool = False  # a CPU with int8 dot-product instructions (VNNI)
     bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
     peak_span: tuple[float, float] = (1.0, 1.0)
+    ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)
     rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from
     weights: int = 0
     kv: int = 0

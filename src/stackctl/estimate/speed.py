@@ -117,6 +117,7 @@ class DeviceSpeed:
     family_bytes: dict[str, float] = field(default_factory=dict)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
+    ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
     basis: list[str] = field(default_factory=list)
 
     def attended(self, ctx: float) -> tuple[float, float]:
@@ -355,16 +356,22 @@ def decode_ceiling(devices: list[DeviceSpeed], depth: int, tokens_per_step: floa
     return tokens_per_step / seconds if seconds > 0 else 0.0
 
 
+# No host link carries more than PCIe 5.0 x16, 63 GB/s per direction (PCI-SIG): the ceiling's
+# link, whatever the fitted figure a prediction uses.
+LINK_CEILING_GBPS = 63.0
+
+
 def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_PROMPT) -> float:
-    """Physics: peak compute / ops per prompt token, at the top of every span."""
+    """Physics: the fastest compute any kernel has (int8 matrix units where the chip has them)
+    / ops per prompt token, at the top of every span; offloaded experts cross the fastest link."""
     seconds = 0.0
     for d in devices:
         full, window = mean_attended(d, depth, prompt)
         ops = d.weight_ops + d.full_ops * full + d.window_ops * window
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
-            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, d.link_gbps, 1.0)
-        seconds += _seconds(ops, d.peak_gops, d.peak_span[1])
+            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, LINK_CEILING_GBPS, 1.0)
+        seconds += _seconds(ops, d.ceiling_gops or d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
