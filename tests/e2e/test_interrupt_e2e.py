@@ -127,8 +127,8 @@ def as_json(done: subprocess.CompletedProcess[str], code: int = 0) -> dict[str, 
     return data
 
 
-def pids_with(*needles: str) -> list[int]:
-    found = []
+def _processes() -> Iterator[tuple[Path, str]]:
+    """(/proc/PID, command line) of every other process still running."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -136,9 +136,12 @@ def pids_with(*needles: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if all(needle in cmdline for needle in needles):
-            found.append(int(proc.name))
-    return found
+        yield proc, cmdline
+
+
+def pids_with(*needles: str) -> list[int]:
+    return [int(proc.name) for proc, cmdline in _processes()
+            if all(needle in cmdline for needle in needles)]  # fmt: skip
 
 
 def pids_at(folder: Path, name: str | None = None) -> list[int]:
@@ -146,12 +149,9 @@ def pids_at(folder: Path, name: str | None = None) -> list[int]:
     whose executable is called so). A compile under ccache's base_dir sees paths relative to
     its build folder, so its command line may not name the folder."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
+    for proc, cmdline in _processes():
         try:
             comm = (proc / "comm").read_text().strip()
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             cwd = (proc / "cwd").readlink()
         except OSError:
             continue

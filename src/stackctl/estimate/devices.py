@@ -116,18 +116,21 @@ def build_devices(
     return devices
 
 
+def chip_kind(acc: Accelerator) -> str:
+    """How the speed factors group a GPU: its matrix-unit generation where hardware.yaml's
+    tensor_rates name one (rdna3), else its memory kind (unified, discrete). The public fit
+    (public_fit._key) groups its rows by the same."""
+    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
+    return family or ("unified" if acc.unified else "discrete")
+
+
 def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str:
     """The most specific factors the catalog has: `vulkan-amd-rdna3` (the backend on one
     matrix-unit generation, hardware.yaml tensor_rates), `vulkan-amd-unified` (on that vendor's
     unified-memory GPUs), `vulkan-intel`, else the backend's own. The public fit
     (catalog/speed_fit.yaml) adds them where the families differ."""
     vendor = f"{backend}-{acc.vendor}"
-    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
-    for key in (
-        f"{vendor}-{family}" if family else None,
-        f"{vendor}-unified" if acc.unified else None,
-        vendor,
-    ):
+    for key in (f"{vendor}-{chip_kind(acc)}", f"{vendor}-unified" if acc.unified else None, vendor):
         if key and key in catalog.backends.backends:
             return key
     return backend

@@ -23,8 +23,8 @@ from stackctl.estimate.speed import (
     GB,
     QUANT_FAMILIES,
     DeviceSpeed,
+    chunk_attention,
     expert_padding,
-    mean_attended,
 )
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
@@ -105,15 +105,14 @@ def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, own
             continue
         o = owner(d)
         peak = d.peak_gops * GB
-        full, window = mean_attended(d, depth, prompt)
+        attention, kv = chunk_attention(d, depth, prompt)
         _add(coef, f"{o}:ip", (d.weight_ops - d.expert_ops) / peak)
         if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
             _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
         else:
             _add(coef, f"{o}:ix", d.expert_ops / peak * expert_padding(d, prompt))
-        _add(coef, f"{o}:iap", (d.full_ops * full + d.window_ops * window) / peak)
+        _add(coef, f"{o}:iap", attention / peak)
         if d.bandwidth_gbps:
-            kv = d.full_row_bytes * full + d.window_row_bytes * window
             _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))
     return coef, 0.0
 

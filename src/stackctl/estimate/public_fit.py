@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.detect import declare_hardware
-from stackctl.detect.chips import kernel_family, load_chip_table
 from stackctl.errors import EstimateError, HardwareError
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, EstimateCatalog
 from stackctl.estimate.core import speed_inputs
+from stackctl.estimate.devices import chip_kind
 from stackctl.estimate.fit_terms import (
     FACTORS,
     Owner,
@@ -165,9 +165,7 @@ def _key(backend: str, profile: HardwareProfile) -> str:
     if backend == "cpu" or not profile.accelerators:
         return backend
     acc = profile.accelerators[0]
-    family = kernel_family(load_chip_table(), acc.vendor, acc.arch)
-    kind = family or ("unified" if acc.unified else "discrete")
-    return f"{backend}-{acc.vendor}-{kind}"
+    return f"{backend}-{acc.vendor}-{chip_kind(acc)}"
 
 
 # Prefill rows of llama.cpp builds older than this measure kernels rewritten since; their decode

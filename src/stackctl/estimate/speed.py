@@ -185,6 +185,14 @@ def mean_attended(dev: DeviceSpeed, depth: int, prompt: int) -> tuple[float, flo
     return full, (below + (hi - w) * w) / prompt
 
 
+def chunk_attention(dev: DeviceSpeed, depth: int, prompt: int) -> tuple[float, float]:
+    """(attention ops, attended KV bytes) per token of a `prompt`-token chunk on top of
+    `depth` cached tokens (`mean_attended` cells of each layer kind)."""
+    full, window = mean_attended(dev, depth, prompt)
+    ops = dev.full_ops * full + dev.window_ops * window
+    return ops, dev.full_row_bytes * full + dev.window_row_bytes * window
+
+
 # Routed-expert matmuls in prefill run on tiles of this many tokens per expert (llama.cpp's
 # quantised matmul kernels tile 64-128 columns; ASSUMPTION: 64). An ubatch that routes fewer
 # tokens to an expert still pays for the whole tile: 512 tokens x 8 of 256 experts = 16 per
@@ -213,9 +221,7 @@ def prefill_tps(
         if not dev.peak_gops:
             return 0.0
         e = eff[dev.backend]
-        full, window = mean_attended(dev, depth, prompt)
-        attention = dev.full_ops * full + dev.window_ops * window
-        kv_read = (dev.full_row_bytes * full + dev.window_row_bytes * window) * e.kv_passes
+        attention, kv = chunk_attention(dev, depth, prompt)
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
         seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
         if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
@@ -223,7 +229,7 @@ def prefill_tps(
         else:
             seconds += _seconds(dev.expert_ops, dev.peak_gops, expert) * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
-        seconds += _seconds(kv_read, dev.bandwidth_gbps, 1.0)
+        seconds += _seconds(kv * e.kv_passes, dev.bandwidth_gbps, 1.0)
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -366,8 +372,7 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
     / ops per prompt token, at the top of every span; offloaded experts cross the fastest link."""
     seconds = 0.0
     for d in devices:
-        full, window = mean_attended(d, depth, prompt)
-        ops = d.weight_ops + d.full_ops * full + d.window_ops * window
+        ops = d.weight_ops + chunk_attention(d, depth, prompt)[0]
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
             seconds += _seconds(d.expert_bytes_all / d.link_ubatch, LINK_CEILING_GBPS, 1.0)
