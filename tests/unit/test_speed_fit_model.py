@@ -11,20 +11,23 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
-from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.catalog import BackendFactors, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.fit_terms import prefill_terms
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
     EXPERT_TILE,
+    STAGING_PASSES,
     Efficiency,
     decode_ceiling,
     decode_tps,
     expert_padding,
+    link_rate,
     mean_attended,
     prefill_tps,
     quant_family,
+    type_factor,
 )
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
@@ -101,6 +104,47 @@ def test_quant_family_factor_slows_the_weight_read_by_its_byte_share() -> None:
     other = Efficiency(0.8, 0.25, quant={"bf16": 3.0})
     assert decode_tps([k], 0, {k.backend: other}) == pytest.approx(1.0 / t0)
     assert decode_tps([k], 0, {k.backend: slow}) < decode_ceiling([k], 0)
+
+
+def test_a_type_factor_wins_over_its_family_factor() -> None:
+    # Q3_K_M stores most weights as Q3_K and some as Q4_K/Q5_K/Q6_K: a factor for q3_k slows
+    # only the Q3_K bytes, and the other K-quants keep the family's factor
+    d = _gpu_devices("qwen3.6-35b-a3b", "Q3_K_M", 512)[0]
+    assert sum(d.type_bytes.values()) == pytest.approx(d.weight_bytes)
+    assert {"q3_k", "q4_k", "q6_k"} <= set(d.type_bytes)
+    assert type_factor("Q3_K", {"q3_k": 1.4, "kquant": 1.1}) == 1.4
+    assert type_factor("Q6_K", {"q3_k": 1.4, "kquant": 1.1}) == 1.1
+    assert type_factor("IQ4_NL", {"q3_k": 1.4}) == 1.0
+    mix = d.decode_mix({"q3_k": 1.4, "kquant": 1.1})
+    q3 = d.type_bytes["q3_k"] / d.weight_bytes
+    k_rest = sum(v for t, v in d.type_bytes.items() if t.endswith("_k")) / d.weight_bytes - q3
+    assert mix == pytest.approx(q3 * 1.4 + k_rest * 1.1 + (1 - q3 - k_rest))
+    with pytest.raises(ValueError, match="q3_x"):
+        BackendFactors.model_validate(
+            {**load_estimate_catalog(catalog_dir()).backends.backends["cpu"].model_dump(),
+             "quant_decode_factor": {"q3_x": 1.2}}  # fmt: skip
+        )
+
+
+def test_offloaded_experts_cross_at_the_link_or_a_third_of_the_host_memory() -> None:
+    # gpt-oss-120b with 31 layers' experts in system RAM beside a 12 GB RTX 4070 (the
+    # carteakey rows): with DDR5 at 2000 MT/s (32 GB/s) the staging copy, not PCIe, sets the pace
+    cat = load_estimate_catalog(catalog_dir())
+    request = EstimateRequest(model="gpt-oss-120b", quant="MXFP4", ctx=4096, backend="cuda",
+                              n_cpu_moe=31)  # fmt: skip
+    rates = {}
+    for bandwidth in (32.0, 96.0):
+        box = declare_hardware(gpus=["rtx 4070"], ram_gib=64)
+        assert box.cpu is not None
+        cpu = box.cpu.model_copy(update={"bandwidth_gbps": bandwidth})
+        box = box.model_copy(update={"cpu": cpu})
+        host = next(d for d in speed_inputs(request, box, cat) if d.link_ubatch)
+        assert host.expert_bytes_all > 40e9
+        rates[bandwidth] = link_rate(host, host.link_gbps)
+    link = cat.backends.backends["cpu"].host_link_gbps
+    assert link is not None
+    assert rates[32.0] == pytest.approx(32.0 / STAGING_PASSES)
+    assert rates[96.0] == pytest.approx(min(link, 96.0 / STAGING_PASSES))
 
 
 def test_prefill_reads_the_attended_kv_once_per_pass() -> None:

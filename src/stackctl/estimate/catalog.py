@@ -154,7 +154,9 @@ class QuantCatalog(StrictModel):
 # blocks of 32 with one scale (Q4_0..Q8_0), K-quants (256-value super-blocks with sub-scales),
 # IQ types (grid lookups), the 4-bit floats (MXFP4, NVFP4), and the unquantised types.
 QuantFamily = Literal["legacy", "kquant", "iquant", "fp4", "f16", "bf16", "f32"]
-QuantFactor = Annotated[float, Field(ge=1, le=10)]
+QuantFactor = Annotated[float, Field(ge=0.25, le=10)]
+# A single ggml type's key in quant_decode_factor (q3_k, iq4_nl, mxfp4), beside the families
+QUANT_TYPE_KEY = re.compile(r"(q[1-8]_[01k]|iq[1-4]_\w+|tq[12]_0|mxfp4|nvfp4|f16|bf16|f32)")
 
 
 class BackendFactors(StrictModel):
@@ -191,7 +193,8 @@ class BackendFactors(StrictModel):
     prefill_kv_passes_range: tuple[float, float] = (0.0, 0.0)
     quant_decode_factor: dict[str, QuantFactor] = Field(
         default_factory=dict,
-        description="decode: time multiplier of the weight read per quant family (speed.py)",
+        description="decode: time multiplier of the weight read per quant family or ggml type "
+        "(speed.py; 1 = the kernels the backend's decode efficiency was measured with)",
     )
     compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
     per_core_bandwidth_gbps: float | None = Field(
@@ -223,9 +226,13 @@ class BackendFactors(StrictModel):
     @field_validator("quant_decode_factor")
     @classmethod
     def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = set(value) - set(get_args(QuantFamily))
+        families = get_args(QuantFamily)
+        unknown = {k for k in value if k not in families and not QUANT_TYPE_KEY.fullmatch(k)}
         if unknown:
-            raise ValueError(f"unknown quant families {sorted(unknown)}: {get_args(QuantFamily)}")
+            raise ValueError(
+                f"unknown quant families or types {sorted(unknown)}: a family "
+                f"{get_args(QuantFamily)} or a lower-case ggml type (q3_k, iq4_nl)"
+            )
         return value
 
     def quant_factor(self, family: str) -> float:
@@ -289,6 +296,8 @@ class EstimateCatalog(StrictModel):
     models: dict[str, ModelEntry]
     quants: QuantCatalog
     backends: BackendCatalog
+    # The backend keys whose factors come from the public fit (speed_fit.yaml's `apply`)
+    fitted_backends: frozenset[str] = frozenset()
     # Typed tensor tables already built from this catalog, by (model id, recipe): a resolver asks
     # for the same model many times, and building one is most of an estimate's cost.
     _views: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
@@ -373,6 +382,9 @@ def _load_estimate_catalog(root: Path, *, fitted: bool) -> EstimateCatalog:
             FittedFactors, read_yaml(fit_path, error=CatalogError), fit_path, error=CatalogError
         )
         backends = with_fitted(backends, fit)
+        fitted_keys = frozenset(fit.apply) & frozenset(backends.backends)
+    else:
+        fitted_keys = frozenset()
     by_id: dict[str, ModelEntry] = {}
     for entry in models.models:
         if entry.id in by_id:
@@ -381,7 +393,9 @@ def _load_estimate_catalog(root: Path, *, fitted: bool) -> EstimateCatalog:
         if bad:
             raise CatalogError(f"{models_path}: model '{entry.id}': unknown layer kinds {bad}")
         by_id[entry.id] = entry
-    return EstimateCatalog(models=by_id, quants=quants, backends=backends)
+    return EstimateCatalog(
+        models=by_id, quants=quants, backends=backends, fitted_backends=fitted_keys
+    )
 
 
 def normalize_name(name: str) -> str:

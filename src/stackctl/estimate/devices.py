@@ -22,7 +22,7 @@ from stackctl.estimate.placement import (
 from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops, vulkan_peak
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
-from stackctl.estimate.speed import DeviceSpeed, active_share, quant_family
+from stackctl.estimate.speed import DeviceSpeed, active_share, link_rate, quant_family
 from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
@@ -136,6 +136,13 @@ def backend_key(backend: str, acc: Accelerator, catalog: EstimateCatalog) -> str
     return backend
 
 
+def factors_source(key: str, catalog: EstimateCatalog) -> str:
+    """Where a backend key's speed factors come from: the public fit or the hand-set file."""
+    if key in catalog.fitted_backends:
+        return "catalog/speed_fit.yaml, fitted to public llama-bench rows over backends.yaml"
+    return "catalog/backends.yaml"
+
+
 MEASURED = "measured"  # bandwidth_source of the detect probe's figure
 # x86 int8 dot-product instructions (AVX512-VNNI, AVX-VNNI): ggml's quantised dot products use
 # them; the measured decode efficiency on such CPUs is its own figure (catalog/backends.yaml).
@@ -218,6 +225,7 @@ def device_speeds(
         speed = speeds[dev]
         speed.weight_bytes += weight_bytes
         _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
+        _tally(speed.type_bytes, t.type.lower(), weight_bytes)
         if routed:
             speed.expert_bytes_all += t.nbytes
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
@@ -292,6 +300,13 @@ def _offloaded_experts(
     if factors.host_link_gbps and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
         host.link_gbps = factors.host_link_gbps
         host.link_ubatch = min(request.ubatch, request.batch)
+        rate = link_rate(host, host.link_gbps)
+        why = ("a third of host memory bandwidth: pageable copies are staged through pinned "
+               "memory" if rate < host.link_gbps else "the host link (fitted)")  # fmt: skip
+        host.basis.append(
+            f"prefill: the host's experts ({host.expert_bytes_all / 1e9:.1f} GB) cross to the "
+            f"GPU every {host.link_ubatch}-token ubatch at {rate:.1f} GB/s, {why}"
+        )
 
 
 # ggml-backend's scheduler offloads an op on host weights to the GPU from this batch size
@@ -346,7 +361,7 @@ def _speed_basis(
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
-            f"{peak} ({s.backend} factors from catalog/backends.yaml)"
+            f"{peak} ({s.backend} factors from {factors_source(s.backend, catalog)})"
         )
         lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(

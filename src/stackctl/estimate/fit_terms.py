@@ -25,6 +25,7 @@ from stackctl.estimate.speed import (
     DeviceSpeed,
     chunk_attention,
     expert_padding,
+    link_rate,
 )
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
@@ -100,6 +101,7 @@ def decode_terms(
 
 def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, owner: Owner) -> Terms:
     coef: dict[str, float] = {}
+    const = 0.0
     for d in devices:
         if not d.peak_gops:
             continue
@@ -108,13 +110,17 @@ def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, own
         attention, kv = chunk_attention(d, depth, prompt)
         _add(coef, f"{o}:ip", (d.weight_ops - d.expert_ops) / peak)
         if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
-            _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
+            staged = link_rate(d, d.link_gbps)
+            if staged < d.link_gbps:  # the staging copy in RAM sets the pace, not the link
+                const += d.expert_bytes_all / d.link_ubatch / (staged * GB)
+            else:
+                _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
         else:
             _add(coef, f"{o}:ix", d.expert_ops / peak * expert_padding(d, prompt))
         _add(coef, f"{o}:iap", attention / peak)
         if d.bandwidth_gbps:
             _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))
-    return coef, 0.0
+    return coef, const
 
 
 def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:

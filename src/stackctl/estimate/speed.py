@@ -64,12 +64,19 @@ def quant_family(ggml_type: str) -> str:
     return "f32"  # F64, I8..I64: plain values
 
 
+def type_factor(ggml_type: str, factors: Mapping[str, float]) -> float:
+    """A tensor type's decode time multiplier: its own (`q3_k`) where the backend has one, else
+    its family's (`kquant`), else 1."""
+    key = ggml_type.lower()
+    return factors.get(key, factors.get(quant_family(key), 1.0))
+
+
 def _mix(shares: Mapping[str, float], factors: Mapping[str, float]) -> float:
-    """The time multiplier of weights split by family as `shares`, under per-family `factors`."""
+    """The time multiplier of weights split by ggml type as `shares` under `factors`."""
     total = sum(shares.values())
     if not total or not factors:
         return 1.0
-    return sum(v * factors.get(f, 1.0) for f, v in shares.items()) / total
+    return sum(v * type_factor(t, factors) for t, v in shares.items()) / total
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,10 @@ class DeviceSpeed:
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
     link_ubatch: int = 0
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
-    # weight bytes read per token by quant family (shares: scaling the total keeps them)
+    # weight bytes read per token by quant family and by ggml type (shares: scaling the total
+    # keeps them); the fit's quant terms are per family, a backend's factors may name a type
     family_bytes: dict[str, float] = field(default_factory=dict)
+    type_bytes: dict[str, float] = field(default_factory=dict)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
@@ -133,8 +142,8 @@ class DeviceSpeed:
         return self.full_ops * full + self.window_ops * window
 
     def decode_mix(self, factors: Mapping[str, float]) -> float:
-        """Time multiplier of the decode weight read under per-family `factors`."""
-        return _mix(self.family_bytes, factors)
+        """Time multiplier of the decode weight read under per-type or per-family `factors`."""
+        return _mix(self.type_bytes or self.family_bytes, factors)
 
     @property
     def has_work(self) -> bool:
@@ -209,6 +218,21 @@ def expert_padding(dev: DeviceSpeed, prompt: int) -> float:
     return max(1.0, EXPERT_TILE / per_expert) if per_expert > 0 else 1.0
 
 
+# Offloaded experts are copied to the GPU from pageable memory (llama.cpp mmaps the model): the
+# driver stages such a copy through a pinned buffer (NVIDIA, CUDA C++ Best Practices Guide,
+# "Pinned Memory"), so each byte crossing the link is read from RAM, written to the staging
+# buffer and read again by the DMA engine: three passes over system memory.
+STAGING_PASSES = 3
+
+
+def link_rate(dev: DeviceSpeed, link_gbps: float) -> float:
+    """GB/s at which a host device's experts reach the GPU: the link, or a third of the host's
+    memory bandwidth where the staging copy is the slower part."""
+    if dev.bandwidth_gbps:
+        return min(link_gbps, dev.bandwidth_gbps / STAGING_PASSES)
+    return link_gbps
+
+
 def prefill_tps(
     devices: list[DeviceSpeed],
     depth: int,
@@ -225,7 +249,8 @@ def prefill_tps(
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
         seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
         if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
-            seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, dev.link_gbps, 1.0)
+            link = link_rate(dev, dev.link_gbps)
+            seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, link, 1.0)
         else:
             seconds += _seconds(dev.expert_ops, dev.peak_gops, expert) * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
@@ -375,7 +400,8 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
         ops = d.weight_ops + chunk_attention(d, depth, prompt)[0]
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
-            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, LINK_CEILING_GBPS, 1.0)
+            link = link_rate(d, LINK_CEILING_GBPS)
+            seconds += _seconds(d.expert_bytes_all / d.link_ubatch, link, 1.0)
         seconds += _seconds(ops, d.ceiling_gops or d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0
 
