@@ -153,6 +153,18 @@ def test_assumed_cpu_bandwidth_is_flagged(cat: EstimateCatalog) -> None:
     assert not any("ASSUMED" in line for line in measured.basis)
 
 
+def test_few_threads_may_pull_up_to_the_memory_figure(cat: EstimateCatalog) -> None:
+    # 2 threads of a 16-core box with 64 GB/s: the per-core assumption (2 x 12 GB/s) is the
+    # figure, but physics caps the range at the memory's 64 GB/s, not at twice the assumption
+    hw = cpu_host(16, ["avx2"], bandwidth_gbps=64.0, memory_bytes=64 * GIB)
+    result = estimate(EstimateRequest(model="llama-3.1-8b", quant="BF16", threads=2), hw,
+                      catalog=cat)  # fmt: skip
+    assert any("ASSUMED" in line and "x0.5-x2.7" in line for line in result.basis)
+    read = 15.0e9  # BF16 Llama 3.1 8B less the embedding table, per token
+    assert result.speed.tg_tps_range[1] <= 64e9 / read
+    assert result.speed.tg_tps_range[1] > 2 * 2 * 12e9 / read * 0.8  # above 2x the assumption
+
+
 def test_vllm_pool(cat: EstimateCatalog) -> None:
     hw = gpu_host(vram_gib=80)
     result = run(cat, hw, model="llama-3.1-8b", quant="BF16", engine="vllm", ctx=32768)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
-from stackctl.estimate.catalog import BackendFactors, load_estimate_catalog
+from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.fit_terms import prefill_terms
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
@@ -27,7 +27,6 @@ from stackctl.estimate.speed import (
     mean_attended,
     prefill_tps,
     quant_family,
-    type_factor,
 )
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
@@ -104,26 +103,6 @@ def test_quant_family_factor_slows_the_weight_read_by_its_byte_share() -> None:
     other = Efficiency(0.8, 0.25, quant={"bf16": 3.0})
     assert decode_tps([k], 0, {k.backend: other}) == pytest.approx(1.0 / t0)
     assert decode_tps([k], 0, {k.backend: slow}) < decode_ceiling([k], 0)
-
-
-def test_a_type_factor_wins_over_its_family_factor() -> None:
-    # Q3_K_M stores most weights as Q3_K and some as Q4_K/Q5_K/Q6_K: a factor for q3_k slows
-    # only the Q3_K bytes, and the other K-quants keep the family's factor
-    d = _gpu_devices("qwen3.6-35b-a3b", "Q3_K_M", 512)[0]
-    assert sum(d.type_bytes.values()) == pytest.approx(d.weight_bytes)
-    assert {"q3_k", "q4_k", "q6_k"} <= set(d.type_bytes)
-    assert type_factor("Q3_K", {"q3_k": 1.4, "kquant": 1.1}) == 1.4
-    assert type_factor("Q6_K", {"q3_k": 1.4, "kquant": 1.1}) == 1.1
-    assert type_factor("IQ4_NL", {"q3_k": 1.4}) == 1.0
-    mix = d.decode_mix({"q3_k": 1.4, "kquant": 1.1})
-    q3 = d.type_bytes["q3_k"] / d.weight_bytes
-    k_rest = sum(v for t, v in d.type_bytes.items() if t.endswith("_k")) / d.weight_bytes - q3
-    assert mix == pytest.approx(q3 * 1.4 + k_rest * 1.1 + (1 - q3 - k_rest))
-    with pytest.raises(ValueError, match="q3_x"):
-        BackendFactors.model_validate(
-            {**load_estimate_catalog(catalog_dir()).backends.backends["cpu"].model_dump(),
-             "quant_decode_factor": {"q3_x": 1.2}}  # fmt: skip
-        )
 
 
 def test_offloaded_experts_cross_at_the_link_or_a_third_of_the_host_memory() -> None:

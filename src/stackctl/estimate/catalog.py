@@ -154,9 +154,7 @@ class QuantCatalog(StrictModel):
 # blocks of 32 with one scale (Q4_0..Q8_0), K-quants (256-value super-blocks with sub-scales),
 # IQ types (grid lookups), the 4-bit floats (MXFP4, NVFP4), and the unquantised types.
 QuantFamily = Literal["legacy", "kquant", "iquant", "fp4", "f16", "bf16", "f32"]
-QuantFactor = Annotated[float, Field(ge=0.25, le=10)]
-# A single ggml type's key in quant_decode_factor (q3_k, iq4_nl, mxfp4), beside the families
-QUANT_TYPE_KEY = re.compile(r"(q[1-8]_[01k]|iq[1-4]_\w+|tq[12]_0|mxfp4|nvfp4|f16|bf16|f32)")
+QuantFactor = Annotated[float, Field(ge=1, le=10)]
 
 
 class BackendFactors(StrictModel):
@@ -193,8 +191,7 @@ class BackendFactors(StrictModel):
     prefill_kv_passes_range: tuple[float, float] = (0.0, 0.0)
     quant_decode_factor: dict[str, QuantFactor] = Field(
         default_factory=dict,
-        description="decode: time multiplier of the weight read per quant family or ggml type "
-        "(speed.py; 1 = the kernels the backend's decode efficiency was measured with)",
+        description="decode: time multiplier of the weight read per quant family (speed.py)",
     )
     compute_overhead_bytes: int = Field(0, description="fixed per-device buffer overhead")
     per_core_bandwidth_gbps: float | None = Field(
@@ -226,13 +223,9 @@ class BackendFactors(StrictModel):
     @field_validator("quant_decode_factor")
     @classmethod
     def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
-        families = get_args(QuantFamily)
-        unknown = {k for k in value if k not in families and not QUANT_TYPE_KEY.fullmatch(k)}
+        unknown = set(value) - set(get_args(QuantFamily))
         if unknown:
-            raise ValueError(
-                f"unknown quant families or types {sorted(unknown)}: a family "
-                f"{get_args(QuantFamily)} or a lower-case ggml type (q3_k, iq4_nl)"
-            )
+            raise ValueError(f"unknown quant families {sorted(unknown)}: {get_args(QuantFamily)}")
         return value
 
     def quant_factor(self, family: str) -> float:

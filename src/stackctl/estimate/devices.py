@@ -180,7 +180,11 @@ def host_bandwidth(
         f"host bandwidth ASSUMED: {per_core:g} GB/s per core x {threads} threads "
         "(catalog/backends.yaml)"
     )
-    return Rate(cap, factors.assumed_bandwidth_range, note, derived=True), True
+    low, high = factors.assumed_bandwidth_range
+    if spec:  # physics: a few cores may pull up to the memory's own figure, never more
+        high = spec / cap
+        note += f", up to the memory's {spec:g} GB/s"
+    return Rate(cap, (low, high), note, derived=True), True
 
 
 def device_speeds(
@@ -225,7 +229,6 @@ def device_speeds(
         speed = speeds[dev]
         speed.weight_bytes += weight_bytes
         _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
-        _tally(speed.type_bytes, t.type.lower(), weight_bytes)
         if routed:
             speed.expert_bytes_all += t.nbytes
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
@@ -349,11 +352,11 @@ def _speed_basis(
         bw = f"{s.bandwidth_gbps:.0f} GB/s" if s.bandwidth_gbps else "unknown bandwidth"
         if s.assumed:
             factors = catalog.backends.backends[s.backend]
-            low, high = factors.assumed_bandwidth_range
+            low, high = s.bw_span  # up to the memory's own figure where the profile has one
             bw += (
                 f" ASSUMED (per-core {factors.per_core_bandwidth_gbps} GB/s x threads: no "
                 f"measured or spec figure that {request.threads or 'these'} threads reach; "
-                f"range widened x{low}-x{high})"
+                f"range widened x{low:.2g}-x{high:.2g})"
             )
         elif s.measured:
             kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"

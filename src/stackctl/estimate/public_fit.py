@@ -471,26 +471,26 @@ def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
 
 def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     """Every factor of the speed model fitted to `cases` alone, in levels that pull toward the
-    level above where rows are few: the CPU from backends.yaml's own-box figures; the GPUs from
-    an assumption (NEUTRAL_GPU) to all GPU rows pooled, to each backend, to each
-    backend-vendor group (vulkan-intel), to each backend on one chip generation or memory kind
-    (rocm-amd-rdna3, cuda-nvidia-unified). The host's offload factors from the
-    offload rows. Nothing a held-out source measured enters (leave_one_source_out)."""
+    level above where rows are few: the GPUs from an assumption (NEUTRAL_GPU) to all GPU rows
+    pooled, to each backend, to each backend-vendor group (vulkan-intel), to each backend on one
+    chip generation or memory kind (rocm-amd-rdna3, cuda-nvidia-unified). The host's offload
+    factors from the offload rows. Nothing a held-out source measured enters
+    (leave_one_source_out)."""
     x = {
         **inverse_factors("cpu", backends.backends["cpu"]),
         **inverse_factors("neutral", NEUTRAL_GPU),
     }
     x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_GBPS})
     x.update({f"gpu:{k}": x[f"neutral:{k}"] for k in FACTORS})
-    cpu_cases = [c for c in cases if c.backend == "cpu"]
+    # The CPU keeps backends.yaml's factors (this project's runs on its own boxes), as the
+    # estimator ships them: the public CPU rows are predicted, never fitted, so that the host's
+    # offload factors below are fitted against the CPU figures a prediction will use.
     gpu_cases = [c for c in cases if c.backend != "cpu"]
     # a backend-vendor group of fewer than MIN_GROUP_ROWS rows refines nothing
     vendor_rows = Counter(_vendor(c) for c in gpu_cases)
     by_vendor = [c for c in gpu_cases if vendor_rows[_vendor(c)] >= MIN_GROUP_ROWS]
     rows = Counter(c.key for c in by_vendor)
     refined = [c for c in by_vendor if rows[c.key] >= MIN_GROUP_ROWS]
-    if cpu_cases:
-        _fit_level(cpu_cases, lambda c: "cpu", lambda n: n, x)
     for _ in range(2):  # the host's factors and the GPUs' depend on each other
         # the quant kernels are each backend's own: no pooled figure across backends
         _fit_level(gpu_cases, lambda c: "gpu", lambda n: "neutral", x, quant=False)
@@ -499,9 +499,11 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
         _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)
         _fit_host(gpu_cases, x)
     factors = dict(backends.backends)
-    cpu = with_factors(factors["cpu"], "cpu", x) if cpu_cases else factors["cpu"]
-    factors["cpu"] = cpu.model_copy(update={"expert_split_overhead_ms": x["host:split"] * 1e3,
-                                            "host_link_gbps": 1.0 / x["host:ilink"]})  # fmt: skip
+    host = {
+        "expert_split_overhead_ms": x["host:split"] * 1e3,
+        "host_link_gbps": 1.0 / x["host:ilink"],
+    }
+    factors["cpu"] = factors["cpu"].model_copy(update=host)
     names = {c.backend for c in gpu_cases} | {_vendor(c) for c in by_vendor}
     names |= {c.key for c in refined}
     for name in sorted(names):

@@ -64,19 +64,12 @@ def quant_family(ggml_type: str) -> str:
     return "f32"  # F64, I8..I64: plain values
 
 
-def type_factor(ggml_type: str, factors: Mapping[str, float]) -> float:
-    """A tensor type's decode time multiplier: its own (`q3_k`) where the backend has one, else
-    its family's (`kquant`), else 1."""
-    key = ggml_type.lower()
-    return factors.get(key, factors.get(quant_family(key), 1.0))
-
-
 def _mix(shares: Mapping[str, float], factors: Mapping[str, float]) -> float:
-    """The time multiplier of weights split by ggml type as `shares` under `factors`."""
+    """The time multiplier of weights split by family as `shares`, under per-family `factors`."""
     total = sum(shares.values())
     if not total or not factors:
         return 1.0
-    return sum(v * type_factor(t, factors) for t, v in shares.items()) / total
+    return sum(v * factors.get(f, 1.0) for f, v in shares.items()) / total
 
 
 @dataclass(frozen=True)
@@ -120,10 +113,8 @@ class DeviceSpeed:
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
     link_ubatch: int = 0
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
-    # weight bytes read per token by quant family and by ggml type (shares: scaling the total
-    # keeps them); the fit's quant terms are per family, a backend's factors may name a type
+    # weight bytes read per token by quant family (shares: scaling the total keeps them)
     family_bytes: dict[str, float] = field(default_factory=dict)
-    type_bytes: dict[str, float] = field(default_factory=dict)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
@@ -142,8 +133,8 @@ class DeviceSpeed:
         return self.full_ops * full + self.window_ops * window
 
     def decode_mix(self, factors: Mapping[str, float]) -> float:
-        """Time multiplier of the decode weight read under per-type or per-family `factors`."""
-        return _mix(self.type_bytes or self.family_bytes, factors)
+        """Time multiplier of the decode weight read under per-family `factors`."""
+        return _mix(self.family_bytes, factors)
 
     @property
     def has_work(self) -> bool:
