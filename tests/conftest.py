@@ -41,3 +41,12 @@ def state_dir(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STATE_ENV, str(state))
         yield state
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the image tests' base and toolchain images in the background (they overlap the
+    e2e compiles) when an image test is collected."""
+    from tests.support import image_prep
+
+    if image_prep.wanted(session.items):
+        image_prep.start()

@@ -28,7 +28,7 @@ def rootfs_tarball() -> Path:
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         rootfs = Path(tmp) / "rootfs"
         subprocess.run(
-            ["debootstrap", "--variant=minbase", SUITE, str(rootfs), ARCHIVE],
+            ["nice", "-n", "19", "debootstrap", "--variant=minbase", SUITE, str(rootfs), ARCHIVE],
             check=True, capture_output=True, timeout=1800,
         )  # fmt: skip
         shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)

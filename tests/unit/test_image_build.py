@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import image_prep
 from tests.support.base_image import buildah_base, docker_base
 from tests.support.mirror_fill import DEFAULT_MIRROR, GEMMA_FILE, fill_mirror
 from tests.support.render_cases import BY_NAME
@@ -58,6 +59,7 @@ def json_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base() -> str:
+    image_prep.wait()  # base and toolchain images, started at collection (tests/conftest.py)
     fill_mirror(DEFAULT_MIRROR)
     return docker_base()
 
@@ -190,6 +192,7 @@ def test_buildah_rebuilds_are_stable(tmp_path: Path) -> None:
 
     if shutil.which("buildah") is None:
         pytest.skip("buildah is not installed")
+    image_prep.wait()
     buildah_id = buildah_base(BuildahEngine())
     done = json_of(stackctl("image", "verify", LOCK, "--engine", "buildah", "--base", buildah_id,
                             "--mirror", DEFAULT_MIRROR, "--json"))  # fmt: skip

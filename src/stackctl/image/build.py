@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stackctl.errors import ImageError
@@ -110,6 +110,20 @@ def build_image(
             lock, lock_path, mirror, Path(tmp) / "context", options.with_model
         )
         return engine.build(build_request(lock, context, options, engine), on_line)
+
+
+def build_toolchain(
+    lock: Lockfile, lock_path: Path, engine: Engine, mirror: Path, options: ImageOptions,
+    on_line: OnLine, *, background: bool = False,
+) -> str:  # fmt: skip
+    """Only the toolchain stage, tagged by its own inputs (the image clean storage keeps), so
+    that it can be made ahead of a build (`background`: at the lowest CPU priority, beside
+    other work); returns its tag."""
+    with tempfile.TemporaryDirectory(prefix="stackctl-context-") as tmp:
+        context = prepare_context(lock, lock_path, mirror, Path(tmp) / "context", False)
+        request = replace(build_request(lock, context, options, engine), background=background)
+        engine.build_toolchain(request, on_line)
+        return request.toolchain_tag
 
 
 def export_image(engine: Engine, tag: str, dest: Path, epoch: int) -> str:

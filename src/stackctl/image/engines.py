@@ -33,6 +33,7 @@ class BuildRequest:
     epoch: int
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None  # None: the last stage (with the model)
+    background: bool = False  # lowest CPU priority (made ahead of time beside other work)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Engine(Protocol):
     def has_image(self, ref: str) -> bool: ...
     def image_id(self, ref: str) -> str: ...
     def layer_digests(self, ref: str) -> list[str]: ...
+    def build_toolchain(self, request: BuildRequest, on_line: OnLine) -> None: ...
     def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage: ...
     def clean(self, tag: str, keep: list[str]) -> None: ...
     def normal_form(self, tag: str, work: Path, epoch: int) -> NormalImage: ...
@@ -93,6 +95,7 @@ class DockerEngine:
         stream = self.client.api.build(
             path=str(request.context), dockerfile="Containerfile", tag=tag, target=target,
             buildargs=request.build_args, rm=True, forcerm=True, decode=True, pull=False,
+            container_limits={"cpushares": 2} if request.background else None,
         )  # fmt: skip
         for chunk in stream:
             if "error" in chunk:
@@ -105,8 +108,11 @@ class DockerEngine:
                 if line.strip():
                     on_line(line.rstrip())
 
-    def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage:
+    def build_toolchain(self, request: BuildRequest, on_line: OnLine) -> None:
         self._stream(request, request.toolchain_tag, "toolchain", on_line)
+
+    def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage:
+        self.build_toolchain(request, on_line)
         raw = f"localhost/stackctl-raw:{os.getpid()}"
         try:
             self._stream(request, raw, request.target, on_line)
@@ -221,19 +227,23 @@ class BuildahEngine:
             args += ["--build-arg", f"{key}={value}"]
         if target:
             args += ["--target", target]
-        for line in _lines(self._popen([*args, str(request.context)])):
+        nice = ["nice", "-n", "19"] if request.background else []
+        for line in _lines(self._popen([*args, str(request.context)], nice)):
             on_line(line)
 
-    def _popen(self, args: list[str]) -> subprocess.Popen[str]:
-        argv = ["buildah", "--storage-driver", "vfs", "--root", str(self.storage.root),
+    def _popen(self, args: list[str], prefix: list[str]) -> subprocess.Popen[str]:
+        argv = [*prefix, "buildah", "--storage-driver", "vfs", "--root", str(self.storage.root),
                 "--runroot", str(self.storage.runroot), *args]  # fmt: skip
         return subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage:
+    def build_toolchain(self, request: BuildRequest, on_line: OnLine) -> None:
         self._bud(request, request.toolchain_tag, "toolchain", on_line)
+
+    def build(self, request: BuildRequest, on_line: OnLine) -> BuiltImage:
+        self.build_toolchain(request, on_line)
         self._bud(request, request.tag, request.target, on_line)
         size = self.run("images", "--format", "{{.Size}}", request.tag).stdout.strip()
         return BuiltImage(
