@@ -25,6 +25,7 @@ from stackctl.estimate.speed import (
     expert_padding,
     link_rate,
     mean_attended,
+    prefill_ceiling,
     prefill_tps,
     quant_family,
 )
@@ -120,6 +121,10 @@ def test_offloaded_experts_cross_at_the_link_or_a_third_of_the_host_memory() -> 
         host = next(d for d in speed_inputs(request, box, cat) if d.link_ubatch)
         assert host.expert_bytes_all > 40e9
         rates[bandwidth] = link_rate(host, host.link_gbps)
+        if bandwidth == 32.0:  # the ceiling takes the staging copy at the top of the RAM span
+            assert host.bw_span[1] > 1.0
+            exact = replace(host, bw_span=(1.0, 1.0))
+            assert prefill_ceiling([host], 0) > prefill_ceiling([exact], 0)
     link = cat.backends.backends["cpu"].host_link_gbps
     assert link is not None
     assert rates[32.0] == pytest.approx(32.0 / STAGING_PASSES)
@@ -142,7 +147,7 @@ def test_prefill_reads_the_attended_kv_once_per_pass() -> None:
     passes = Efficiency(0.3, 0.1, kv_passes=0.05)
     t0, t1 = (1.0 / prefill_tps([gpu], depth, {gpu.backend: e}) for e in (plain, passes))
     assert t1 - t0 == pytest.approx(0.05 * kv / (gpu.bandwidth_gbps * 1e9), rel=1e-9)
-    coef, _ = prefill_terms((gpu,), depth, 512, lambda d: "x")
+    coef, _ = prefill_terms((gpu,), depth, 512, lambda d: "x", {})
     assert coef["x:pkv"] == pytest.approx(kv / (gpu.bandwidth_gbps * 1e9), rel=1e-12)
 
 

@@ -99,7 +99,12 @@ def decode_terms(
     return coef, const
 
 
-def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, owner: Owner) -> Terms:
+def prefill_terms(
+    devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, owner: Owner,
+    x: Mapping[str, float],
+) -> Terms:  # fmt: skip
+    """Prefill seconds per token, linear in the inverse factors; the host link at its current
+    value `x` decides whether it or the staging copy in RAM sets an offload's pace."""
     coef: dict[str, float] = {}
     const = 0.0
     for d in devices:
@@ -110,8 +115,9 @@ def prefill_terms(devices: tuple[DeviceSpeed, ...], depth: int, prompt: int, own
         attention, kv = chunk_attention(d, depth, prompt)
         _add(coef, f"{o}:ip", (d.weight_ops - d.expert_ops) / peak)
         if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
-            staged = link_rate(d, d.link_gbps)
-            if staged < d.link_gbps:  # the staging copy in RAM sets the pace, not the link
+            link = 1.0 / x["host:ilink"]
+            staged = link_rate(d, link)
+            if staged < link:  # the staging copy in RAM sets the pace, not the link
                 const += d.expert_bytes_all / d.link_ubatch / (staged * GB)
             else:
                 _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)

@@ -387,7 +387,7 @@ def _row(
     if c.test == "tg":
         coef, const = decode_terms(c.devices, c.depth, owner, x)
     else:
-        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner)
+        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner, x)
     # residual (predicted - measured) / sqrt(predicted x measured) at the current factors: a
     # symmetric stand-in for the log ratio (the plain relative error lets a fit buy a 4x
     # overestimate of speed for what a 4x underestimate would cost)
@@ -404,7 +404,7 @@ def _miss(c: Case, owner: Owner, x: Mapping[str, float]) -> float:
     if c.test == "tg":
         coef, const = decode_terms(c.devices, c.depth, owner, x)
     else:
-        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner)
+        coef, const = prefill_terms(c.devices, c.depth, c.n_prompt, owner, x)
     predicted = const + sum(v * x[n] for n, v in coef.items())
     return math.log(predicted * c.measured) if predicted > 0 else 0.0
 

@@ -391,7 +391,7 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
         ops = d.weight_ops + chunk_attention(d, depth, prompt)[0]
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
-            link = link_rate(d, LINK_CEILING_GBPS)
+            link = link_rate(at_end([d], 2)[0], LINK_CEILING_GBPS)  # the top of its RAM span
             seconds += _seconds(d.expert_bytes_all / d.link_ubatch, link, 1.0)
         seconds += _seconds(ops, d.ceiling_gops or d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0
