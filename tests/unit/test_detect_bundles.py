@@ -149,6 +149,8 @@ def test_mi300x_merges_rocminfo_and_rocm_smi_by_bus_id() -> None:
     buses = [a["pci_bus_id"] for a in out["accelerators"]]
     assert buses == ["0000:26:00.0", "0000:46:00.0", "0000:65:00.0", "0000:85:00.0"]
     assert out["cpu"]["arch"] == "x86_64"
+    # an EPYC 9474F is a Genoa part: its core design carries a published per-core bandwidth
+    assert (out["cpu"]["chip"], out["cpu"]["core"]) == ("epyc-9474f", "zen4-server")
 
 
 def test_human_summary_runs(capsys: pytest.CaptureFixture[str]) -> None:

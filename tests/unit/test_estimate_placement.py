@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stackctl.detect import declare_hardware, load_chip_table
 from stackctl.errors import EstimateError
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
@@ -199,3 +200,37 @@ def test_gemma4_shared_kv_layers_own_no_cache(cat: EstimateCatalog) -> None:
     # 15 of 35 layers own a cache (models.md section 5): 3 full x (1 x 512 x 2) at 8192 cells,
     # 12 SWA x (1 x 256 x 2) at pad256(512 + 512) cells, f16
     assert result.memory.kv_bytes == 3 * 1024 * 2 * 8192 + 12 * 512 * 2 * 1024
+
+
+def test_a_core_design_with_a_published_figure_sets_what_few_threads_pull(
+    cat: EstimateCatalog,
+) -> None:
+    # A declared Ryzen 9 7950X is a desktop Zen 4 chip: 1 thread reads 50 GB/s (Chips and
+    # Cheese's single-core figure), below the memory's 83.2 GB/s, not the 12 GB/s per-core
+    # assumption; the basis names the design and is no longer ASSUMED. 2 threads reach the memory.
+    hw = declare_hardware(gpus=[], cpu="Ryzen 9 7950X", ram_gib=64)
+    assert hw.cpu.core == "zen4-desktop"
+    one, two = (estimate(EstimateRequest(model="llama-3.1-8b", quant="BF16", threads=n), hw,
+                         catalog=cat) for n in (1, 2))  # fmt: skip
+    host = [line for line in one.basis if "per zen4-desktop core" in line]
+    assert host
+    assert "1 thread x 50 GB/s" in host[0]
+    assert "below the memory's 83.2" in host[0]
+    assert not any("ASSUMED" in line for line in one.basis + two.basis)
+    assert any("83 GB/s" in line for line in two.basis)
+    read = 15.0e9  # BF16 Llama 3.1 8B less the embedding table, per token
+    assert one.speed.tg_tps_range[1] <= 83.2e9 / read
+    unknown = hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"core": None})})
+    assumed = estimate(EstimateRequest(model="llama-3.1-8b", quant="BF16", threads=1), unknown,
+                       catalog=cat)  # fmt: skip
+    assert any("ASSUMED" in line for line in assumed.basis)
+    assert one.speed.tg_tps > 3 * assumed.speed.tg_tps  # 50 vs 12 GB/s
+
+
+def test_every_chip_names_a_known_core_design(cat: EstimateCatalog) -> None:
+    named = {c.cpu_core for c in load_chip_table().chips if c.cpu_core}
+    assert named
+    assert named <= set(cat.backends.cpu_cores)
+    for core in cat.backends.cpu_cores.values():
+        assert core.source
+        assert core.measured_on

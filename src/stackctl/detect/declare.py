@@ -197,6 +197,7 @@ def _cpu_info(
         performance_cores=cpu.cpu_performance_cores if cpu else None,
         efficiency_cores=cpu.cpu_efficiency_cores if cpu else None,
         chip=cpu.id if cpu else None,
+        core=cpu.cpu_core if cpu else None,
     )
 
 

@@ -295,6 +295,7 @@ def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo
         performance_cores=cpu.performance_cores,
         efficiency_cores=cpu.efficiency_cores,
         chip=chip.id if chip else None,
+        core=chip.cpu_core if chip else None,
     )
 
 

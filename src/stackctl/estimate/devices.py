@@ -9,7 +9,7 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 from __future__ import annotations
 
 from stackctl.detect.chips import int8_ratio, kernel_family, load_chip_table
-from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.catalog import CpuCore, EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
     Device,
@@ -165,7 +165,9 @@ def host_bandwidth(
     factors = catalog.backends.backends["cpu"]
     if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
         return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
-    per_core = factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
+    core = catalog.backends.cpu_cores.get(cpu.core or "")
+    per_core = core.read_gbps_per_core if core else factors.per_core_bandwidth_gbps
+    per_core = per_core or DEFAULT_PER_CORE_GBPS
     cap = per_core * threads
     spec = cpu.bandwidth_gbps
     counted = bool(cpu.cores or cpu.threads)  # else `threads` is itself an assumption
@@ -176,6 +178,8 @@ def host_bandwidth(
             span = (min(low / spec, 1.0), max(high / spec, 1.0))
             return Rate(spec, span, note, derived=True), False
         return Rate(spec, EXACT, cpu.bandwidth_source or "profile"), False
+    if core is not None:
+        return _core_limited(cap, spec, threads, cpu.core or "", core, catalog), False
     note = (
         f"host bandwidth ASSUMED: {per_core:g} GB/s per core x {threads} threads "
         "(catalog/backends.yaml)"
@@ -185,6 +189,23 @@ def host_bandwidth(
         high = spec / cap
         note += f", up to the memory's {spec:g} GB/s"
     return Rate(cap, (low, high), note, derived=True), True
+
+
+def _core_limited(
+    cap: float, spec: float | None, threads: int, name: str, core: CpuCore,
+    catalog: EstimateCatalog,
+) -> Rate:  # fmt: skip
+    """`threads` cores of a design with a published per-core figure, below the memory's own."""
+    low, high = catalog.backends.core_bandwidth_range
+    note = (
+        f"host bandwidth {threads} thread{'s' * (threads != 1)} x {core.read_gbps_per_core:g} "
+        f"GB/s per {name} core "
+        f"(catalog/backends.yaml cpu_cores: {core.measured_on})"
+    )
+    if spec:  # physics: a few cores may pull up to the memory's own figure, never more
+        high = min(high, spec / cap)
+        note += f", below the memory's {spec:g} GB/s"
+    return Rate(cap, (low, high), note, derived=True)
 
 
 def device_speeds(

@@ -104,7 +104,7 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
         c = entry["cpu"]
         facts = {"model": c["model"], "cores": c["cores"], "threads": c["cores"],
                  "flags": c["flags"], "bandwidth_gbps": c["bandwidth_gbps"],
-                 "bandwidth_source": c["source"]}  # fmt: skip
+                 "bandwidth_source": c["source"], "core": c.get("core")}  # fmt: skip
         cpu = cpu.model_copy(update=facts)
     if "cores" in entry:
         cpu = cpu.model_copy(update={"cores": entry["cores"], "threads": entry["cores"]})

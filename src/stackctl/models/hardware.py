@@ -32,6 +32,9 @@ class CpuInfo(StrictModel):
     performance_cores: int | None = Field(None, ge=0, description="Apple/hybrid P-cores")
     efficiency_cores: int | None = Field(None, ge=0, description="Apple/hybrid E-cores")
     chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
+    core: str | None = Field(
+        None, description="core design (catalog/backends.yaml cpu_cores), from the chip table"
+    )
 
 
 class MemoryInfo(StrictModel):
