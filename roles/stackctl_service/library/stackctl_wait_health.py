@@ -105,7 +105,7 @@ def _int(value):
 
 def file_tail(path, lines):
     try:
-        with open(path, "rb") as log:
+        with Path(path).open("rb") as log:
             log.seek(0, os.SEEK_END)
             log.seek(max(0, log.tell() - 64 * 1024))
             text = log.read().decode("utf-8", "replace")
@@ -118,7 +118,10 @@ def journal_tail(service, lines):
     try:
         shown = subprocess.run(
             ["journalctl", "-u", service, "-n", str(lines), "-o", "cat", "--no-pager"],
-            capture_output=True, text=True, check=False, timeout=10,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -144,7 +147,10 @@ def systemd_state(service):
     try:
         shown = subprocess.run(
             ["systemctl", "show", "--property=NRestarts,ExecMainStatus,ActiveState", service],
-            capture_output=True, text=True, check=False, timeout=10,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -260,8 +266,11 @@ def main():
             "timeout": {"type": "int", "default": 300},
             "delay": {"type": "float", "default": 1.0},
             "service": {"type": "str", "required": True},
-            "manager": {"type": "str", "required": True,
-                        "choices": ["systemd", "supervise", "launchd"]},
+            "manager": {
+                "type": "str",
+                "required": True,
+                "choices": ["systemd", "supervise", "launchd"],
+            },
             "pid_file": {"type": "str"},
             "log_file": {"type": "str"},
             "launchd_label": {"type": "str"},
@@ -277,11 +286,16 @@ def main():
         module.exit_json(changed=False, skipped=True, msg="check mode: no wait for the server")
     params = module.params
     try:
-        elapsed = wait_for_health(params["url"], params["timeout"], Watch(params).check,
-                                  params["delay"])
+        elapsed = wait_for_health(
+            params["url"], params["timeout"], Watch(params).check, params["delay"]
+        )
     except GaveUp as exc:
-        module.fail_json(msg="\n".join([exc.message, *exc.log_tail]), log_tail=exc.log_tail,
-                         restarts=exc.restarts, last_exit=exc.last_exit)
+        module.fail_json(
+            msg="\n".join([exc.message, *exc.log_tail]),
+            log_tail=exc.log_tail,
+            restarts=exc.restarts,
+            last_exit=exc.last_exit,
+        )
     module.exit_json(changed=False, elapsed=round(elapsed, 1))
 
 
