@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl.detect import declare_hardware, load_chip_table
+from stackctl.detect import declare_hardware
 from stackctl.errors import EstimateError
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
@@ -225,12 +225,3 @@ def test_a_core_design_with_a_published_figure_sets_what_few_threads_pull(
                        catalog=cat)  # fmt: skip
     assert any("ASSUMED" in line for line in assumed.basis)
     assert one.speed.tg_tps > 3 * assumed.speed.tg_tps  # 50 vs 12 GB/s
-
-
-def test_every_chip_names_a_known_core_design(cat: EstimateCatalog) -> None:
-    named = {c.cpu_core for c in load_chip_table().chips if c.cpu_core}
-    assert named
-    assert named <= set(cat.backends.cpu_cores)
-    for core in cat.backends.cpu_cores.values():
-        assert core.source
-        assert core.measured_on

@@ -12,6 +12,7 @@ from stackctl.detect import declare_hardware, load_chip_table
 from stackctl.detect.chips import closest_names, match_chips, norm_name
 from stackctl.detect.gpudb import SNAPSHOT, find_specs, load_gpu_db, split_memory
 from stackctl.errors import CatalogError, HardwareError
+from stackctl.resources import catalog_dir
 
 GIB = 1024**3
 
@@ -215,3 +216,32 @@ def test_every_row_of_the_gpu_database_gets_bandwidth_and_peak() -> None:
         assert chip.bandwidth_source, spec.name
         assert chip.peak_tflops_fp16, spec.name
         assert chip.peak_source, spec.name
+
+
+def test_every_cpu_chip_names_a_core_design_with_a_sourced_isa() -> None:
+    # a declared CPU takes its ISA from its design: none may fall back to "no flags"
+    table = load_chip_table()
+    cpus = [c for c in table.chips if c.kind == "cpu"]
+    assert cpus
+    assert [c.id for c in cpus if c.cpu_core is None] == []
+    for core in table.cpu_cores.values():
+        assert core.isa
+        assert core.isa_source
+
+
+def test_a_declared_cpu_carries_its_designs_isa() -> None:
+    zen4 = declare_hardware(gpus=[], cpu="Ryzen 9 7950X")
+    assert zen4.cpu.core == "zen4-desktop"
+    assert {"avx2", "avx512f", "avx512_vnni"} <= set(zen4.cpu.flags)
+    alder = declare_hardware(gpus=[], cpu="Core i9-12900K")
+    assert "avx_vnni" in alder.cpu.flags
+    assert not [f for f in alder.cpu.flags if f.startswith("avx512")]
+    assert "asimddp" in declare_hardware(gpus=[], cpu="Raspberry Pi 5").cpu.flags
+
+
+def test_a_chip_naming_an_unknown_core_design_is_a_catalog_error(tmp_path: Path) -> None:
+    text = (catalog_dir() / "hardware.yaml").read_text()
+    bad = tmp_path / "hardware.yaml"
+    bad.write_text(text.replace("cpu_core: zen3-desktop", "cpu_core: zen9", 1))
+    with pytest.raises(CatalogError, match=r"core designs not in cpu_cores: \['zen9'\]"):
+        load_chip_table(bad)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from stackctl.errors import CatalogError
 from stackctl.models.base import StrictModel
@@ -119,9 +119,27 @@ class WiredDefault(StrictModel):
     source: str
 
 
+class CpuCore(StrictModel):
+    """A CPU core design (catalog/hardware.yaml `cpu_cores`): the ISA its chips report, and the
+    DRAM bandwidth one core pulls alone where a single-thread test published it."""
+
+    isa: list[str] = Field(description="the flags Linux reports for it (engine-relevant ones)")
+    isa_source: str
+    read_gbps_per_core: float | None = Field(None, gt=0)
+    read_measured_on: str | None = None
+    read_source: str | None = None
+
+    @model_validator(mode="after")
+    def _figure_has_a_source(self) -> CpuCore:
+        if self.read_gbps_per_core is not None and not (self.read_source and self.read_measured_on):
+            raise ValueError("read_gbps_per_core needs read_source and read_measured_on")
+        return self
+
+
 class ChipTable(StrictModel):
     schema_version: Literal[1]
     apple_wired_default: list[WiredDefault] = Field(default_factory=list)
+    cpu_cores: dict[str, CpuCore] = Field(default_factory=dict)
     chips: list[ChipEntry]
     systems: list[SystemEntry] = Field(default_factory=list)
     gpu_families: list[GpuFamily] = Field(default_factory=list)
@@ -194,6 +212,9 @@ def _validated_chip_table(path: Path) -> ChipTable:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise CatalogError(f"{path}: duplicate chip ids: {', '.join(dupes)}")
+    unknown = sorted({c.cpu_core for c in table.chips if c.cpu_core} - set(table.cpu_cores))
+    if unknown:
+        raise CatalogError(f"{path}: chips name core designs not in cpu_cores: {unknown}")
     table = table.model_copy(update={"chips": [_with_host_bandwidth(c) for c in table.chips]})
     table.name_keys()  # made here, kept with the table
     return table

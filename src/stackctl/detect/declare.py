@@ -176,6 +176,9 @@ def _cpu_info(
     bw = cpu.bandwidth_gbps if cpu else None
     source = f"catalog/hardware.yaml {cpu.id}: {cpu.bandwidth_source}" if cpu and bw else None
     low = high = None
+    design = table.cpu_cores.get(cpu.cpu_core) if cpu and cpu.cpu_core else None
+    if cpu is not None and design is None:
+        notes.append(f"CPU '{cpu.name}' names no core design in catalog/hardware.yaml: ISA unknown")
     if cpu is None:
         platform = _platform(table, gpus)
         if platform is not None:
@@ -190,6 +193,7 @@ def _cpu_info(
         arch=arch or "unknown",
         cores=cpu.cpu_cores if cpu else None,
         threads=cpu.cpu_threads if cpu else None,
+        flags=list(design.isa) if design else [],  # as Linux reports the design's ISA
         bandwidth_gbps=bw,
         bandwidth_low_gbps=low,
         bandwidth_high_gbps=high,

@@ -247,16 +247,6 @@ class CpuPeak(StrictModel):
     sources: list[str] = Field(default_factory=list)
 
 
-class CpuCore(StrictModel):
-    """One CPU core design's published figures (catalog/backends.yaml `cpu_cores`)."""
-
-    read_gbps_per_core: float = Field(
-        gt=0, description="DRAM read bandwidth one core pulls alone (a single-thread test)"
-    )
-    measured_on: str
-    source: str
-
-
 class SpeculativeFacts(StrictModel):
     default_acceptance: float = Field(gt=0, lt=1, description="per-token, when none is given")
     acceptance_spread: float = Field(ge=0, lt=1, description="+/- for the range")
@@ -280,7 +270,6 @@ class BackendCatalog(StrictModel):
     schema_version: Literal[1]
     backends: dict[str, BackendFactors]
     cpu_peak: dict[str, CpuPeak]
-    cpu_cores: dict[str, CpuCore] = Field(default_factory=dict)
     core_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers around cores x a published per-core figure"
     )

@@ -8,8 +8,8 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 
 from __future__ import annotations
 
-from stackctl.detect.chips import int8_ratio, kernel_family, load_chip_table
-from stackctl.estimate.catalog import CpuCore, EstimateCatalog
+from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_table
+from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
     Device,
@@ -165,7 +165,9 @@ def host_bandwidth(
     factors = catalog.backends.backends["cpu"]
     if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
         return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
-    core = catalog.backends.cpu_cores.get(cpu.core or "")
+    core = load_chip_table().cpu_cores.get(cpu.core or "")
+    if core is not None and core.read_gbps_per_core is None:
+        core = None  # a design with no published figure: the assumption below
     per_core = core.read_gbps_per_core if core else factors.per_core_bandwidth_gbps
     per_core = per_core or DEFAULT_PER_CORE_GBPS
     cap = per_core * threads
@@ -198,9 +200,8 @@ def _core_limited(
     """`threads` cores of a design with a published per-core figure, below the memory's own."""
     low, high = catalog.backends.core_bandwidth_range
     note = (
-        f"host bandwidth {threads} thread{'s' * (threads != 1)} x {core.read_gbps_per_core:g} "
-        f"GB/s per {name} core "
-        f"(catalog/backends.yaml cpu_cores: {core.measured_on})"
+        f"host bandwidth {threads} thread{'s' * (threads != 1)} x {cap / threads:g} "
+        f"GB/s per {name} core (catalog/hardware.yaml cpu_cores: {core.read_measured_on})"
     )
     if spec:  # physics: a few cores may pull up to the memory's own figure, never more
         high = min(high, spec / cap)
