@@ -43,7 +43,7 @@ class ChipEntry(StrictModel):
     cpu_performance_cores: int | None = None
     cpu_efficiency_cores: int | None = None
     cpu_core: str | None = Field(
-        None, description="core design id in catalog/backends.yaml cpu_cores (one design only)"
+        None, description="core design id in this file's cpu_cores (one design only)"
     )
     memory_bus_bits: int | None = Field(None, description="host memory bus width (64 per channel)")
     memory_mts: int | None = Field(None, description="host memory transfer rate, MT/s")

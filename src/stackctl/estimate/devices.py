@@ -165,11 +165,9 @@ def host_bandwidth(
     factors = catalog.backends.backends["cpu"]
     if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
         return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
-    core = load_chip_table().cpu_cores.get(cpu.core or "")
-    if core is not None and core.read_gbps_per_core is None:
-        core = None  # a design with no published figure: the assumption below
-    per_core = core.read_gbps_per_core if core else factors.per_core_bandwidth_gbps
-    per_core = per_core or DEFAULT_PER_CORE_GBPS
+    core = load_chip_table().cpu_cores.get(cpu.core) if cpu.core else None
+    published = core.read_gbps_per_core if core else None  # else the assumption below
+    per_core = published or factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
     cap = per_core * threads
     spec = cpu.bandwidth_gbps
     counted = bool(cpu.cores or cpu.threads)  # else `threads` is itself an assumption
@@ -180,8 +178,8 @@ def host_bandwidth(
             span = (min(low / spec, 1.0), max(high / spec, 1.0))
             return Rate(spec, span, note, derived=True), False
         return Rate(spec, EXACT, cpu.bandwidth_source or "profile"), False
-    if core is not None:
-        return _core_limited(cap, spec, threads, cpu.core or "", core, catalog), False
+    if core is not None and published:
+        return _core_limited(threads, spec, cpu.core or "", core, published, catalog), False
     note = (
         f"host bandwidth ASSUMED: {per_core:g} GB/s per core x {threads} threads "
         "(catalog/backends.yaml)"
@@ -194,13 +192,14 @@ def host_bandwidth(
 
 
 def _core_limited(
-    cap: float, spec: float | None, threads: int, name: str, core: CpuCore,
+    threads: int, spec: float | None, name: str, core: CpuCore, per_core: float,
     catalog: EstimateCatalog,
 ) -> Rate:  # fmt: skip
     """`threads` cores of a design with a published per-core figure, below the memory's own."""
+    cap = per_core * threads
     low, high = catalog.backends.core_bandwidth_range
     note = (
-        f"host bandwidth {threads} thread{'s' * (threads != 1)} x {cap / threads:g} "
+        f"host bandwidth {threads} thread{'s' * (threads != 1)} x {per_core:g} "
         f"GB/s per {name} core (catalog/hardware.yaml cpu_cores: {core.read_measured_on})"
     )
     if spec:  # physics: a few cores may pull up to the memory's own figure, never more

@@ -33,7 +33,7 @@ class CpuInfo(StrictModel):
     efficiency_cores: int | None = Field(None, ge=0, description="Apple/hybrid E-cores")
     chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
     core: str | None = Field(
-        None, description="core design (catalog/backends.yaml cpu_cores), from the chip table"
+        None, description="core design (catalog/hardware.yaml cpu_cores), from the chip table"
     )
 
 
