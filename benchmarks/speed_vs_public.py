@@ -31,6 +31,7 @@ from stackctl.estimate.public_fit import (
     score,
     summary,
 )
+from stackctl.estimate.validation import range_coverage, ratios, spreads, validation_fields
 from stackctl.resources import catalog_dir
 from stackctl.yamlio import dump_yaml
 
@@ -103,6 +104,13 @@ def main() -> int:
     n_moe, med_moe, worst_moe = summary(moe, "tg")
     print(f"MoE offload rows (--n-cpu-moe / -ot), leave-one-source-out: decode n={n_moe} "
           f"median {med_moe:.1%} worst {worst_moe:.1%}")  # fmt: skip
+    for test, label in (("tg", "decode"), ("pp", "prefill")):
+        n, plain = range_coverage(loso, test, widened=False)
+        _, inside = range_coverage(loso, test)
+        print(f"{label} ranges, leave-one-source-out: measured inside {plain}/{n} "
+              f"({plain / max(n, 1):.0%}) by efficiency spreads alone, {inside}/{n} "
+              f"({inside / max(n, 1):.0%}) widened to the other sources' held-out "
+              "spread")  # fmt: skip
     if args.write_fit:
         write_fit(fitted_backends, cases, loso, total)
     return 0
@@ -115,6 +123,10 @@ KEEP_CALIBRATED = frozenset({"cpu"})
 
 def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], total: int) -> None:
     fields = fitted_fields(backends, fitted_names(cases, backends))
+    spread = spreads(ratios(loso))
+    for name, entry in fields.items():
+        if name not in KEEP_CALIBRATED:
+            entry.update({k: list(v) for k, v in validation_fields(spread, name).items()})
     n_tg, med_tg, worst_tg = summary(loso, "tg")
     n_pp, med_pp, worst_pp = summary(loso, "pp")
     sources = sorted({c.source for c in cases})
@@ -126,7 +138,10 @@ def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], t
             "attention share of peak; the host's offload hand-over and link) fitted to the "
             "public rows by least squares, per backend, backend-vendor and memory kind, each "
             "level pulled toward the one above where rows are few (estimate/public_fit.py); "
-            "the CPU's own factors stay backends.yaml's (this project's runs)",
+            "the CPU's own factors stay backends.yaml's (this project's runs); "
+            "decode_validation / prefill_validation: the 10th and 90th percentile of measured / "
+            "predicted over each GPU backend's leave-one-source-out rows (all GPU rows pooled "
+            "where a backend has fewer than 20; estimate/validation.py)",
             f"rows: tests/data/speed/public_llama_bench.yaml, {len(cases)} of {total} "
             f"predicted, sources: {', '.join(sources)}",
             f"leave-one-source-out: decode n={n_tg} median {med_tg:.1%} worst {worst_tg:.1%}; "

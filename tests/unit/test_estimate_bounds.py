@@ -78,7 +78,9 @@ def _prefill_ceiling(devices: list[DeviceSpeed], depth: int) -> float:
         if d.link_ubatch:  # op offload: experts in RAM are computed on the GPU after the copy
             ops -= d.expert_ops
             seconds += d.expert_bytes_all / d.link_ubatch / (d.link_gbps * 1e9)
-        seconds += ops / (d.peak_gops * d.peak_span[1] * 1e9)
+        # the fastest units any kernel has: quantised matmuls run on the int8 matrix units
+        # (llama.cpp MMQ), which can beat the FP16 peak a chip is quoted at
+        seconds += ops / ((d.ceiling_gops or d.peak_gops) * d.peak_span[1] * 1e9)
     return 1.0 / seconds
 
 

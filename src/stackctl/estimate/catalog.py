@@ -218,6 +218,13 @@ class BackendFactors(StrictModel):
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
+    decode_validation: tuple[float, float] | None = Field(
+        None,
+        description="measured / predicted decode over the held-out public rows of this backend "
+        "(10th and 90th percentile, leave-one-source-out; catalog/speed_fit.yaml): the range "
+        "is never narrower than the prediction times these",
+    )
+    prefill_validation: tuple[float, float] | None = Field(None, description="the same for prefill")
     sources: list[str] = Field(default_factory=list)
 
     @field_validator("quant_decode_factor")

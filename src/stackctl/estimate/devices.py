@@ -393,7 +393,9 @@ def _speed_basis(
         "context (full layers: every token; sliding-window layers: the window at most; "
         "recurrent layers: their fixed state), plus a per-layer overhead; attention factors "
         "fitted to llama-bench depth rows (tests/data/estimate/depth_reference.yaml); "
-        "ranges = backend efficiency spread x the span of any uncertain rate, capped by "
+        "ranges = backend efficiency spread x the span of any uncertain rate, on a GPU "
+        "never narrower than the 10th-90th percentile of held-out public rows on the same "
+        "backend (catalog/speed_fit.yaml decode_validation / prefill_validation), capped by "
         "physics (bandwidth / bytes per step, peak / ops per token); ttft = 512-token "
         "prompt at that depth + one decode step"
     )

@@ -38,12 +38,15 @@ from stackctl.estimate.fit_terms import (
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
     DeviceSpeed,
+    at_end,
     decode_ceiling,
     decode_tps,
     efficiency_sets,
     prefill_ceiling,
     prefill_tps,
+    validation_spread,
 )
+from stackctl.estimate.validation import widen
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
@@ -298,6 +301,13 @@ def load_cases(
 def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> float:
     """The row's figure; with the backend-vendor factors where the catalog has them, and the
     host's offload factors (hand-over per split layer, host link) from the `cpu` entry."""
+    return predict_ends(case, backends, refined=refined)[0]
+
+
+def predict_ends(
+    case: Case, backends: BackendCatalog, *, refined: bool = True, ends: int = 1
+) -> tuple[float, ...]:
+    """(figure, low, high) as speed_figures gives them (`ends` 3), or (figure,) alone."""
     cpu = backends.backends["cpu"]
     devices = []
     for d in case.devices:
@@ -311,12 +321,20 @@ def predict(case: Case, backends: BackendCatalog, *, refined: bool = True) -> fl
         else:
             devices.append(d)
     decode, prefill = efficiency_sets(devices, backends)
-    if case.test == "tg":
-        return min(decode_tps(devices, case.depth, decode[0]), decode_ceiling(devices, case.depth))
-    return min(
-        prefill_tps(devices, case.depth, prefill[0], prompt=case.n_prompt),
-        prefill_ceiling(devices, case.depth, prompt=case.n_prompt),
-    )
+    out = []
+    for i in range(ends):
+        at = at_end(devices, i)
+        if case.test == "tg":
+            top = decode_ceiling(devices, case.depth)
+            out.append(min(decode_tps(at, case.depth, decode[i]), top))
+        else:
+            top = prefill_ceiling(devices, case.depth, prompt=case.n_prompt)
+            out.append(min(prefill_tps(at, case.depth, prefill[i], prompt=case.n_prompt), top))
+    if ends == 1:
+        return tuple(out)
+    low, high = widen(out[0], (out[1], out[2]), validation_spread(devices, backends, case.test),
+                      top)  # fmt: skip
+    return out[0], low, high
 
 
 # The starting point of every GPU backend before any row is seen: an assumption, not fitted
@@ -523,23 +541,25 @@ GPU_BACKENDS = frozenset({"cuda", "rocm", "vulkan", "sycl", "metal"})
 class Scored:
     case: Case
     predicted: float
+    low: float = 0.0  # the predicted range, where scored with one (score(ranges=True))
+    high: float = 0.0
 
     @property
     def error(self) -> float:
         return abs(self.predicted / self.case.measured - 1.0)
 
 
-def score(cases: list[Case], backends: BackendCatalog) -> list[Scored]:
-    return [Scored(c, predict(c, backends)) for c in cases]
+def score(cases: list[Case], backends: BackendCatalog, *, ranges: bool = False) -> list[Scored]:
+    return [Scored(c, *predict_ends(c, backends, ends=3 if ranges else 1)) for c in cases]
 
 
 def leave_one_source_out(cases: list[Case], backends: BackendCatalog) -> list[Scored]:
-    """Each source predicted by factors fitted without it."""
+    """Each source predicted by factors fitted without it, with its range."""
     out: list[Scored] = []
     for source in sorted({c.source for c in cases}):
         held = [c for c in cases if c.source == source]
         trained = fit([c for c in cases if c.source != source], backends)
-        out += score(held, trained)
+        out += score(held, trained, ranges=True)
     return out
 
 

@@ -19,14 +19,17 @@ from stackctl.estimate.speed import (
     DeviceSpeed,
     EfficiencySet,
     at_end,
+    decode_ceiling,
     decode_efficiencies,
     decode_tps,
     measured_backends,
     shown,
     speculative_tps,
     speed_figures,
+    validation_spread,
     verify_devices,
 )
+from stackctl.estimate.validation import widen
 from stackctl.models.estimate import EstimateRequest, SpeedEstimate
 
 
@@ -106,6 +109,9 @@ def speed_estimate(
                           max(0.01, alpha - spread))  # fmt: skip
     tg_high, _ = _spec_tps(at_end(speeds, 2), request.depth, high, draft, n,
                            min(0.99, alpha + spread))  # fmt: skip
+    ceiling = decode_ceiling(speeds, request.depth, tokens)
+    tg_low, tg_high = widen(tg, (tg_low, tg_high), validation_spread(speeds, backends, "tg"),
+                            ceiling)  # fmt: skip
     return plain.model_copy(
         update={
             "tg_tps": shown(tg, 2),

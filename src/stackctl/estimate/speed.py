@@ -40,6 +40,7 @@ from typing import get_args
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, QuantFamily
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
+from stackctl.estimate.validation import widen
 
 TTFT_PROMPT = 512
 GB = 1e9
@@ -405,14 +406,33 @@ def efficiency_sets(
     return decode_efficiencies(factors, *measured_backends(devices)), prefill_efficiencies(factors)
 
 
+def validation_spread(
+    devices: list[DeviceSpeed], backends: BackendCatalog, test: str
+) -> tuple[float, float] | None:
+    """The widest held-out spread (BackendFactors.decode_validation / prefill_validation) of
+    the backends `devices` run on; None where no backend carries one (the CPU's own runs)."""
+    spans = []
+    for d in devices:
+        f = backends.backends.get(d.backend)
+        span = (f.decode_validation if test == "tg" else f.prefill_validation) if f else None
+        if span and d.has_work:
+            spans.append(span)
+    if not spans:
+        return None
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
 def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
     decode, prefill = efficiency_sets(devices, backends)
-    tg_ends = [min(decode_tps(at_end(devices, i), depth, decode[i]), decode_ceiling(devices, depth))
-               for i in range(3)]  # fmt: skip
-    pp_ends = [min(prefill_tps(at_end(devices, i), depth, prefill[i]),
-                   prefill_ceiling(devices, depth)) for i in range(3)]  # fmt: skip
-    tg, tg_range = tg_ends[0], (tg_ends[1], tg_ends[2])
-    pp, pp_range = pp_ends[0], (pp_ends[1], pp_ends[2])
+    tg_top, pp_top = decode_ceiling(devices, depth), prefill_ceiling(devices, depth)
+    tg_ends = [min(decode_tps(at_end(devices, i), depth, decode[i]), tg_top) for i in range(3)]
+    pp_ends = [min(prefill_tps(at_end(devices, i), depth, prefill[i]), pp_top) for i in range(3)]
+    tg, pp = tg_ends[0], pp_ends[0]
+    # never narrower than the spread of held-out public rows on the same backends
+    tg_range = widen(tg, (tg_ends[1], tg_ends[2]), validation_spread(devices, backends, "tg"),
+                     tg_top)  # fmt: skip
+    pp_range = widen(pp, (pp_ends[1], pp_ends[2]), validation_spread(devices, backends, "pp"),
+                     pp_top)  # fmt: skip
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
     return SpeedFigures(
         tg=shown(tg, 2),
