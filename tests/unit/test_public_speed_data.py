@@ -141,7 +141,8 @@ def family(row: Row) -> str:
     rtx = re.search(r"RTX (\d)0\d0", gpu)
     if rtx:
         return f"rtx-{rtx.group(1)}0"
-    if re.search(r"\b[HAVB]1\d0\b", gpu):
+    # H100/A100/V100/B200, and the A30/A10/L4/L40S class (NVIDIA's data-center lines)
+    if re.search(r"\b([HAVB]1\d0|A[1-4]0|L4|L40S?)\b", gpu):
         return "nvidia-datacenter"
     if "Radeon" in gpu:
         return "amd-gpu"
