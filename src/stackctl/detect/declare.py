@@ -150,6 +150,7 @@ def _accelerator(
         integrated=chip.integrated,
         gpu_cores=chip.gpu_cores,
         peak_tflops_fp16=chip.peak_tflops_fp16,
+        peak_tops_int8=chip.peak_tops_int8,
         peak_source=chip.peak_source,
         chip=chip.id,
         budget_source="declared (chip table)",

@@ -159,6 +159,7 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         compute_units=gpu.compute_units,
         budget_source=gpu.budget_source if gpu.budget_bytes is not None else None,
         peak_tflops_fp16=chip.peak_tflops_fp16 if chip else None,
+        peak_tops_int8=chip.peak_tops_int8 if chip else None,
         peak_source=chip.peak_source if chip else None,
         chip=chip.id if chip else None,
     )

@@ -218,6 +218,12 @@ class BackendFactors(StrictModel):
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
+    prefill_int8: bool = Field(
+        False,
+        description="prefill: quantised matmuls run on the int8 matrix units (llama.cpp CUDA's "
+        "MMQ), so the prefill efficiencies are shares of the chip's int8 rate for quantised "
+        "weights (of the FP16 peak for float weights)",
+    )
     decode_validation: tuple[float, float] | None = Field(
         None,
         description="measured / predicted decode over the held-out public rows of this backend "

@@ -80,9 +80,11 @@ def build_devices(
             bandwidth = gpu_bandwidth(acc)
             matrix = gpu_peak_gops(acc, bandwidth, catalog.backends.ops_per_byte_fallback)
             peak = vulkan_peak(acc, matrix) if request.backend == "vulkan" else matrix
-            # physics for the prefill ceiling: int8 matrix units run quantised matmuls faster
-            # than the FP16 figure the efficiencies are fitted against
-            ceiling = matrix.value * int8_ratio(load_chip_table(), acc.vendor, acc.arch)
+            # the int8 matrix units (quantised matmuls run on them: CUDA's MMQ): the chip's own
+            # figure, else its arch's largest int8/FP16 ratio (an upper bound); also physics
+            # for the prefill ceiling
+            ratio = int8_ratio(load_chip_table(), acc.vendor, acc.arch)
+            ceiling = acc.peak_tops_int8 * 1000 if acc.peak_tops_int8 else matrix.value * ratio
             devices.append(
                 Device(
                     name=f"gpu{i}",
@@ -229,6 +231,7 @@ def device_speeds(
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
             ceiling_gops=d.ceiling_gops,
+            int8_matmul=_int8_matmul(d.backend, catalog),
             ubatch=min(request.ubatch, request.batch),
             basis=list(d.rate_notes),
         )
@@ -255,14 +258,26 @@ def device_speeds(
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
         if ops is not None:
             speed.weight_ops += ops
+            float_weights = quant_family(t.type) in FLOAT_FAMILIES
+            speed.float_ops += ops if float_weights else 0.0
             if routed:
                 speed.expert_ops += ops
+                speed.float_expert_ops += ops if float_weights else 0.0
     for il, dev in enumerate(placement.layer_device):
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
     if cpu > 0 and speeds[cpu].expert_bytes_all:
         _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
+
+
+# Weights llama.cpp multiplies as floats (cuBLAS / the FP16 path), not on the int8 units.
+FLOAT_FAMILIES = frozenset({"f16", "bf16", "f32"})
+
+
+def _int8_matmul(backend: str, catalog: EstimateCatalog) -> bool:
+    factors = catalog.backends.backends.get(backend)
+    return bool(factors and factors.prefill_int8)
 
 
 def _tally(into: dict[str, float], family: str, amount: float) -> None:
@@ -383,6 +398,8 @@ def _speed_basis(
             kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"
             bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} ({kind} efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
+        if s.int8_matmul and s.ceiling_gops:
+            peak += f" (quantised matmuls on the int8 units: {s.ceiling_gops:.0f} GOPS)"
         lines.append(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from {factors_source(s.backend, catalog)})"

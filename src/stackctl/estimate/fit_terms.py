@@ -26,6 +26,7 @@ from stackctl.estimate.speed import (
     chunk_attention,
     expert_padding,
     link_rate,
+    matmul_seconds,
 )
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
@@ -113,7 +114,8 @@ def prefill_terms(
         o = owner(d)
         peak = d.peak_gops * GB
         attention, kv = chunk_attention(d, depth, prompt)
-        _add(coef, f"{o}:ip", (d.weight_ops - d.expert_ops) / peak)
+        dense_float = d.float_ops - d.float_expert_ops
+        _add(coef, f"{o}:ip", matmul_seconds(d, d.weight_ops - d.expert_ops, dense_float, 1.0))
         if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
             link = 1.0 / x["host:ilink"]
             staged = link_rate(d, link)
@@ -122,7 +124,8 @@ def prefill_terms(
             else:
                 _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
         else:
-            _add(coef, f"{o}:ix", d.expert_ops / peak * expert_padding(d, prompt))
+            experts = matmul_seconds(d, d.expert_ops, d.float_expert_ops, 1.0)
+            _add(coef, f"{o}:ix", experts * expert_padding(d, prompt))
         _add(coef, f"{o}:iap", attention / peak)
         if d.bandwidth_gbps:
             _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))

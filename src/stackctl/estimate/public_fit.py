@@ -487,6 +487,12 @@ def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
     _solve(offload, lambda c: c.key, x, priors)
 
 
+def on_fp16(case: Case) -> Case:
+    """The case with every matmul at the FP16 peak (no int8 reference)."""
+    devices = tuple(replace(d, int8_matmul=False) for d in case.devices)
+    return replace(case, devices=devices)
+
+
 def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     """Every factor of the speed model fitted to `cases` alone, in levels that pull toward the
     level above where rows are few: the GPUs from an assumption (NEUTRAL_GPU) to all GPU rows
@@ -509,9 +515,12 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     by_vendor = [c for c in gpu_cases if vendor_rows[_vendor(c)] >= MIN_GROUP_ROWS]
     rows = Counter(c.key for c in by_vendor)
     refined = [c for c in by_vendor if rows[c.key] >= MIN_GROUP_ROWS]
+    pooled = [on_fp16(c) for c in gpu_cases]
     for _ in range(2):  # the host's factors and the GPUs' depend on each other
-        # the quant kernels are each backend's own: no pooled figure across backends
-        _fit_level(gpu_cases, lambda c: "gpu", lambda n: "neutral", x, quant=False)
+        # the quant kernels are each backend's own: no pooled figure across backends; the
+        # pooled prefill shares are of every chip's FP16 peak (a backend's own may be of its
+        # int8 rate: CUDA's, BackendFactors.prefill_int8)
+        _fit_level(pooled, lambda c: "gpu", lambda n: "neutral", x, quant=False)
         _fit_level(gpu_cases, lambda c: c.backend, lambda n: "gpu", x)
         _fit_level(by_vendor, _vendor, lambda n: n.split("-")[0], x)
         _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)

@@ -119,6 +119,11 @@ class DeviceSpeed:
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
+    # prefill: quantised matmuls run on the int8 matrix units (ceiling_gops; BackendFactors
+    # prefill_int8), and weight_ops / expert_ops of float weights run at the FP16 peak
+    int8_matmul: bool = False
+    float_ops: float = 0.0  # weight_ops of F16/BF16/F32 weights
+    float_expert_ops: float = 0.0  # the routed experts' part of float_ops
     basis: list[str] = field(default_factory=list)
 
     def attended(self, ctx: float) -> tuple[float, float]:
@@ -225,6 +230,17 @@ def link_rate(dev: DeviceSpeed, link_gbps: float) -> float:
     return link_gbps
 
 
+def matmul_seconds(dev: DeviceSpeed, ops: float, float_ops: float, share: float) -> float:
+    """Seconds for `ops` weight ops at `share` of the rate their kernels run on: the int8 matrix
+    units for quantised weights where the backend runs them there (dev.int8_matmul), the FP16
+    peak for float weights (`float_ops` of them) and everywhere else."""
+    if dev.int8_matmul and dev.ceiling_gops:
+        return _seconds(ops - float_ops, dev.ceiling_gops, share) + _seconds(
+            float_ops, dev.peak_gops, share
+        )
+    return _seconds(ops, dev.peak_gops, share)
+
+
 def prefill_tps(
     devices: list[DeviceSpeed],
     depth: int,
@@ -239,12 +255,14 @@ def prefill_tps(
         e = eff[dev.backend]
         attention, kv = chunk_attention(dev, depth, prompt)
         expert = e.experts or e.weights  # small per-expert batches run below the dense rate
-        seconds += _seconds(dev.weight_ops - dev.expert_ops, dev.peak_gops, e.weights)
+        dense_float = dev.float_ops - dev.float_expert_ops
+        seconds += matmul_seconds(dev, dev.weight_ops - dev.expert_ops, dense_float, e.weights)
         if dev.link_ubatch:  # run on the GPU after crossing the link (op offload)
             link = link_rate(dev, dev.link_gbps)
             seconds += _seconds(dev.expert_bytes_all / dev.link_ubatch, link, 1.0)
         else:
-            seconds += _seconds(dev.expert_ops, dev.peak_gops, expert) * expert_padding(dev, prompt)
+            experts = matmul_seconds(dev, dev.expert_ops, dev.float_expert_ops, expert)
+            seconds += experts * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
         seconds += _seconds(kv * e.kv_passes, dev.bandwidth_gbps, 1.0)
     return 1.0 / seconds if seconds > 0 else 0.0
@@ -266,6 +284,8 @@ def verify_devices(devices: list[DeviceSpeed], tokens: int) -> list[DeviceSpeed]
                 weight_bytes=dev.weight_bytes - active + dev.expert_bytes_all * distinct,
                 weight_ops=dev.weight_ops * tokens,
                 expert_ops=dev.expert_ops * tokens,
+                float_ops=dev.float_ops * tokens,
+                float_expert_ops=dev.float_expert_ops * tokens,
                 full_ops=dev.full_ops * tokens,
                 window_ops=dev.window_ops * tokens,
                 expert_bytes_all=0.0,

@@ -3,12 +3,12 @@ must cover to be honest.
 
 The efficiency ranges of catalog/backends.yaml were set by hand; on the public llama-bench rows
 (benchmarks/speed_vs_public.py), a source left out of the fit landed inside its predicted range
-for 79 % of decode rows and 62 % of prefill rows. The 10th and 90th percentiles of measured /
-predicted over those held-out rows are kept per backend (catalog/speed_fit.yaml, written by
-`--write-fit`), and a prediction's range is widened to its figure times them where it is
-narrower: each source checked against the spread of the others' held-out rows, 84 % of decode
-and 79 % of prefill rows then fall inside. The CPU keeps its own ranges (this project's runs,
-and a probe-measured bandwidth narrows them).
+for 75 % of decode rows and 61 % of prefill rows (550 rows, 32 sources). The 10th and 90th
+percentiles of measured / predicted over those held-out rows are kept per backend
+(catalog/speed_fit.yaml, written by `--write-fit`), and a prediction's range is widened to its
+figure times them where it is narrower: each source checked against the spread of the others'
+held-out rows, 83 % of decode and 77 % of prefill rows then fall inside. The CPU keeps its own
+ranges (this project's runs, and a probe-measured bandwidth narrows them).
 """
 
 from __future__ import annotations

@@ -70,6 +70,9 @@ class Accelerator(StrictModel):
         None, description="what memory_budget_bytes was read from (e.g. mem_info_gtt_total)"
     )
     peak_tflops_fp16: float | None = Field(None, description="dense fp16 peak from the chip table")
+    peak_tops_int8: float | None = Field(
+        None, description="dense int8 matrix peak from the chip table (None: not known)"
+    )
     peak_source: str | None = None
     chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
     matrix_cores: MatrixCores | None = Field(
