@@ -22,6 +22,7 @@ from stackctl.lock import make_lockfile, read_lockfile, write_lockfile
 from stackctl.models.resolved import DraftChoice, Speculative
 from tests.support.broken_gguf import write_scrambled
 from tests.support.mirror_fill import DEFAULT_MIRROR, fill_mirror
+from tests.support.quiet import quiet_box
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +80,8 @@ def test_bench_sweep_check_calibrate_plan(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     try:
-        _loop(project, mirror, tmp_path)
+        with quiet_box():  # its speeds are compared with predictions: no tests running beside
+            _loop(project, mirror, tmp_path)
     finally:
         stackctl(project, "destroy", STACK, timeout=300)
 

@@ -27,7 +27,13 @@ from stackctl.estimate import estimate
 from stackctl.estimate.catalog import EstimateCatalog, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.hosts import cpu_host
-from stackctl.estimate.speed import TTFT_PROMPT, DeviceSpeed, mean_attended
+from stackctl.estimate.speed import (
+    LINK_CEILING_GBPS,
+    STAGING_PASSES,
+    TTFT_PROMPT,
+    DeviceSpeed,
+    mean_attended,
+)
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
 from stackctl.resources import catalog_dir
@@ -77,7 +83,11 @@ def _prefill_ceiling(devices: list[DeviceSpeed], depth: int) -> float:
         ops = d.weight_ops + d.full_ops * full + d.window_ops * window
         if d.link_ubatch:  # op offload: experts in RAM are computed on the GPU after the copy
             ops -= d.expert_ops
-            seconds += d.expert_bytes_all / d.link_ubatch / (d.link_gbps * 1e9)
+            # at the fastest link there is (PCIe 5.0 x16), or a third of the top of the host's
+            # RAM span where the staging copy is slower; not the fitted link a prediction uses
+            ram = (d.bandwidth_gbps or 0.0) * d.bw_span[1] / STAGING_PASSES
+            link = min(LINK_CEILING_GBPS, ram) if ram else LINK_CEILING_GBPS
+            seconds += d.expert_bytes_all / d.link_ubatch / (link * 1e9)
         # the fastest units any kernel has: quantised matmuls run on the int8 matrix units
         # (llama.cpp MMQ), which can beat the FP16 peak a chip is quoted at
         seconds += ops / ((d.ceiling_gops or d.peak_gops) * d.peak_span[1] * 1e9)
