@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -176,17 +177,21 @@ def _loop(project: Path, mirror: Path, tmp_path: Path) -> None:
     assert after["tg_tps"] == round(uncalibrated * tg_factor["factor"], 2)
     low, high = after["tg_tps_range"]
     assert low <= measured["tg_tps"] <= high  # the calibrated range holds what this box measured
-    # Calibration lands within this box's run-to-run noise (10 %) of the latest measurement, or
-    # closer than the public fit did: when the public fit is already within noise, the median of
-    # several measurements can sit a little further from any single one of them.
-    error_after = abs(after["tg_tps"] - measured["tg_tps"])
-    assert error_after <= max(abs(before["tg_tps"] - measured["tg_tps"]), 0.1 * measured["tg_tps"])
+    with open_store(project / "xdg" / "stackctl" / "bench.sqlite") as conn:
+        stored = all_results(conn)
+    # Calibration lands within this box's run-to-run noise (10 %) of what it typically measures
+    # (the median decode at depth 0, one client), or closer than the public fit did. Not the
+    # latest sample alone: a smoke decode right after a redeploy ran at half the others' speed.
+    typical = statistics.median(
+        s.row.tps for s in stored if s.kind == "measured" and s.clients == 1
+        and not s.partial and s.row.test == "tg" and s.row.depth == 0
+    )  # fmt: skip
+    error_after = abs(after["tg_tps"] - typical)
+    assert error_after <= max(abs(before["tg_tps"] - typical), 0.1 * typical)
 
     report = stackctl(project, "report", "-o", "report.html")
     assert report.returncode == 0, report.stderr
     assert (project / "report.html").is_file()
-    with open_store(project / "xdg" / "stackctl" / "bench.sqlite") as conn:
-        stored = all_results(conn)
     Path(os.environ.get("STACKCTL_BENCH_RECORD", tmp_path / "record.jsonl")).write_text(
         "".join(r.model_dump_json() + "\n" for r in stored)
     )
