@@ -36,17 +36,7 @@ from stackctl.estimate.fit_terms import (
     with_factors,
 )
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
-from stackctl.estimate.speed import (
-    DeviceSpeed,
-    at_end,
-    decode_ceiling,
-    decode_tps,
-    efficiency_sets,
-    prefill_ceiling,
-    prefill_tps,
-    validation_spread,
-)
-from stackctl.estimate.validation import widen
+from stackctl.estimate.speed import DeviceSpeed, figure_ends
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, MemoryInfo, OsInfo
@@ -320,21 +310,7 @@ def predict_ends(
             devices.append(replace(d, backend=name))
         else:
             devices.append(d)
-    decode, prefill = efficiency_sets(devices, backends)
-    out = []
-    for i in range(ends):
-        at = at_end(devices, i)
-        if case.test == "tg":
-            top = decode_ceiling(devices, case.depth)
-            out.append(min(decode_tps(at, case.depth, decode[i]), top))
-        else:
-            top = prefill_ceiling(devices, case.depth, prompt=case.n_prompt)
-            out.append(min(prefill_tps(at, case.depth, prefill[i], prompt=case.n_prompt), top))
-    if ends == 1:
-        return tuple(out)
-    low, high = widen(out[0], (out[1], out[2]), validation_spread(devices, backends, case.test),
-                      top)  # fmt: skip
-    return out[0], low, high
+    return figure_ends(devices, case.depth, backends, case.test, case.n_prompt, ends)
 
 
 # The starting point of every GPU backend before any row is seen: an assumption, not fitted

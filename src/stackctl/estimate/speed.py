@@ -442,17 +442,30 @@ def validation_spread(
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+def figure_ends(
+    devices: list[DeviceSpeed], depth: int, backends: BackendCatalog, test: str,
+    prompt: int = TTFT_PROMPT, ends: int = 3,
+) -> tuple[float, ...]:  # fmt: skip
+    """(figure, low, high) of decode ("tg") or of prefill ("pp", a `prompt`-token chunk) at
+    `depth`, each under physics; (figure,) alone with `ends` 1. The range is never narrower than
+    the spread of held-out public rows on the same backends."""
     decode, prefill = efficiency_sets(devices, backends)
-    tg_top, pp_top = decode_ceiling(devices, depth), prefill_ceiling(devices, depth)
-    tg_ends = [min(decode_tps(at_end(devices, i), depth, decode[i]), tg_top) for i in range(3)]
-    pp_ends = [min(prefill_tps(at_end(devices, i), depth, prefill[i]), pp_top) for i in range(3)]
-    tg, pp = tg_ends[0], pp_ends[0]
-    # never narrower than the spread of held-out public rows on the same backends
-    tg_range = widen(tg, (tg_ends[1], tg_ends[2]), validation_spread(devices, backends, "tg"),
-                     tg_top)  # fmt: skip
-    pp_range = widen(pp, (pp_ends[1], pp_ends[2]), validation_spread(devices, backends, "pp"),
-                     pp_top)  # fmt: skip
+    if test == "tg":
+        top = decode_ceiling(devices, depth)
+        out = [min(decode_tps(at_end(devices, i), depth, decode[i]), top) for i in range(ends)]
+    else:
+        top = prefill_ceiling(devices, depth, prompt)
+        out = [min(prefill_tps(at_end(devices, i), depth, prefill[i], prompt), top)
+               for i in range(ends)]  # fmt: skip
+    if ends == 1:
+        return (out[0],)
+    spread = validation_spread(devices, backends, test)
+    return out[0], *widen(out[0], (out[1], out[2]), spread, top)
+
+
+def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatalog) -> SpeedFigures:
+    tg, *tg_range = figure_ends(devices, depth, backends, "tg")
+    pp, *pp_range = figure_ends(devices, depth, backends, "pp")
     ttft = TTFT_PROMPT / pp + (1.0 / tg if tg else 0.0) if pp else 0.0
     return SpeedFigures(
         tg=shown(tg, 2),
