@@ -103,7 +103,10 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 #   an RTX 3090 at a 420 W limit that disagrees with lotto's 220 W card by 13 % in decode and 37 %
 #   in prefill: the model knows no power limit): decode 10.7 -> 11.2 %, prefill 19.8 -> 22.2 %
 #   (DGX Spark held out 9.6 -> 15.1 %, lotto 2.2 -> 57.8 %).
-LOSO_DECODE_MEDIAN = 0.115  # target 0.10
+# - a fixed decode time per routed expert a token uses (BackendFactors.expert_slot_ms; prior 0,
+#   fitted per backend group): SYCL and Vulkan on Intel take 0.015-0.02 ms, CUDA 0: decode
+#   11.2 -> 9.6 %, prefill unchanged.
+LOSO_DECODE_MEDIAN = 0.10  # the target
 LOSO_PREFILL_MEDIAN = 0.225  # target 0.20
 LOSO_MOE_OFFLOAD_DECODE_MEDIAN = 0.15  # the target (issue 14, item 4)
 # Share of held-out rows inside their predicted range once GPU ranges are widened to the

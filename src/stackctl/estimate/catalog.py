@@ -178,6 +178,13 @@ class BackendFactors(StrictModel):
         0.0, ge=0, description="decode: fixed milliseconds per layer per token"
     )
     layer_overhead_range: tuple[float, float] = (0.0, 0.0)
+    expert_slot_ms: float = Field(
+        0.0,
+        ge=0,
+        description="decode: fixed ms per routed expert a token uses, per MoE layer: the "
+        "per-expert dispatch of a backend whose expert matmul is not one grouped kernel",
+    )
+    expert_slot_range: tuple[float, float] = (0.0, 0.0)
     expert_prefill_efficiency: float | None = Field(
         None, gt=0, le=1, description="prefill: share of peak for routed-expert matmuls"
     )

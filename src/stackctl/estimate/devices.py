@@ -240,6 +240,7 @@ def device_speeds(
     split_layers: set[int] = set()  # layers whose routed experts sit in RAM beside a GPU
     placed: dict[PlaceKey, int] = {}
     cpu_moe = request.cpu_moe
+    expert_layers: dict[int, set[int | None]] = {}  # per device, the layers whose experts it reads
     # Tensor by tensor in file order, so that each device's float sums add up as they always did.
     for t, key, weight_bytes, routed, ops in _speed_rows(view):
         if placement.overrides:  # -ot patterns place by name
@@ -254,6 +255,7 @@ def device_speeds(
         speed.weight_bytes += weight_bytes
         _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
         if routed:
+            expert_layers.setdefault(dev, set()).add(key[1])
             speed.expert_bytes_all += t.nbytes
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
         if ops is not None:
@@ -263,6 +265,8 @@ def device_speeds(
             if routed:
                 speed.expert_ops += ops
                 speed.float_expert_ops += ops if float_weights else 0.0
+    for dev, layers in expert_layers.items():
+        speeds[dev].expert_slots = float(len(layers) * view.shape.n_expert_used)
     for il, dev in enumerate(placement.layer_device):
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)

@@ -30,9 +30,9 @@ from stackctl.estimate.speed import (
 )
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
-# prefill, ix: routed-expert prefill, iap: prefill attention), seconds per layer (L) and the
-# prefill's passes over the attended KV (pkv)
-DECODE = ("iw", "ikv", "L", "iad")
+# prefill, ix: routed-expert prefill, iap: prefill attention), seconds per layer (L) and per
+# routed expert used in a layer (E), and the prefill's passes over the attended KV (pkv)
+DECODE = ("iw", "ikv", "L", "iad", "E")
 PREFILL = ("ip", "ix", "iap", "pkv")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
 FACTORS = DECODE + PREFILL + QUANT_DECODE
@@ -96,6 +96,7 @@ def decode_terms(
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)
         _add(coef, f"{o}:iad", ops)
         _add(coef, f"{o}:L", float(d.layers))
+        _add(coef, f"{o}:E", d.expert_slots)
         _add(coef, "host:split", float(d.split_layers))
     return coef, const
 
@@ -138,6 +139,7 @@ def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:
         f"{owner}:iw": 1.0 / f.decode_efficiency,
         f"{owner}:ikv": 1.0 / (f.kv_read_efficiency or f.decode_efficiency),
         f"{owner}:L": f.layer_overhead_ms * 1e-3,
+        f"{owner}:E": f.expert_slot_ms * 1e-3,
         f"{owner}:iad": 1.0 / f.attention_decode_efficiency,
         f"{owner}:ip": 1.0 / f.prefill_efficiency,
         f"{owner}:ix": 1.0 / (f.expert_prefill_efficiency or f.prefill_efficiency),
@@ -163,6 +165,7 @@ def _spread(
 def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> BackendFactors:
     """`f` with the fitted parameters of `owner` laid over (ranges keep their relative spread)."""
     w, kv, ms = 1.0 / x[f"{owner}:iw"], 1.0 / x[f"{owner}:ikv"], x[f"{owner}:L"] * 1e3
+    slot = x[f"{owner}:E"] * 1e3
     ad, p, ex, ap = (1.0 / x[f"{owner}:{k}"] for k in ("iad", "ip", "ix", "iap"))
     kv_old = f.kv_read_efficiency or f.decode_efficiency
     kv_range = f.kv_read_range if f.kv_read_efficiency else f.decode_range
@@ -176,6 +179,8 @@ def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> Backe
             "kv_read_range": _spread(kv_range, kv_old, kv, 1.0),
             "layer_overhead_ms": ms,
             "layer_overhead_range": _spread(f.layer_overhead_range, f.layer_overhead_ms, ms, None),
+            "expert_slot_ms": slot,
+            "expert_slot_range": _spread(f.expert_slot_range, f.expert_slot_ms, slot, None),
             "attention_decode_efficiency": ad,
             "attention_decode_range": _spread(
                 f.attention_decode_range, f.attention_decode_efficiency, ad, 1.0

@@ -339,7 +339,18 @@ HOST_LINK_PRIOR_GBPS = 25.0
 PRIOR_WEIGHT = 0.25  # a prior counts as this many rows of one source
 PRIOR_SCALE = 1.0  # ... at this relative deviation
 LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
-BOUNDS = {"L": (0.0, 2e-3), "pkv": (0.0, 1.0)}  # the inverse efficiencies: 1 (physics) to 100
+# Seconds per routed expert a decoded token uses, per MoE layer: a backend that dispatches each
+# expert's matrix-vector product on its own (no single grouped kernel for MUL_MAT_ID) pays one
+# launch's worth per expert. Prior 0: one grouped kernel, as b11434's CUDA (mmvq with ids) and
+# Vulkan (mul_mat_vec_id) run it; at the scale of a kernel launch (tens of microseconds); never
+# negative (an MoE is not read faster than its bytes). Fitted, SYCL and Vulkan on Intel take
+# 0.015-0.02 ms, ROCm 0.003, CUDA and Vulkan on AMD 0; leave-one-source-out decode went 11.2 ->
+# 9.6 %, prefill unchanged (before, the fit traded the Intel sources' dense rows against their
+# MoE rows: SYCL B70 dense -32 %, MoE +28 %). The public SYCL rows predate b11434's fused
+# expert GEMV (ggml_sycl_mul_mat_id_mmvq_fused), so there the figure may overstate the cost.
+EXPERT_SCALE_S = 2e-5
+# the inverse efficiencies: 1 (physics) to 100; the fixed seconds and the KV passes as here
+BOUNDS = {"L": (0.0, 2e-3), "E": (0.0, 1e-3), "pkv": (0.0, 1.0)}
 PASSES_SCALE = 1.0 / 32  # passes over the attended KV: an absolute scale (the prior may be 0)
 PASSES = 4
 # A quant family's decode time multiplier: 1 (no slower than the backend's best kernel) to 10,
@@ -365,7 +376,9 @@ def _priors(
             continue
         value = parent[f"{owner}:{k}"]
         low, high = BOUNDS.get(k, (1.0, 100.0))
-        scale = {"L": LAYER_SCALE_S, "pkv": PASSES_SCALE}.get(k, PRIOR_SCALE * value)
+        scale = {"L": LAYER_SCALE_S, "E": EXPERT_SCALE_S, "pkv": PASSES_SCALE}.get(
+            k, PRIOR_SCALE * value
+        )
         if k.startswith("qd."):
             low, high = QUANT_BOUNDS
             scale = QUANT_SCALE * value
@@ -563,6 +576,8 @@ FITTED_FIELDS = (
     "kv_read_range",
     "layer_overhead_ms",
     "layer_overhead_range",
+    "expert_slot_ms",
+    "expert_slot_range",
     "attention_decode_efficiency",
     "attention_decode_range",
     "prefill_efficiency",

@@ -82,6 +82,7 @@ class Efficiency:
     kv: float = 1.0  # decode: share of bandwidth reached reading the KV cache
     experts: float | None = None  # prefill: share of peak for expert matmuls (None: weights)
     layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs)
+    expert_s: float = 0.0  # decode: fixed seconds per routed expert a token uses, per layer
     quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
     kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
 
@@ -105,6 +106,7 @@ class DeviceSpeed:
     state_bytes: float = 0.0  # recurrent state read and written per token (fixed)
     expert_bytes_all: float = 0.0  # every expert tensor byte on this device
     expert_share: float = 0.0  # experts used / experts: the share one token reads
+    expert_slots: float = 0.0  # MoE layers whose experts are read here x experts used per token
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
@@ -172,7 +174,10 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
         attention = _seconds(dev.attention_bytes(depth), dev.bandwidth_gbps, e.kv) + _seconds(
             dev.attention_ops(depth), dev.peak_gops, e.attention
         )
-        seconds += weights + attention + dev.layers * e.layer_s + dev.split_layers * dev.split_s
+        fixed = (
+            dev.layers * e.layer_s + dev.expert_slots * e.expert_s + dev.split_layers * dev.split_s
+        )
+        seconds += weights + attention + fixed
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -290,6 +295,7 @@ def verify_devices(devices: list[DeviceSpeed], tokens: int) -> list[DeviceSpeed]
                 window_ops=dev.window_ops * tokens,
                 expert_bytes_all=0.0,
                 expert_share=0.0,
+                expert_slots=dev.expert_slots * distinct / dev.expert_share if distinct else 0.0,
                 basis=[],
             )
         )
@@ -342,9 +348,12 @@ def decode_efficiencies(
         attention = (f.attention_decode_efficiency, *f.attention_decode_range)
         low_ms, high_ms = f.layer_overhead_range
         layer_ms = (f.layer_overhead_ms, high_ms, low_ms)
+        low_slot, high_slot = f.expert_slot_range
+        slot_ms = (f.expert_slot_ms, high_slot, low_slot)
         for i, out in enumerate(sets):
             out[name] = Efficiency(weights[i] * bandwidth[i], attention[i],
                                    kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3,
+                                   expert_s=slot_ms[i] * 1e-3,
                                    quant=f.quant_decode_factor)  # fmt: skip
     return sets
 
