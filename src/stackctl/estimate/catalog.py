@@ -179,10 +179,7 @@ class BackendFactors(StrictModel):
     )
     layer_overhead_range: tuple[float, float] = (0.0, 0.0)
     expert_slot_ms: float = Field(
-        0.0,
-        ge=0,
-        description="decode: fixed ms per routed expert a token uses, per MoE layer: the "
-        "per-expert dispatch of a backend whose expert matmul is not one grouped kernel",
+        0.0, ge=0, description="decode: fixed ms per routed expert used, per MoE layer per token"
     )
     expert_slot_range: tuple[float, float] = (0.0, 0.0)
     expert_prefill_efficiency: float | None = Field(
