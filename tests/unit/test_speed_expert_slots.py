@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from stackctl.detect import declare_hardware
-from stackctl.estimate import load_estimate_catalog
+from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.speed import DeviceSpeed, Efficiency, decode_tps, verify_devices
 from stackctl.models.estimate import EstimateRequest
@@ -75,3 +75,14 @@ def test_the_fitted_cost_is_never_negative_and_zero_where_one_kernel_runs_them()
     assert all(f.expert_slot_ms >= 0 for f in factors.values())
     assert factors["cuda"].expert_slot_ms == 0  # mmvq with ids: one grouped kernel
     assert factors["sycl"].expert_slot_ms > 0  # the public SYCL rows pay per expert
+
+
+def test_the_basis_says_where_experts_are_dispatched_one_by_one() -> None:
+    def basis(gpu: str) -> list[str]:
+        box = declare_hardware(gpus=[gpu], ram_gib=64)
+        request = EstimateRequest(model="qwen3-30b-a3b", quant="Q4_K_M", backend="vulkan")
+        return [b for b in estimate(request, box, catalog=CATALOG).basis if "routed experts" in b]
+
+    (line,) = basis("Arc Pro B70")
+    assert line.startswith(f"speed gpu0: {MOE_LAYERS * USED} routed experts used per token")
+    assert basis("RTX 4090") == []  # Vulkan on NVIDIA: one grouped kernel, no such cost

@@ -408,6 +408,13 @@ def _speed_basis(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from {factors_source(s.backend, catalog)})"
         )
+        slot_ms = catalog.backends.backends[s.backend].expert_slot_ms
+        if s.expert_slots and slot_ms:
+            lines.append(
+                f"speed {s.name}: {s.expert_slots:.0f} routed experts used per token, "
+                f"{slot_ms:g} ms fixed time each (their dispatch: {s.backend} factor fitted to "
+                "public llama-bench rows)"
+            )
         lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "
