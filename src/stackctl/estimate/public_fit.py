@@ -344,7 +344,7 @@ LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0
 # launch's worth per expert. Prior 0: one grouped kernel, as b11434's CUDA (mmvq with ids) and
 # Vulkan (mul_mat_vec_id) run it; at the scale of a kernel launch (tens of microseconds); never
 # negative (an MoE is not read faster than its bytes). Fitted, SYCL and Vulkan on Intel take
-# 0.015-0.02 ms, ROCm 0.003, CUDA and Vulkan on AMD 0; leave-one-source-out decode went 11.2 ->
+# 0.008-0.022 ms, ROCm 0.003, CUDA and Vulkan on AMD 0; leave-one-source-out decode went 11.2 ->
 # 9.6 %, prefill unchanged (before, the fit traded the Intel sources' dense rows against their
 # MoE rows: SYCL B70 dense -32 %, MoE +28 %). The public SYCL rows predate b11434's fused
 # expert GEMV (ggml_sycl_mul_mat_id_mmvq_fused), so there the figure may overstate the cost.
