@@ -116,8 +116,9 @@ def main() -> int:
     return 0
 
 
-# The CPU's own factors rest on this project's runs (catalog/backends.yaml M-CPU): the fit is
-# written for it (its offload factors included) but not laid over.
+# The CPU's own factors rest on this project's runs (catalog/backends.yaml M-CPU): for it the fit
+# writes only the host's offload factors (hand-over per split layer, host link), which are laid
+# over as the leave-one-source-out figures validate them; it gets no validation spread.
 KEEP_CALIBRATED = frozenset({"cpu"})
 
 
@@ -147,7 +148,7 @@ def write_fit(backends: BackendCatalog, cases: list[Case], loso: list[Scored], t
             f"leave-one-source-out: decode n={n_tg} median {med_tg:.1%} worst {worst_tg:.1%}; "
             f"prefill n={n_pp} median {med_pp:.1%} worst {worst_pp:.1%}",
         ],
-        "apply": sorted(n for n in fields if n not in KEEP_CALIBRATED),
+        "apply": sorted(fields),
         "backends": fields,
     }
     header = "# Backend speed factors fitted to public llama-bench rows; do not edit by hand.\n"

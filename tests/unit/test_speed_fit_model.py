@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
-from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.catalog import HOST_OFFLOAD_FIELDS, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
+from stackctl.estimate.devices import factors_source
 from stackctl.estimate.fit_terms import prefill_terms
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
@@ -32,6 +33,7 @@ from stackctl.estimate.speed import (
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
 from stackctl.resources import catalog_dir
+from stackctl.yamlio import read_yaml
 
 GIB = 2**30
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +177,25 @@ def test_committed_fit_carries_quant_factors_the_estimator_reads() -> None:
     factors = {n: f.quant_decode_factor for n, f in cat.backends.backends.items()}
     assert any(f.get("kquant", 1.0) > 1.05 for f in factors.values())
     assert all(v >= 1.0 for f in factors.values() for v in f.values())
+
+
+def test_the_host_offload_factors_that_ship_are_the_validated_ones() -> None:
+    """`estimate` uses the fitted hand-over and host link that leave-one-source-out scores
+    (speed_fit.yaml `cpu`), while the CPU's own factors, and the basis naming them, stay
+    backends.yaml's."""
+    fit = read_yaml(catalog_dir() / "speed_fit.yaml")
+    plain = load_estimate_catalog(catalog_dir(), fitted=False)
+    shipped = load_estimate_catalog(catalog_dir())
+    cpu, hand = shipped.backends.backends["cpu"], plain.backends.backends["cpu"]
+    assert "cpu" in fit["apply"]
+    assert set(fit["backends"]["cpu"]) == HOST_OFFLOAD_FIELDS
+    for field in HOST_OFFLOAD_FIELDS:
+        assert getattr(cpu, field) == fit["backends"]["cpu"][field]
+    assert cpu.host_link_gbps != hand.host_link_gbps  # the fit moved it: this test can tell
+    unfitted = cpu.model_dump(exclude=set(HOST_OFFLOAD_FIELDS))
+    assert unfitted == hand.model_dump(exclude=set(HOST_OFFLOAD_FIELDS))
+    assert factors_source("cpu", shipped) == "catalog/backends.yaml"
+    assert "cuda" in shipped.fitted_backends
 
 
 @pytest.fixture(scope="module")

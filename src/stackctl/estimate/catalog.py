@@ -330,6 +330,11 @@ class EstimateCatalog(StrictModel):
         return src[0] if src and src[1] is self.models and src[2] is self.quants else None
 
 
+# The host's MoE-offload factors (the `cpu` entry's hand-over per split layer and host link):
+# the public fit's only figures for the CPU, whose own factors rest on this project's runs.
+HOST_OFFLOAD_FIELDS = frozenset({"expert_split_overhead_ms", "host_link_gbps"})
+
+
 class FittedFactors(StrictModel):
     """catalog/speed_fit.yaml: backend factors fitted to public rows, over backends.yaml."""
 
@@ -395,7 +400,9 @@ def _load_estimate_catalog(root: Path, *, fitted: bool) -> EstimateCatalog:
             FittedFactors, read_yaml(fit_path, error=CatalogError), fit_path, error=CatalogError
         )
         backends = with_fitted(backends, fit)
-        fitted_keys = frozenset(fit.apply) & frozenset(backends.backends)
+        # the CPU's entry holds only the host's offload factors: its own stay backends.yaml's
+        own = {k for k, fields in fit.backends.items() if set(fields) - HOST_OFFLOAD_FIELDS}
+        fitted_keys = frozenset(fit.apply) & frozenset(backends.backends) & own
     else:
         fitted_keys = frozenset()
     by_id: dict[str, ModelEntry] = {}

@@ -24,7 +24,12 @@ from typing import Any
 
 from stackctl.detect import declare_hardware
 from stackctl.errors import EstimateError, HardwareError
-from stackctl.estimate.catalog import BackendCatalog, BackendFactors, EstimateCatalog
+from stackctl.estimate.catalog import (
+    HOST_OFFLOAD_FIELDS,
+    BackendCatalog,
+    BackendFactors,
+    EstimateCatalog,
+)
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.devices import chip_kind
 from stackctl.estimate.fit_terms import (
@@ -592,7 +597,7 @@ FITTED_FIELDS = (
 )
 # the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
 # only the offload factors are taken
-HOST_FIELDS = ("expert_split_overhead_ms", "host_link_gbps")
+HOST_FIELDS = tuple(sorted(HOST_OFFLOAD_FIELDS))
 
 
 def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
