@@ -1,6 +1,7 @@
 """A bandwidth measured on a CPU with int8 dot-product instructions (VNNI) takes its own decode
 efficiency: the recorded box (AVX512-VNNI Xeon) read 0.68-0.93 of the probe's stream, the AVX2
-EPYC VM 0.40-0.58 (catalog/backends.yaml VNNI, M-CPU)."""
+EPYC VM 0.40-0.58 (catalog/backends.yaml VNNI, M-CPU). An AMD Zen 4 EPYC VM, whose AVX-512 runs
+on 256-bit units, read 0.47-0.81 (VNNI-AMD): its own figure."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from stackctl.detect import BundleRunner, detect_hardware
 from stackctl.estimate import estimate
 from stackctl.estimate.catalog import load_estimate_catalog
+from stackctl.estimate.devices import half_width_dot
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
@@ -18,16 +20,18 @@ from stackctl.resources import catalog_dir
 ROOT = Path(__file__).resolve().parents[2]
 SPR = ROOT / "../shared/fixtures/hw/xeon-platinum-8462yplus-spr"  # flags include avx512_vnni
 RUN = ROOT / "tests/data/estimate/llama_bench_cpu_vnni.json"
+AMD_RUN = ROOT / "tests/data/estimate/llama_bench_cpu_vnni_amd.json"
 CATALOG = load_estimate_catalog(catalog_dir())
 CPU = CATALOG.backends.backends["cpu"]
 REQUEST = EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", backend="cpu", ctx=4096, threads=2)
 
 
-def _box(flags: list[str], source: str = "measured") -> HardwareProfile:
+def _box(
+    flags: list[str], source: str = "measured", vendor: str = "GenuineIntel"
+) -> HardwareProfile:
     box = detect_hardware(BundleRunner(SPR))
-    cpu = box.cpu.model_copy(
-        update={"flags": flags, "bandwidth_gbps": 22.0, "bandwidth_source": source}
-    )
+    update = {"flags": flags, "bandwidth_gbps": 22.0, "bandwidth_source": source, "vendor": vendor}
+    cpu = box.cpu.model_copy(update=update)
     return box.model_copy(update={"cpu": cpu})
 
 
@@ -68,3 +72,33 @@ def test_a_spec_bandwidth_ignores_the_measured_figures() -> None:
     measured = estimate(REQUEST, _box(flags), catalog=CATALOG)
     assert spec.speed.tg_tps != measured.speed.tg_tps
     assert not any("int8 dot-product" in b for b in spec.basis)
+
+
+def test_which_cpus_run_their_dot_products_on_256_bit_units() -> None:
+    assert not half_width_dot("GenuineIntel", ["avx2", "avx512_vnni", "avx_vnni"])
+    assert half_width_dot("AuthenticAMD", ["avx2", "avx512_vnni"])  # Zen 4
+    assert half_width_dot("GenuineIntel", ["avx2", "avx_vnni"])  # AVX-VNNI: the VEX form
+    assert not half_width_dot("AuthenticAMD", ["avx2"])  # no int8 dot products at all
+
+
+def test_the_amd_figure_is_the_recorded_amd_run() -> None:
+    run = json.loads(AMD_RUN.read_text(encoding="utf-8"))
+    assert run["cpu"].startswith("AMD")
+    assert "avx512_vnni" in run["flags"]
+    effs = [r["efficiency"] for r in run["rows"]]
+    assert CPU.measured_half_dot_decode_efficiency == round(statistics.median(effs), 2)
+    low, high = CPU.measured_half_dot_decode_range
+    assert low <= min(effs)
+    assert max(effs) <= high
+
+
+def test_an_amd_vnni_cpu_decodes_at_the_amd_share() -> None:
+    flags = detect_hardware(BundleRunner(SPR)).cpu.flags
+    intel = estimate(REQUEST, _box(flags), catalog=CATALOG)
+    amd = estimate(REQUEST, _box(flags, vendor="AuthenticAMD"), catalog=CATALOG)
+    assert CPU.measured_dot_decode_efficiency
+    assert CPU.measured_half_dot_decode_efficiency
+    ratio = CPU.measured_half_dot_decode_efficiency / CPU.measured_dot_decode_efficiency
+    assert abs(amd.speed.tg_tps / intel.speed.tg_tps / ratio - 1) < 0.05
+    assert any("int8 dot-product CPU's on 256-bit units" in b for b in amd.basis)
+    assert not any("256-bit" in b for b in intel.basis)

@@ -219,6 +219,14 @@ class BackendFactors(StrictModel):
         "dot products keep up with more of the probe's stream",
     )
     measured_dot_decode_range: tuple[float, float] = (0.0, 0.0)
+    measured_half_dot_decode_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the same where the int8 dot products run on 256-bit units (AMD Zen 4's "
+        "AVX-512, AVX-VNNI): fewer of them per cycle, so decode turns compute-bound sooner",
+    )
+    measured_half_dot_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )

@@ -111,6 +111,7 @@ def build_devices(
             bandwidth_assumed=assumed,
             bandwidth_measured=host.note == MEASURED_NOTE,
             int8_dot=bool(INT8_DOT_FLAGS & set(hardware.cpu.flags)),
+            int8_dot_half=half_width_dot(hardware.cpu.vendor, hardware.cpu.flags),
             bandwidth_span=host.span,
             rate_notes=[host.note] if host.derived else [],
         )
@@ -150,6 +151,16 @@ MEASURED = "measured"  # bandwidth_source of the detect probe's figure
 # them; the measured decode efficiency on such CPUs is its own figure (catalog/backends.yaml).
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 MEASURED_NOTE = "measured on this box by the stackctl detect probe"
+
+
+def half_width_dot(vendor: str | None, flags: list[str]) -> bool:
+    """Whether a CPU's int8 dot products run on 256-bit units: AMD's (Zen 4 executes AVX-512 on
+    256-bit datapaths) and AVX-VNNI without AVX512-VNNI (the VEX form, 256-bit registers). Only
+    an Intel core with AVX512-VNNI runs them 512 bits wide. The decode efficiency of each kind
+    is its own measurement (catalog/backends.yaml VNNI and VNNI-AMD)."""
+    if not INT8_DOT_FLAGS & set(flags):
+        return False
+    return vendor != "GenuineIntel" or "avx512_vnni" not in flags
 
 
 def host_bandwidth(
@@ -228,6 +239,7 @@ def device_speeds(
             assumed=d.bandwidth_assumed,
             measured=d.bandwidth_measured,
             int8_dot=d.int8_dot,
+            int8_dot_half=d.int8_dot_half,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
             ceiling_gops=d.ceiling_gops,
@@ -400,6 +412,8 @@ def _speed_basis(
             )
         elif s.measured:
             kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"
+            if s.int8_dot and s.int8_dot_half:
+                kind = "int8 dot-product CPU's on 256-bit units"
             bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} ({kind} efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         if s.int8_matmul and s.ceiling_gops:

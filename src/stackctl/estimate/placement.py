@@ -33,6 +33,7 @@ class Device:
     bandwidth_assumed: bool = False
     bandwidth_measured: bool = False
     int8_dot: bool = False  # a CPU with int8 dot-product instructions (VNNI)
+    int8_dot_half: bool = False  # ... that runs them on 256-bit units (devices.half_width_dot)
     bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
     peak_span: tuple[float, float] = (1.0, 1.0)
     ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)
