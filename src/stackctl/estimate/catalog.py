@@ -157,6 +157,11 @@ QuantFamily = Literal["legacy", "kquant", "iquant", "fp4", "f16", "bf16", "f32"]
 QuantFactor = Annotated[float, Field(ge=1, le=10)]
 
 
+def _probe_share(description: str) -> Any:
+    """A decode efficiency as a share of the detect probe's measured stream: unset, or in (0, 1]."""
+    return Field(None, gt=0, le=1, description=description)
+
+
 class BackendFactors(StrictModel):
     decode_efficiency: float = Field(gt=0, le=1, description="share of bandwidth reached")
     decode_range: tuple[float, float]
@@ -211,20 +216,14 @@ class BackendFactors(StrictModel):
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )
     measured_decode_range: tuple[float, float] = (0.0, 0.0)
-    measured_dot_decode_efficiency: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="the same on a CPU with int8 dot-product instructions (VNNI): its quantised "
-        "dot products keep up with more of the probe's stream",
+    measured_dot_decode_efficiency: float | None = _probe_share(
+        "the same on a CPU with int8 dot-product instructions (VNNI): its quantised dot products "
+        "keep up with more of the probe's stream"
     )
     measured_dot_decode_range: tuple[float, float] = (0.0, 0.0)
-    measured_half_dot_decode_efficiency: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="the same where the int8 dot products run on 256-bit units (AMD Zen 4's "
-        "AVX-512, AVX-VNNI): fewer of them per cycle, so decode turns compute-bound sooner",
+    measured_half_dot_decode_efficiency: float | None = _probe_share(
+        "the same where the int8 dot products run on 256-bit units (AMD Zen 4's AVX-512, "
+        "AVX-VNNI): fewer of them per cycle, so decode turns compute-bound sooner"
     )
     measured_half_dot_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
