@@ -412,8 +412,8 @@ def _speed_basis(
             )
         elif s.measured:
             kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"
-            if s.int8_dot and s.int8_dot_half:
-                kind = "int8 dot-product CPU's on 256-bit units"
+            if s.int8_dot_half:  # set only where int8_dot is (half_width_dot)
+                kind += " on 256-bit units"
             bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} ({kind} efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         if s.int8_matmul and s.ceiling_gops:

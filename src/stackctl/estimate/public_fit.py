@@ -595,9 +595,6 @@ FITTED_FIELDS = (
     "prefill_kv_passes",
     "prefill_kv_passes_range",
 )
-# the CPU's own factors rest on this project's runs (backends.yaml M-CPU); from the public rows
-# only the offload factors are taken
-HOST_FIELDS = tuple(sorted(HOST_OFFLOAD_FIELDS))
 
 
 def fitted_names(cases: list[Case], backends: BackendCatalog) -> set[str]:
@@ -631,7 +628,9 @@ def fitted_fields(backends: BackendCatalog, names: Iterable[str]) -> dict[str, d
     for name in sorted(names):  # vulkan-amd-discrete sorts after vulkan-amd: it wins
         f = backends.backends[name]
         target = name.removesuffix("-discrete")
-        fields: tuple[str, ...] = HOST_FIELDS if name == "cpu" else FITTED_FIELDS
+        # the CPU's own factors rest on this project's runs (backends.yaml M-CPU): from the
+        # public rows only its offload factors are taken
+        fields = tuple(sorted(HOST_OFFLOAD_FIELDS)) if name == "cpu" else FITTED_FIELDS
         if target in DECODE_CALIBRATED:
             fields = PREFILL_FIELDS
         out[target] = {k: r(getattr(f, k)) for k in fields if getattr(f, k) != {}}
