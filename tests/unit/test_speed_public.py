@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.detect import declare_hardware
+from stackctl.estimate import estimate
 from stackctl.estimate.catalog import FittedFactors, load_estimate_catalog
 from stackctl.estimate.public_fit import (
     PREFILL_MIN_BUILD,
@@ -27,11 +29,13 @@ from stackctl.estimate.public_fit import (
     fitted_names,
     leave_one_source_out,
     load_cases,
+    predict,
     public_rows,
     set_aside,
     summary,
 )
 from stackctl.estimate.validation import POOLED, range_coverage, ratios, spreads
+from stackctl.models.estimate import EstimateRequest
 from stackctl.resources import catalog_dir
 from stackctl.yamlio import read_yaml
 
@@ -238,3 +242,22 @@ def test_a_backend_with_few_held_out_rows_takes_the_pooled_spread() -> None:
     low, high = got["cuda"]["tg"]
     assert 0.8 < low < high < 1.2
     assert got[POOLED]["tg"][1] > high  # metal's slow-predicted rows widen the pool
+
+
+@pytest.mark.parametrize("test", ["tg", "pp"])
+def test_sycl_estimates_take_the_path_the_public_rows_validate(
+    cases: list[Case], test: str
+) -> None:
+    """`estimate --backend sycl` on PMZFX's box (an Arc Pro B70 beside a Ryzen 5 9600X) gives the
+    figure the fit scores for that public row, and its range holds what the row measured."""
+    catalog = load_estimate_catalog(catalog_dir())
+    label = f"llama-3.1-8b Q4_K_M sycl {test}@d0 "
+    (case,) = [c for c in cases if c.source == "pmzfx-b70" and c.label.startswith(label)]
+    box = declare_hardware(gpus=["Intel Arc Pro B70"], cpu="Ryzen 5 9600X", ram_gib=64)
+    request = EstimateRequest(model="llama-3.1-8b", quant="Q4_K_M", backend="sycl", ctx=4096)
+    speed = estimate(request, box, catalog=catalog).speed
+    figure, (low, high) = (
+        (speed.tg_tps, speed.tg_tps_range) if test == "tg" else (speed.pp_tps, speed.pp_tps_range)
+    )
+    assert figure == pytest.approx(predict(case, catalog.backends), rel=0.01)
+    assert low <= case.measured <= high

@@ -11,7 +11,7 @@ from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
 
 PP_CHUNK = 512  # the estimator's prefill chunk (estimate/speed.py TTFT_PROMPT)
-BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu")
+BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu", "sycl")
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 
 

@@ -24,7 +24,7 @@ def predict_imported(row: BenchRow) -> float | None:
     from stackctl.estimate import estimate
     from stackctl.models.estimate import EstimateRequest
 
-    backend = row.backend if row.backend != "sycl" else None
+    backend = row.backend
     if not (row.model and row.quant and backend):
         return None
     try:

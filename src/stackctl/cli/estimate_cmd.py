@@ -21,7 +21,8 @@ CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq
 MIB = 1 << 20
 ENGINES = ["llama.cpp", "vllm", "mlx", "ds4"]
 BACKENDS: dict[str, Backend] = {
-    "cuda": "cuda", "rocm": "rocm", "vulkan": "vulkan", "metal": "metal", "cpu": "cpu"
+    "cuda": "cuda", "rocm": "rocm", "vulkan": "vulkan", "metal": "metal", "cpu": "cpu",
+    "sycl": "sycl",
 }  # fmt: skip
 
 

@@ -48,8 +48,6 @@ from stackctl.models.hardware import Accelerator, CpuInfo, HardwareProfile, Memo
 from stackctl.yamlio import MAX_DATASET_BYTES, read_yaml
 
 GIB = 1 << 30
-# llama.cpp backends the estimate request has no name for: run as `as_backend`, fitted apart
-OTHER_BACKENDS = {"sycl": "vulkan"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ def _request(row: Mapping[str, Any], backend: str, native: int | None) -> Estima
     return EstimateRequest(
         model=row["model"],
         quant=row["quant"],
-        backend=OTHER_BACKENDS.get(backend, backend),  # type: ignore[arg-type]
+        backend=backend,  # type: ignore[arg-type]
         ctx=ctx,
         depth=depth,
         ngl=99 if ngl is None else int(ngl),

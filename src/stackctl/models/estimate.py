@@ -8,7 +8,9 @@ from pydantic import Field
 
 from stackctl.models.base import StrictModel
 
-Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu"]
+# sycl: llama.cpp on Intel GPUs through oneAPI (estimate only: plans build cuda, rocm, vulkan,
+# metal or cpu engines)
+Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu", "sycl"]
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"]
 Engine = Literal["llama.cpp", "vllm", "mlx", "ds4"]
 SpecType = Literal["none", "draft", "mtp"]
