@@ -136,3 +136,15 @@ def test_every_peak_figure_names_its_source_and_feeds_prefill() -> None:
     hw = declare_hardware(gpus=["rtx 4090"], cpu="ryzen 9 7950x", ram_gib=64)
     assert hw.accelerators[0].peak_tflops_fp16 == 165.2
     assert "FP32 Accumulate" in (hw.accelerators[0].peak_source or "")
+
+
+def test_a_mac_takes_the_observed_wired_share_or_the_lowest_one_assumed() -> None:
+    # 36 and 48 GB: macOS 15's 3/4 (hardware.yaml; macOS 26 gives 0.78 there), not the whole RAM
+    for ram in (36, 48):
+        prof = declare_hardware(gpus=["Apple M4 Max"], ram_gib=ram)
+        assert prof.accelerators[0].memory_budget_bytes == int(ram * GIB * 0.75)
+        assert not any("assumed" in w for w in prof.warnings if "GPU budget" in w)
+    # a size no observation covers takes the lowest share observed, and says so
+    prof = declare_hardware(gpus=["Apple M4 Max"], ram_gib=34)
+    assert prof.accelerators[0].memory_budget_bytes == int(34 * GIB * 0.6667)
+    assert any("67% of RAM" in w and "assumed" in w for w in prof.warnings)

@@ -343,12 +343,19 @@ def pick_variant(
     return pick
 
 
-def wired_share(table: ChipTable, ram_bytes: int) -> WiredDefault | None:
-    """macOS's default GPU wired share for this much RAM, where the data covers it."""
+# Said where wired_share assumed the lowest observed share for a RAM size no observation covers.
+ASSUMED_SHARE = " (not observed for this RAM size: the lowest share observed, assumed)"
+
+
+def wired_share(table: ChipTable, ram_bytes: int) -> tuple[WiredDefault, bool] | None:
+    """macOS's default GPU wired share for this much RAM, and whether it is assumed: where no
+    observation covers the size (between the observed points), the lowest share observed, so
+    that a fit is never checked against more than macOS may give."""
     gib = ram_bytes / 1024**3
     for rule in table.apple_wired_default:
         if rule.max_ram_gib is not None and gib <= rule.max_ram_gib + 0.5:
-            return rule
+            return rule, False
         if rule.min_ram_gib is not None and gib >= rule.min_ram_gib - 0.5:
-            return rule
-    return None
+            return rule, False
+    lowest = min(table.apple_wired_default, key=lambda r: r.share, default=None)
+    return (lowest, True) if lowest else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from stackctl.detect.chips import (
+    ASSUMED_SHARE,
     ChipEntry,
     ChipTable,
     HostPlatform,
@@ -109,12 +110,14 @@ def _unified_budget(
         )
         return ram // 2
     if chip.vendor == "apple":
-        rule = wired_share(table, ram)
-        if rule is None:
+        found = wired_share(table, ram)
+        if found is None:
             notes.append(f"{chip.name}: macOS default wired share for this RAM size unknown")
             return None
+        rule, assumed = found
         defaults.append(f"accelerators.{pos}.memory_budget_bytes")
-        notes.append(f"{chip.name}: GPU budget is macOS's default {rule.share:.0%} of RAM")
+        notes.append(f"{chip.name}: GPU budget is macOS's default {rule.share:.0%} of RAM"
+                     + (ASSUMED_SHARE if assumed else ""))  # fmt: skip
         return int(ram * rule.share)
     return ram
 

@@ -4,7 +4,7 @@ place on it, and the chip-table figures, each with where it came from."""
 from __future__ import annotations
 
 from stackctl.detect.accelerators import Context, pick_chip
-from stackctl.detect.chips import ChipEntry, wired_share
+from stackctl.detect.chips import ASSUMED_SHARE, ChipEntry, wired_share
 from stackctl.detect.facts import GpuFacts
 from stackctl.models.hardware import Accelerator
 
@@ -99,19 +99,21 @@ def _apple_budget(ctx: Context, gpu: GpuFacts, pos: int) -> None:
     if gpu.memory_bytes is None:
         ctx.warnings.append("unified memory size not shown; GPU memory budget unknown")
         return
-    rule = wired_share(ctx.table, gpu.memory_bytes)
-    if rule is None:
+    found = wired_share(ctx.table, gpu.memory_bytes)
+    if found is None:
         ctx.warnings.append(
             "GPU wired limit not shown and macOS's default share for this RAM size is not in "
             "catalog/hardware.yaml; memory budget unknown"
         )
         return
+    rule, assumed = found
     gpu.budget_bytes = int(gpu.memory_bytes * rule.share)
     gpu.budget_source = f"macOS default wired limit ({rule.share:.0%} of RAM)"
     ctx.defaults.append(f"accelerators.{pos}.memory_budget_bytes")
     ctx.warnings.append(
         f"GPU wired limit not shown: assumed macOS's default {rule.share:.0%} of RAM "
-        f"({rule.source}); raise it with `sudo sysctl iogpu.wired_limit_mb=N`"
+        f"({rule.source}){ASSUMED_SHARE if assumed else ''}; raise it with "
+        "`sudo sysctl iogpu.wired_limit_mb=N`"
     )
 
 
