@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_STALE_LOCK = 3
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,16 @@ def test_apply_refuses_a_stale_lock(
     err = capsys.readouterr().err
     assert "stale" in err
     assert "--relock" in err
+
+
+def test_a_reader_that_closes_the_pipe_is_no_internal_error() -> None:
+    # `stackctl estimate ... | head -1`: the reader is gone before the output is written
+    argv = [sys.executable, "-m", "stackctl", "estimate", "--model", "llama-3.1-8b",
+            "--gpu", "RTX 3090", "--json"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
+from stackctl.errors import EstimateError
 from stackctl.estimate import estimate
 from stackctl.estimate.catalog import FittedFactors, load_estimate_catalog
 from stackctl.estimate.public_fit import (
@@ -261,3 +262,10 @@ def test_sycl_estimates_take_the_path_the_public_rows_validate(
     )
     assert figure == pytest.approx(predict(case, catalog.backends), rel=0.01)
     assert low <= case.measured <= high
+
+
+def test_sycl_on_a_gpu_of_another_vendor_is_refused() -> None:
+    box = declare_hardware(gpus=["RTX 3090"], ram_gib=64)
+    request = EstimateRequest(model="llama-3.1-8b", quant="Q4_K_M", backend="sycl")
+    with pytest.raises(EstimateError, match="for Intel GPUs"):
+        estimate(request, box)

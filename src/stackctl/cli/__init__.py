@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from stackctl import __version__
 from stackctl.cli import commands
 from stackctl.cli.output import internal_error, report_error
-from stackctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, StackctlError
+from stackctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_SIGPIPE, StackctlError
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -106,6 +106,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`stackctl ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        return EXIT_SIGPIPE
     except Exception as exc:  # a bug or an OS fault: still one line, the traceback on --debug
         if args.debug:
             raise

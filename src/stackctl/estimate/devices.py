@@ -9,6 +9,7 @@ catalog/hardware.yaml (the detection issue's chip table) when the name matches.
 from __future__ import annotations
 
 from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_table
+from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
@@ -75,6 +76,7 @@ def build_devices(
 ) -> list[Device]:
     """GPUs first (for a GPU backend), the host last; every rate known or given a span."""
     devices: list[Device] = []
+    _check_sycl(hardware, request)
     if request.backend != "cpu":
         for i, acc in enumerate(hardware.accelerators):
             bandwidth = gpu_bandwidth(acc)
@@ -117,6 +119,18 @@ def build_devices(
         )
     )
     return devices
+
+
+def _check_sycl(hardware: HardwareProfile, request: EstimateRequest) -> None:
+    """SYCL's factors rest on Intel Arc rows alone (tests/data/speed): no figure for another
+    vendor's GPU under it."""
+    others = sorted({a.name for a in hardware.accelerators if a.vendor != "intel"})
+    if request.backend == "sycl" and others:
+        raise EstimateError(
+            f"the SYCL estimate is for Intel GPUs (its factors are fitted to public Intel Arc "
+            f"rows); {', '.join(others)} is not one",
+            hint="use --backend cuda, rocm or vulkan for this GPU",
+        )
 
 
 def chip_kind(acc: Accelerator) -> str:
