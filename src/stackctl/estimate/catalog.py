@@ -154,6 +154,8 @@ class QuantCatalog(StrictModel):
 # blocks of 32 with one scale (Q4_0..Q8_0), K-quants (256-value super-blocks with sub-scales),
 # IQ types (grid lookups), the 4-bit floats (MXFP4, NVFP4), and the unquantised types.
 QuantFamily = Literal["legacy", "kquant", "iquant", "fp4", "f16", "bf16", "f32"]
+# How llama.cpp runs a CPU's quantised dot products in decode (devices.dot_path)
+DotPath = Literal["", "vnni", "amx"]
 QuantFactor = Annotated[float, Field(ge=1, le=10)]
 
 
@@ -216,16 +218,16 @@ class BackendFactors(StrictModel):
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )
     measured_decode_range: tuple[float, float] = (0.0, 0.0)
-    measured_dot_decode_efficiency: float | None = _probe_share(
-        "the same on a CPU with int8 dot-product instructions (VNNI): its quantised dot products "
-        "keep up with more of the probe's stream"
+    measured_vnni_decode_efficiency: float | None = _probe_share(
+        "the same on a CPU with int8 dot-product instructions (AVX512-VNNI, AVX-VNNI) and no AMX"
     )
-    measured_dot_decode_range: tuple[float, float] = (0.0, 0.0)
-    measured_half_dot_decode_efficiency: float | None = _probe_share(
-        "the same where the int8 dot products run on 256-bit units (AMD Zen 4's AVX-512, "
-        "AVX-VNNI): fewer of them per cycle, so decode turns compute-bound sooner"
+    measured_vnni_decode_range: tuple[float, float] = (0.0, 0.0)
+    measured_amx_decode_efficiency: float | None = _probe_share(
+        "the same on a CPU with AMX: llama.cpp repacks the weights into its AMX buffer, whose "
+        "one-row products take a VNNI fast path (ggml-cpu/amx/mmq.cpp), so decode keeps up with "
+        "more of the probe's stream"
     )
-    measured_half_dot_decode_range: tuple[float, float] = (0.0, 0.0)
+    measured_amx_decode_range: tuple[float, float] = (0.0, 0.0)
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_table
 from stackctl.errors import EstimateError
-from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.catalog import DotPath, EstimateCatalog
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
     Device,
@@ -112,8 +112,7 @@ def build_devices(
             peak_gops=_cpu_peak(hardware, threads, catalog),
             bandwidth_assumed=assumed,
             bandwidth_measured=host.note == MEASURED_NOTE,
-            int8_dot=bool(INT8_DOT_FLAGS & set(hardware.cpu.flags)),
-            int8_dot_half=half_width_dot(hardware.cpu.vendor, hardware.cpu.flags),
+            dot_path=dot_path(hardware.cpu.flags),
             bandwidth_span=host.span,
             rate_notes=[host.note] if host.derived else [],
         )
@@ -165,16 +164,18 @@ MEASURED = "measured"  # bandwidth_source of the detect probe's figure
 # them; the measured decode efficiency on such CPUs is its own figure (catalog/backends.yaml).
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 MEASURED_NOTE = "measured on this box by the stackctl detect probe"
+DOT_PATH_SPREAD = {"amx": "AMX CPU's", "vnni": "int8 dot-product CPU's"}  # the basis's words
 
 
-def half_width_dot(vendor: str | None, flags: list[str]) -> bool:
-    """Whether a CPU's int8 dot products run on 256-bit units: AMD's (Zen 4 executes AVX-512 on
-    256-bit datapaths) and AVX-VNNI without AVX512-VNNI (the VEX form, 256-bit registers). Only
-    an Intel core with AVX512-VNNI runs them 512 bits wide. The decode efficiency of each kind
-    is its own measurement (catalog/backends.yaml VNNI and VNNI-AMD)."""
-    if not INT8_DOT_FLAGS & set(flags):
-        return False
-    return vendor != "GenuineIntel" or "avx512_vnni" not in flags
+def dot_path(flags: list[str]) -> DotPath:
+    """How llama.cpp runs a CPU's quantised dot products in decode: "amx" where the CPU has AMX
+    (a native build repacks the weights into its AMX buffer, whose one-row products take a VNNI
+    fast path: ggml-cpu/amx/mmq.cpp), "vnni" with the int8 dot-product instructions alone, ""
+    without either. Each kind's decode efficiency is its own measurement (catalog/backends.yaml
+    VNNI, VNNI-AMD, VNNI-INTEL)."""
+    if "amx_int8" in flags:
+        return "amx"
+    return "vnni" if INT8_DOT_FLAGS & set(flags) else ""
 
 
 def host_bandwidth(
@@ -252,8 +253,7 @@ def device_speeds(
             d.backend,
             assumed=d.bandwidth_assumed,
             measured=d.bandwidth_measured,
-            int8_dot=d.int8_dot,
-            int8_dot_half=d.int8_dot_half,
+            dot_path=d.dot_path,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
             ceiling_gops=d.ceiling_gops,
@@ -425,9 +425,7 @@ def _speed_basis(
                 f"range widened x{low:.2g}-x{high:.2g})"
             )
         elif s.measured:
-            kind = "int8 dot-product CPU's" if s.int8_dot else "narrower"
-            if s.int8_dot_half:  # set only where int8_dot is (half_width_dot)
-                kind += " on 256-bit units"
+            kind = DOT_PATH_SPREAD.get(s.dot_path, "narrower")
             bw = f"{s.bandwidth_gbps:g} GB/s {MEASURED_NOTE} ({kind} efficiency spread)"
         peak = f"{s.peak_gops:.0f} GOPS peak" if s.peak_gops else "unknown peak compute"
         if s.int8_matmul and s.ceiling_gops:

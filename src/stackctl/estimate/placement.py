@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from stackctl.errors import EstimateError
+from stackctl.estimate.catalog import DotPath
 from stackctl.estimate.recipe import TypedTensor
 
 # ggml backend buffer names per backend (ggml-cuda "CUDA%d", ggml-hip "ROCm%d", "Vulkan%d",
@@ -32,8 +33,7 @@ class Device:
     unified: bool = False
     bandwidth_assumed: bool = False
     bandwidth_measured: bool = False
-    int8_dot: bool = False  # a CPU with int8 dot-product instructions (VNNI)
-    int8_dot_half: bool = False  # ... that runs them on 256-bit units (devices.half_width_dot)
+    dot_path: DotPath = ""  # a CPU's quantised dot products: VNNI, AMX (devices.dot_path)
     bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
     peak_span: tuple[float, float] = (1.0, 1.0)
     ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)

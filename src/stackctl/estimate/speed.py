@@ -37,7 +37,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import get_args
 
-from stackctl.estimate.catalog import BackendCatalog, BackendFactors, QuantFamily
+from stackctl.estimate.catalog import BackendCatalog, BackendFactors, DotPath, QuantFamily
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.validation import widen
@@ -110,8 +110,7 @@ class DeviceSpeed:
     expert_ops: float = 0.0  # the routed experts' part of weight_ops
     assumed: bool = False  # bandwidth is an assumption, not a spec or measurement
     measured: bool = False  # bandwidth measured on this box: the narrower efficiency spread
-    int8_dot: bool = False  # a CPU with int8 dot-product instructions (its own measured spread)
-    int8_dot_half: bool = False  # ... on 256-bit units (its own measured spread again)
+    dot_path: DotPath = ""  # a CPU's quantised dot products: VNNI, AMX (each its own spread)
     split_layers: int = 0  # layers whose experts live here while the layer runs on a GPU
     split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
@@ -320,18 +319,18 @@ EfficiencySet = dict[str, Efficiency]
 
 
 def measured_backends(devices: list[DeviceSpeed]) -> tuple[set[str], set[str], set[str]]:
-    """(backends whose bandwidth was measured on the box, those of them on an int8-dot CPU, and
-    those of these whose dot products run on 256-bit units)."""
+    """(backends whose bandwidth was measured on the box, those of them on a CPU whose dot
+    products take VNNI, and those on one with AMX)."""
     measured = {d.backend for d in devices if d.measured}
-    dot = {d.backend for d in devices if d.measured and d.int8_dot}
-    return measured, dot, {d.backend for d in devices if d.backend in dot and d.int8_dot_half}
+    vnni = {d.backend for d in devices if d.measured and d.dot_path == "vnni"}
+    return measured, vnni, {d.backend for d in devices if d.measured and d.dot_path == "amx"}
 
 
 def decode_efficiencies(
     factors: Mapping[str, BackendFactors],
     measured: AbstractSet[str],
-    int8_dot: AbstractSet[str] = frozenset(),
-    half_dot: AbstractSet[str] = frozenset(),
+    vnni: AbstractSet[str] = frozenset(),
+    amx: AbstractSet[str] = frozenset(),
 ) -> tuple[EfficiencySet, EfficiencySet, EfficiencySet]:
     """(mid, low, high) decode efficiencies per backend; a bandwidth measured on the box itself
     narrows the spread (the spread of the spec figures' efficiencies is partly bandwidth).
@@ -344,10 +343,10 @@ def decode_efficiencies(
         weights = (f.decode_efficiency, *f.decode_range)
         if name in measured and f.measured_decode_efficiency:
             weights = (f.measured_decode_efficiency, *f.measured_decode_range)
-        if name in int8_dot and f.measured_dot_decode_efficiency:
-            weights = (f.measured_dot_decode_efficiency, *f.measured_dot_decode_range)
-        if name in half_dot and f.measured_half_dot_decode_efficiency:
-            weights = (f.measured_half_dot_decode_efficiency, *f.measured_half_dot_decode_range)
+        if name in vnni and f.measured_vnni_decode_efficiency:
+            weights = (f.measured_vnni_decode_efficiency, *f.measured_vnni_decode_range)
+        if name in amx and f.measured_amx_decode_efficiency:
+            weights = (f.measured_amx_decode_efficiency, *f.measured_amx_decode_range)
         kv = weights  # no depth measurement: the KV streams like the weights
         if f.kv_read_efficiency is not None:
             kv = (f.kv_read_efficiency, *f.kv_read_range)
