@@ -182,3 +182,25 @@ def test_memory_matches_fit_params_measurements(ctx: int, cat: EstimateCatalog) 
     assert abs(mem.kv_bytes / mib - real["context"]) <= 0.01 * real["context"]
     assert abs(mem.compute_bytes / mib - real["compute"]) <= 0.01 * real["compute"]
     assert real["model"] <= mem.weights_bytes / mib < real["model"] + real["model_rows"]
+
+
+def test_cli_says_what_the_declared_hardware_rests_on(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["estimate", "--model", "llama-3.1-8b", "--gpu", "Apple M3 Max", "--ram", "36"]
+    assert main([*argv, "--json"]) == 0
+    warnings = json.loads(capsys.readouterr().out)["hardware_warnings"]
+    assert any("GPU budget is macOS's default 75% of RAM" in w for w in warnings)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert all(f"  hardware: {w}" in text for w in warnings)
+
+
+def test_cli_headline_says_where_the_fit_was_not_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # no --ram: the unified GPU's budget is unknown, so "fits" would claim what was not checked
+    assert main(["estimate", "--model", "llama-3.1-8b", "--gpu", "Apple M3 Max"]) == 0
+    headline = capsys.readouterr().out.splitlines()[0]
+    assert headline == "llama-3.1-8b Q4_K_M: fits (gpu0: no budget known, not checked)"
+    argv = ["estimate", "--model", "llama-3.1-8b", "--gpu", "Apple M3 Max", "--ram", "36"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "llama-3.1-8b Q4_K_M: fits"

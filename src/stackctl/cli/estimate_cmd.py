@@ -183,8 +183,17 @@ def _default_backend(hardware: HardwareProfile) -> str:
     return {"nvidia": "cuda", "amd": "rocm", "apple": "metal", "intel": "vulkan"}[vendor]
 
 
+def _verdict(result: Estimate) -> str:
+    if not result.fits:
+        return "does NOT fit"
+    unknown = [d.device for d in result.memory.devices if d.budget_bytes is None]
+    if unknown:  # nothing to check against there: say so, not a bare "fits"
+        return f"fits ({', '.join(unknown)}: no budget known, not checked)"
+    return "fits"
+
+
 def _summary(result: Estimate) -> str:
-    lines = [f"{result.model}: {'fits' if result.fits else 'does NOT fit'}"]
+    lines = [f"{result.model}: {_verdict(result)}"]
     for d in result.memory.devices:
         budget = f"{d.budget_bytes / MIB:.0f}" if d.budget_bytes is not None else "?"
         line = (f"  {d.device:6} weights {d.weights_bytes / MIB:9.1f}  kv {d.kv_bytes / MIB:8.1f}"
@@ -209,8 +218,12 @@ def _summary(result: Estimate) -> str:
 def run(args: argparse.Namespace) -> int:
     hardware = _load_hardware(args)
     result = estimate(build_request(args, hardware), hardware)
+    # what the hardware rests on (a declared GPU's assumed variant, a wired share, an unknown
+    # ISA) beside the figures that rest on it
     if args.json:
-        print_json(result)
+        print_json({**result.model_dump(mode="json"), "hardware_warnings": hardware.warnings})
     else:
         print(_summary(result))
+        for warning in hardware.warnings:
+            print(f"  hardware: {warning}")
     return EXIT_OK
