@@ -34,7 +34,7 @@ from stackctl.estimate.speed import (
     DeviceSpeed,
     mean_attended,
 )
-from stackctl.models.estimate import EstimateRequest
+from stackctl.models.estimate import Backend, EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
 from stackctl.resources import catalog_dir
 
@@ -45,7 +45,6 @@ SOCS = sorted(c.name for c in TABLE.chips if c.kind in ("apu", "soc"))
 CPUS = sorted(c.name for c in TABLE.chips if c.kind == "cpu")
 MODELS = sorted(m for m, e in CATALOG.models.items() if e.estimable)
 QUANTS = ["Q4_K_M", "Q8_0", "Q6_K", "Q3_K_M", "Q5_K_M"]
-Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu"]
 BACKEND: dict[str, Backend] = {"nvidia": "cuda", "amd": "rocm", "apple": "metal", "intel": "vulkan"}
 
 
@@ -63,6 +62,8 @@ def boxes(draw: st.DrawFn) -> tuple[HardwareProfile, Backend]:
     backend: Backend = "cpu"
     if box.accelerators:
         backend = BACKEND[box.accelerators[0].vendor]
+        if backend == "vulkan" and all(a.vendor == "intel" for a in box.accelerators):
+            backend = draw(st.sampled_from(["vulkan", "sycl"]))  # Intel GPUs: both llama.cpp paths
     return box, backend
 
 

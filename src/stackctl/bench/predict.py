@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import cast, get_args
 
 from stackctl.bench.models import PredictedPoint
 from stackctl.errors import StackctlError
@@ -11,7 +11,7 @@ from stackctl.models.hardware import HardwareProfile
 from stackctl.models.lock import Lockfile
 
 PP_CHUNK = 512  # the estimator's prefill chunk (estimate/speed.py TTFT_PROMPT)
-BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu", "sycl")
+BACKENDS = get_args(Backend)  # the estimator's backends
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 
 

@@ -24,8 +24,7 @@ def predict_imported(row: BenchRow) -> float | None:
     from stackctl.estimate import estimate
     from stackctl.models.estimate import EstimateRequest
 
-    backend = row.backend
-    if not (row.model and row.quant and backend):
+    if not (row.model and row.quant):
         return None
     try:
         hw = declare_hardware(
@@ -36,7 +35,7 @@ def predict_imported(row: BenchRow) -> float | None:
         request = EstimateRequest(
             model=row.model,
             quant=row.quant,
-            backend=backend,
+            backend=row.backend,
             depth=row.depth,
             threads=row.flags.threads,
             ctx=max(4096, row.depth + row.n_prompt + row.n_gen + 1),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from stackctl.cli.output import print_json
 from stackctl.errors import EXIT_OK, EstimateError, HardwareError
@@ -20,10 +20,7 @@ MAX_CTX = 1 << 24
 CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"]
 MIB = 1 << 20
 ENGINES = ["llama.cpp", "vllm", "mlx", "ds4"]
-BACKENDS: dict[str, Backend] = {
-    "cuda": "cuda", "rocm": "rocm", "vulkan": "vulkan", "metal": "metal", "cpu": "cpu",
-    "sycl": "sycl",
-}  # fmt: skip
+BACKENDS: dict[str, Backend] = {name: name for name in get_args(Backend)}
 
 
 def _hardware_args() -> Any:

@@ -123,8 +123,10 @@ def build_devices(
 def _check_sycl(hardware: HardwareProfile, request: EstimateRequest) -> None:
     """SYCL's factors rest on Intel Arc rows alone (tests/data/speed): no figure for another
     vendor's GPU under it."""
+    if request.backend != "sycl":
+        return
     others = sorted({a.name for a in hardware.accelerators if a.vendor != "intel"})
-    if request.backend == "sycl" and others:
+    if others:
         raise EstimateError(
             f"the SYCL estimate is for Intel GPUs (its factors are fitted to public Intel Arc "
             f"rows); {', '.join(others)} is not one",
