@@ -8,7 +8,10 @@ weights), then the probe again. Each row's efficiency is tg x model bytes / prob
 all tie the output to the embedding, so a token reads the whole file. The result is
 catalog/backends.yaml's `measured_dot_decode_efficiency` source on an int8-dot CPU.
 
-    .venv/bin/python benchmarks/cpu_decode_vs_probe.py BIN_DIR [--json OUT]
+    .venv/bin/python benchmarks/cpu_decode_vs_probe.py BIN_DIR [--repack 0] [--json OUT]
+
+`--repack 0` runs llama-bench as a lock with --no-repack serves (quirk x86-amx-no-repack: the
+weights stay in their file layout, no AMX or repacked CPU kernels); the run records it.
 """
 
 from __future__ import annotations
@@ -44,16 +47,19 @@ def read_gbps(total_mib: int, threads: int) -> float:
         probe._MIN_TOTAL, probe._MAX_TOTAL, probe._PER_THREAD = saved
 
 
-def llama_bench_tg(binary: Path, model: Path, threads: int, shape_only: bool) -> dict[str, Any]:
+def llama_bench_tg(
+    binary: Path, model: Path, threads: int, shape_only: bool, repack: int
+) -> dict[str, Any]:
     argv = [str(binary), "-m", str(model), "-p", "0", "-n", "64", "-t", str(threads),
-            "-r", "2", "-o", "jsonl", *(["-lm", "none"] if shape_only else [])]  # fmt: skip
+            "-r", "2", "-o", "jsonl", "--repack", str(repack),
+            *(["-lm", "none"] if shape_only else [])]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
     rec = next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{"))
     return {"tps": float(rec["avg_ts"]), "std": float(rec["stddev_ts"]),
             "bytes": int(rec["model_size"])}  # fmt: skip
 
 
-def run(bin_dir: Path) -> dict[str, Any]:
+def run(bin_dir: Path, repack: int = 1) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     knee = {mib: [read_gbps(mib, t) for t in THREADS] for mib in KNEE_MIB}
     catalog = load_estimate_catalog(catalog_dir())
@@ -63,7 +69,7 @@ def run(bin_dir: Path) -> dict[str, Any]:
             path = Path(tmp) / f"{model_id}.gguf"
             write_catalog_shape(path, model_id, "Q4_K_M", catalog)
             models[f"{model_id} (shape-only)"] = (path, True)
-        bench = {(name, t): llama_bench_tg(bin_dir / "llama-bench", path, t, shape)
+        bench = {(name, t): llama_bench_tg(bin_dir / "llama-bench", path, t, shape, repack)
                  for name, (path, shape) in models.items() for t in THREADS}  # fmt: skip
     after = [read_gbps(512, t) for t in THREADS]
     rows = []
@@ -77,18 +83,25 @@ def run(bin_dir: Path) -> dict[str, Any]:
                      "efficiency": round(read / reference, 3)})  # fmt: skip
     cpu = detect_hardware(LiveRunner()).cpu
     return {"cpu": cpu.model, "cores": cpu.cores, "flags": cpu.flags,
-            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "repack": repack, "load_before": load_before, "load_after": os.getloadavg()[0],
             "probe_by_total_mib": knee, "probe_after": after, "rows": rows,
-            "provenance": f"benchmarks/cpu_decode_vs_probe.py, llama-bench in {bin_dir}; "
-                          "tg64 -r 2, shape-only files with -lm none"}  # fmt: skip
+            "provenance": f"benchmarks/cpu_decode_vs_probe.py, llama-bench in {bin_dir}; tg64 "
+                          f"-r 2 --repack {repack}, shape-only files with -lm none"}  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bin_dir", type=Path, help="a llama.cpp CPU build's bin/ folder")
+    parser.add_argument(
+        "--repack",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="llama-bench --repack (0: as a lock with --no-repack serves)",
+    )
     parser.add_argument("--json", type=Path, help="write the run here")
     args = parser.parse_args()
-    result = run(args.bin_dir)
+    result = run(args.bin_dir, args.repack)
     print(f"load {result['load_before']:.2f} -> {result['load_after']:.2f}; probe GB/s by "
           f"buffer MiB (1, 2 threads): {result['probe_by_total_mib']}")  # fmt: skip
     for r in result["rows"]:

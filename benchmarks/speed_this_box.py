@@ -34,9 +34,10 @@ def stackctl(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def llama_bench_tg(binary: Path, threads: int) -> tuple[float, float]:
+def llama_bench_tg(binary: Path, threads: int, repack: bool) -> tuple[float, float]:
+    """tg128 with the plan's threads and, as the plan serves it, --no-repack where it has it."""
     argv = [str(binary), "-m", str(GEMMA), "-p", "0", "-n", "128", "-t", str(threads),
-            "-r", "3", "-fa", "on", "-o", "jsonl"]  # fmt: skip
+            "-r", "3", "-fa", "on", "--repack", "1" if repack else "0", "-o", "jsonl"]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=True)
     rec = next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{"))
     return float(rec["avg_ts"]), float(rec.get("stddev_ts") or 0.0)
@@ -51,13 +52,15 @@ def run(binary: Path) -> dict[str, Any]:
     cpu = profile["cpu"]
     predicted = plan["chosen"]["predicted"]
     threads = cpu["cores"] or cpu["threads"] or 1
-    measured, std = llama_bench_tg(binary, threads)
+    repack = "--no-repack" not in plan["chosen"]["flags"]
+    measured, std = llama_bench_tg(binary, threads, repack)
     bw_after = measure_read_gbps(threads)
     tg, (low, high) = predicted["tg_tps"], predicted["tg_tps_range"]
     stated = [b for b in predicted["basis"] if "measured on this box" in b]
     return {
         "cpu": cpu["model"],
         "threads": threads,
+        "repack": repack,
         "loadavg1_before": load_before,
         "loadavg1_after": os.getloadavg()[0],
         "bandwidth_gbps": cpu["bandwidth_gbps"],
@@ -84,7 +87,8 @@ def main() -> int:
         print("skip: need STACKCTL_LLAMA_BIN/llama-bench and the Gemma 3 270M test-mirror file")
         return 0
     r = run(binary)
-    print(f"CPU {r['cpu']}, {r['threads']} threads, load {r['loadavg1_before']:.2f} before")
+    print(f"CPU {r['cpu']}, {r['threads']} threads, repack {r['repack']} (as the plan serves), "
+          f"load {r['loadavg1_before']:.2f} before")  # fmt: skip
     print(f"detect: bandwidth {r['bandwidth_gbps']} GB/s ({r['bandwidth_source']}); "
           f"{r['bandwidth_gbps_after_bench']} GB/s re-measured after llama-bench")  # fmt: skip
     print(f"plan tiny-cpu: decode {r['predicted_tg']} tok/s "

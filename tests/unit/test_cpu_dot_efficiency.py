@@ -1,7 +1,9 @@
 """A bandwidth measured on a CPU with int8 dot-product instructions takes its own decode
-efficiency, by how llama.cpp runs the dot products (devices.dot_path): with AMX, the recorded
-Xeon read 0.68-0.93 of the probe's stream (VNNI); with VNNI and no AMX, an AMD Zen 4 VM and an
-Intel Xeon VM read 0.45-0.81 (VNNI-AMD, VNNI-INTEL); the AVX2 EPYC VM 0.40-0.58 (M-CPU)."""
+efficiency, by how llama.cpp runs the dot products (devices.dot_path): with AMX, two recorded
+Xeons read 0.67-0.93 of the probe's stream (VNNI, AMX-2); with VNNI and no AMX, an AMD Zen 4 VM
+and an Intel Xeon VM read 0.45-0.81 (VNNI-AMD, VNNI-INTEL), and an AMX Xeon under --no-repack
+0.54-0.70 (AMX-2); the AVX2 EPYC VM 0.40-0.58 (M-CPU). A plan serves an AMX CPU with
+--no-repack (quirk x86-amx-no-repack), so it predicts the path it serves."""
 
 from __future__ import annotations
 
@@ -11,19 +13,25 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.catalog import load_catalog
+from stackctl.cli.hardware_args import load_profile
 from stackctl.detect import BundleRunner, detect_hardware
 from stackctl.estimate import estimate
 from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.devices import dot_path
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import HardwareProfile
+from stackctl.resolve import resolve_stack
 from stackctl.resources import catalog_dir
+from stackctl.spec import load_stack, stack_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SPR = ROOT / "../shared/fixtures/hw/xeon-platinum-8462yplus-spr"  # flags include avx512_vnni
 RUN = ROOT / "tests/data/estimate/llama_bench_cpu_vnni.json"
 AMD_RUN = ROOT / "tests/data/estimate/llama_bench_cpu_vnni_amd.json"
 INTEL_RUN = ROOT / "tests/data/estimate/llama_bench_cpu_vnni_intel.json"
+AMX_RUN = ROOT / "tests/data/estimate/llama_bench_cpu_amx_2.json"
+AMX_NO_REPACK_RUN = ROOT / "tests/data/estimate/llama_bench_cpu_amx_norepack.json"
 CATALOG = load_estimate_catalog(catalog_dir())
 CPU = CATALOG.backends.backends["cpu"]
 REQUEST = EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", backend="cpu", ctx=4096, threads=2)
@@ -43,8 +51,14 @@ def _efficiencies(*runs: Path) -> list[float]:
 
 
 def test_the_recorded_boxes_are_what_their_figures_say() -> None:
-    amx, amd, intel = (json.loads(p.read_text("utf-8")) for p in (RUN, AMD_RUN, INTEL_RUN))
-    assert "amx_int8" in amx["flags"]
+    amx, amd, intel, amx2, no_repack = (
+        json.loads(p.read_text("utf-8"))
+        for p in (RUN, AMD_RUN, INTEL_RUN, AMX_RUN, AMX_NO_REPACK_RUN)
+    )
+    for run in (amx, amx2, no_repack):
+        assert "amx_int8" in run["flags"]
+    assert amx2["repack"] == 1
+    assert no_repack["repack"] == 0  # llama-bench --repack 0: as a --no-repack lock serves
     for run in (amd, intel):
         assert "avx512_vnni" in run["flags"]
         assert "amx_int8" not in run["flags"]
@@ -55,7 +69,10 @@ def test_the_recorded_boxes_are_what_their_figures_say() -> None:
 
 @pytest.mark.parametrize(
     ("runs", "field"),
-    [((RUN,), "measured_amx_decode"), ((AMD_RUN, INTEL_RUN), "measured_vnni_decode")],
+    [
+        ((RUN, AMX_RUN), "measured_amx_decode"),
+        ((AMD_RUN, INTEL_RUN, AMX_NO_REPACK_RUN), "measured_vnni_decode"),
+    ],
 )
 def test_the_catalog_figures_are_the_recorded_runs(runs: tuple[Path, ...], field: str) -> None:
     effs = _efficiencies(*runs)
@@ -99,6 +116,29 @@ def test_a_spec_bandwidth_ignores_the_measured_figures() -> None:
 
 def test_which_dot_path_a_cpu_takes() -> None:
     assert dot_path(["avx2", "avx512_vnni", "amx_int8", "amx_tile"]) == "amx"
+    # --no-repack keeps the weights out of the AMX buffer: the VNNI kernels run them
+    assert dot_path(["avx2", "avx512_vnni", "amx_int8", "amx_tile"], repack=False) == "vnni"
     assert dot_path(["avx2", "avx512_vnni"]) == "vnni"  # Zen 4, or a Xeon VM without AMX
     assert dot_path(["avx2", "avx_vnni"]) == "vnni"  # AVX-VNNI: the VEX form
     assert dot_path(["avx2"]) == ""  # no int8 dot products at all
+
+
+def test_a_plan_on_an_amx_cpu_predicts_the_kernels_it_serves(cpu_profile: Path) -> None:
+    """The plan serves an AMX CPU with --no-repack; its decode figure is the VNNI path's, as
+    `stackctl estimate --no-repack` gives it, not llama-bench's default AMX path (AMX-2: the
+    deployed server read 0.57 of the probe where the AMX figure said 0.84)."""
+    two_cores = load_profile(cpu_profile)  # this project's CI VM, with AMX added and a probe
+    cpu = two_cores.cpu.model_copy(update={
+        "flags": [*two_cores.cpu.flags, "avx512_vnni", "amx_int8", "amx_tile"],
+        "bandwidth_gbps": 21.0, "bandwidth_source": "measured",
+    })  # fmt: skip
+    box = two_cores.model_copy(update={"cpu": cpu})
+    resolved = resolve_stack(load_stack(stack_path("tiny-cpu")), box, load_catalog(catalog_dir()))
+    assert "--no-repack" in resolved.runtime.server_args
+    served = estimate(REQUEST.model_copy(update={"repack": False}), box, catalog=CATALOG)
+    default = estimate(REQUEST, box, catalog=CATALOG)
+    assert any("int8 dot-product CPU's efficiency spread" in b for b in served.basis)
+    ratio = CPU.measured_amx_decode_efficiency / CPU.measured_vnni_decode_efficiency  # type: ignore[operator]
+    assert abs(default.speed.tg_tps / served.speed.tg_tps / ratio - 1) < 0.05
+    planned = resolved.predicted.tg_tps
+    assert abs(planned / served.speed.tg_tps - 1) < 0.05, (planned, served.speed.tg_tps)

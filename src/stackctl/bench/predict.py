@@ -26,6 +26,7 @@ def lock_request(lock: Lockfile, depth: int) -> EstimateRequest:
         parallel=rt.parallel,
         ubatch=rt.ubatch or 512,
         threads=rt.threads,
+        repack=rt.repack is not False,
         backend=cast(Backend, r.engine.backend if r.engine.backend in BACKENDS else "cpu"),
         cache_type_k=_cache(rt.cache_type_k),
         cache_type_v=_cache(rt.cache_type_v),

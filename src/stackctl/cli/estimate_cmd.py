@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--kv-unified", action="store_true")
     parser.add_argument("--swa-full", action="store_true")
     parser.add_argument("--no-flash-attn", action="store_true")
+    parser.add_argument("--no-repack", action="store_true",
+                        help="weights in their file layout, no AMX buffer (how stackctl serves "
+                        "an AMX CPU: quirk x86-amx-no-repack)")  # fmt: skip
     parser.add_argument(
         "--engine", default="llama.cpp", choices=["llama.cpp", "vllm", "mlx", "ds4"]
     )
@@ -155,6 +158,7 @@ def build_request(args: argparse.Namespace, hardware: HardwareProfile) -> Estima
         kv_unified=args.kv_unified,
         swa_full=args.swa_full,
         flash_attn=not args.no_flash_attn,
+        repack=not args.no_repack,
         depth=args.depth,
         threads=args.threads,
         gguf_path=args.gguf,

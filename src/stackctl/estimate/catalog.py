@@ -219,7 +219,8 @@ class BackendFactors(StrictModel):
     )
     measured_decode_range: tuple[float, float] = (0.0, 0.0)
     measured_vnni_decode_efficiency: float | None = _probe_share(
-        "the same on a CPU with int8 dot-product instructions (AVX512-VNNI, AVX-VNNI) and no AMX"
+        "the same on a CPU with int8 dot-product instructions (AVX512-VNNI, AVX-VNNI) and no AMX, "
+        "or with AMX left idle (--no-repack)"
     )
     measured_vnni_decode_range: tuple[float, float] = (0.0, 0.0)
     measured_amx_decode_efficiency: float | None = _probe_share(

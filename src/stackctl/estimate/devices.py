@@ -112,7 +112,7 @@ def build_devices(
             peak_gops=_cpu_peak(hardware, threads, catalog),
             bandwidth_assumed=assumed,
             bandwidth_measured=host.note == MEASURED_NOTE,
-            dot_path=dot_path(hardware.cpu.flags),
+            dot_path=dot_path(hardware.cpu.flags, repack=request.repack),
             bandwidth_span=host.span,
             rate_notes=[host.note] if host.derived else [],
         )
@@ -169,13 +169,14 @@ MEASURED_NOTE = "measured on this box by the stackctl detect probe"
 DOT_PATH_SPREAD = {"amx": "AMX CPU's", "vnni": "int8 dot-product CPU's"}  # the basis's words
 
 
-def dot_path(flags: list[str]) -> DotPath:
+def dot_path(flags: list[str], *, repack: bool = True) -> DotPath:
     """How llama.cpp runs a CPU's quantised dot products in decode: "amx" where the CPU has AMX
-    (a native build repacks the weights into its AMX buffer, whose one-row products take a VNNI
-    fast path: ggml-cpu/amx/mmq.cpp), "vnni" with the int8 dot-product instructions alone, ""
-    without either. Each kind's decode efficiency is its own measurement (catalog/backends.yaml
-    VNNI, VNNI-AMD, VNNI-INTEL)."""
-    if "amx_int8" in flags:
+    and the weights are repacked (a native build moves them into its AMX buffer, whose one-row
+    products take a VNNI fast path: ggml-cpu/amx/mmq.cpp), "vnni" with the int8 dot-product
+    instructions alone (an AMX CPU under --no-repack: the AMX buffer is not used), "" without
+    either. Each kind's decode efficiency is its own measurement (catalog/backends.yaml VNNI,
+    VNNI-AMD, VNNI-INTEL, AMX-2)."""
+    if "amx_int8" in flags and repack:
         return "amx"
     return "vnni" if INT8_DOT_FLAGS & set(flags) else ""
 

@@ -37,6 +37,9 @@ class EstimateRequest(StrictModel):
     flash_attn: bool = True
     depth: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
+    repack: bool = Field(
+        True, description="llama.cpp's repacked CPU weights and AMX buffer; false: --no-repack"
+    )
     gguf_path: str | None = Field(None, description="a local GGUF whose header gives the tensors")
     tensor_split: list[float] | None = Field(
         None, description="-ts proportions per GPU (default: by memory budget)"

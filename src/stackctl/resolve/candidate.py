@@ -51,6 +51,7 @@ class Candidate:
     kv: str
     score: Score = UNSCORED  # quality for the workload (prescore), speed added once evaluated
     points: float = 0.0  # backend preference (policy + quirks), set at prescore
+    repack: bool = True  # false where a quirk serves it with --no-repack, set at prescore
     reject: str | None = None
     estimate: Estimate | None = None
     placement: Placement = field(default_factory=lambda: Placement(ngl=0))

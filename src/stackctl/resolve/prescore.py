@@ -7,20 +7,18 @@ from collections.abc import Mapping
 
 from stackctl.estimate.catalog import ModelEntry
 from stackctl.models.hardware import HardwareProfile
-from stackctl.models.policy import Policy
+from stackctl.models.policy import Policy, Quirk
 from stackctl.models.spec import StackSpec
 from stackctl.resolve.candidate import Candidate
 from stackctl.resolve.evidence import evidence_for
-from stackctl.resolve.quirks import backend_points, matching_quirks, shape_of
+from stackctl.resolve.quirks import backend_points, matching_quirks, server_setting, shape_of
 from stackctl.resolve.score import Score, is_moe, quality_score
 
 
-def _points(hardware: HardwareProfile, entry: ModelEntry, backend: str, engine: str,
-            policy: Policy) -> float:  # fmt: skip
-    shape = shape_of(hardware, backend=backend, moe=is_moe(entry), speculative="none",
-                     engine=engine)  # fmt: skip
-    quirks = matching_quirks(policy, shape)
-    return policy.runtime.backend_points.get(backend, 0.0) + backend_points(quirks, backend)
+def _quirks(c: Candidate, hardware: HardwareProfile, policy: Policy) -> list[Quirk]:
+    shape = shape_of(hardware, backend=c.backend, moe=is_moe(c.entry), speculative="none",
+                     engine=c.engine.name)  # fmt: skip
+    return matching_quirks(policy, shape)
 
 
 def score_order(c: Candidate) -> tuple[float, str, str, str]:
@@ -39,5 +37,9 @@ def prescore(cands: list[Candidate], spec: StackSpec, hardware: HardwareProfile,
                 c.entry, a.quant, spec.workload, policy, evidence, a.tensor_mix
             )
         c.score = scores[id(a)]
-        c.points = _points(hardware, c.entry, c.backend, c.engine.name, policy)
+        quirks = _quirks(c, hardware, policy)
+        c.points = policy.runtime.backend_points.get(c.backend, 0.0)
+        c.points += backend_points(quirks, c.backend)
+        # the speed estimate runs the CPU kernels the server will (no AMX under --no-repack)
+        c.repack = server_setting(quirks, "repack") != "off"
     return sorted(cands, key=score_order)

@@ -70,6 +70,7 @@ def request_for(
         parallel=users,
         backend=backend,
         threads=threads_of(hardware),
+        repack=c.repack,
         cache_type_k=kv,
         cache_type_v=kv,
         **place,  # type: ignore[arg-type]
