@@ -19,6 +19,7 @@ from stackctl.detect import BundleRunner, detect_hardware
 from stackctl.estimate import estimate
 from stackctl.estimate.catalog import load_estimate_catalog
 from stackctl.estimate.devices import dot_path
+from stackctl.estimate.validation import deciles
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resolve import resolve_stack
@@ -75,11 +76,13 @@ def test_the_recorded_boxes_are_what_their_figures_say() -> None:
     ],
 )
 def test_the_catalog_figures_are_the_recorded_runs(runs: tuple[Path, ...], field: str) -> None:
+    """The median, and the deciles the GPU ranges take (about 8 in 10 rows inside)."""
     effs = _efficiencies(*runs)
     assert getattr(CPU, f"{field}_efficiency") == round(statistics.median(effs), 2)
     low, high = getattr(CPU, f"{field}_range")
-    assert low <= min(effs)
-    assert max(effs) <= high
+    assert (low, high) == deciles(effs)
+    inside = sum(low <= e <= high for e in effs)
+    assert 0.75 <= inside / len(effs) < 1
 
 
 def test_each_dot_path_decodes_at_its_own_share_of_the_measured_stream() -> None:

@@ -29,7 +29,7 @@ POOLED = "gpu"
 Ratio = tuple[str, str, float]  # (backend, test "tg"/"pp", measured / predicted)
 
 
-def _deciles(ratios: list[float]) -> tuple[float, float]:
+def deciles(ratios: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(ratios, n=10, method="inclusive")
     return round(q[DECILES[0]], 3), round(q[DECILES[1]], 3)
 
@@ -48,7 +48,7 @@ def spreads(ratios: Iterable[Ratio]) -> dict[str, dict[str, tuple[float, float]]
         pooled = by[(POOLED, test)]
         chosen = values if len(values) >= MIN_ROWS else pooled
         if len(chosen) >= 2:
-            out.setdefault(backend, {})[test] = _deciles(chosen)
+            out.setdefault(backend, {})[test] = deciles(chosen)
     return out
 
 
