@@ -84,3 +84,16 @@ def test_a_bundle_without_the_file_is_not_probed(
     monkeypatch.setattr(bw, "measure_read_gbps", _no_probe)
     cpu = _detect(["--from", str(HW / "rtx4090-x8")], capsys)["cpu"]
     assert cpu["bandwidth_source"] != "measured"
+
+
+def test_a_probed_cpu_is_no_longer_said_to_have_an_unknown_bandwidth(cpu_profile: Path) -> None:
+    from stackctl.cli.hardware_args import load_profile
+
+    box = load_profile(cpu_profile)
+    unknown = f"CPU '{box.cpu.model}' is not in catalog/hardware.yaml: {bw.UNKNOWN_BANDWIDTH}"
+    probed = bw.with_bandwidth(box.model_copy(update={"warnings": [unknown]}), {"gbps": 21.0})
+    assert probed.cpu.bandwidth_source == "measured"
+    assert probed.warnings == [
+        f"CPU '{box.cpu.model}' is not in catalog/hardware.yaml: memory bandwidth measured by "
+        "the probe: 21 GB/s"
+    ]

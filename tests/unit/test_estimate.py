@@ -204,3 +204,27 @@ def test_cli_headline_says_where_the_fit_was_not_checked(
     argv = ["estimate", "--model", "llama-3.1-8b", "--gpu", "Apple M3 Max", "--ram", "36"]
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[0] == "llama-3.1-8b Q4_K_M: fits"
+
+
+def test_cli_on_an_amx_cpu_says_a_plan_serves_it_without_repack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """llama-bench's default runs the AMX buffer; a plan serves the pinned build with
+    --no-repack there (quirk x86-amx-no-repack): the estimate says so, and --no-repack gives
+    the figure of what is served (the VNNI kernels' share of the measured bandwidth)."""
+    profile = tmp_path / "hw.yaml"
+    profile.write_text(
+        "name: t\ncpu: {arch: x86_64, cores: 2, flags: [avx2, avx512_vnni, amx_int8, amx_tile],"
+        " bandwidth_gbps: 21.0, bandwidth_source: measured}\n"
+        "memory: {total_bytes: 8589934592, available_bytes: 8589934592}\nos: {system: linux}\n",
+        encoding="utf-8",
+    )
+    argv = ["estimate", "--model", "gemma-3-270m", "--hardware", str(profile), "--json"]
+    assert main(argv) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert any("--no-repack (quirk x86-amx-no-repack" in w for w in default["hardware_warnings"])
+    assert main([*argv, "--no-repack"]) == 0
+    served = json.loads(capsys.readouterr().out)
+    assert not any("x86-amx-no-repack" in w for w in served["hardware_warnings"])
+    assert served["speed"]["tg_tps"] < default["speed"]["tg_tps"]
+    assert any("int8 dot-product CPU's efficiency spread" in b for b in served["basis"])

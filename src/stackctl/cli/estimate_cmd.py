@@ -216,15 +216,34 @@ def _summary(result: Estimate) -> str:
     return "\n".join(lines)
 
 
+def served_otherwise(hardware: HardwareProfile, request: EstimateRequest) -> list[str]:
+    """Where a plan would serve this box otherwise than the request asks: a quirk's
+    --no-repack (catalog/quirks.yaml), which changes the CPU kernels and so the decode figure."""
+    if request.engine != "llama.cpp" or not request.repack:
+        return []
+    from stackctl.policy import load_policy
+    from stackctl.resolve.quirks import matching_quirks, shape_of
+    from stackctl.resources import catalog_dir
+
+    shape = shape_of(hardware, backend=request.backend, moe=False, speculative="none",
+                     engine=request.engine)  # fmt: skip
+    quirks = matching_quirks(load_policy(catalog_dir()), shape)
+    return [f"a plan serves this box with --no-repack (quirk {q.id}: {q.summary}); "
+            "--no-repack estimates what it serves" for q in quirks
+            if q.effect.server.get("repack") == "off"]  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     hardware = _load_hardware(args)
-    result = estimate(build_request(args, hardware), hardware)
+    request = build_request(args, hardware)
+    result = estimate(request, hardware)
     # what the hardware rests on (a declared GPU's assumed variant, a wired share, an unknown
-    # ISA) beside the figures that rest on it
+    # ISA) beside the figures that rest on it, and flags a plan would set otherwise
+    notes = hardware.warnings + served_otherwise(hardware, request)
     if args.json:
-        print_json({**result.model_dump(mode="json"), "hardware_warnings": hardware.warnings})
+        print_json({**result.model_dump(mode="json"), "hardware_warnings": notes})
     else:
         print(_summary(result))
-        for warning in hardware.warnings:
-            print(f"  hardware: {warning}")
+        for note in notes:
+            print(f"  hardware: {note}")
     return EXIT_OK

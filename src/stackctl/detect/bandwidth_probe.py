@@ -28,6 +28,7 @@ from stackctl.models.hardware import HardwareProfile
 
 PROBE_FILE = "bandwidth_probe.json"  # in a bundle, beside cmd/ and fs/
 SOURCE = "measured"
+UNKNOWN_BANDWIDTH = "memory bandwidth unknown"  # detect's words for a CPU with no catalog figure
 _MIN_TOTAL = 512 << 20  # the buffers together: above the biggest L3 of a desktop/CCD
 _MAX_TOTAL = 2 << 30
 _PER_THREAD = 64 << 20
@@ -137,10 +138,11 @@ def with_bandwidth(profile: HardwareProfile, record: dict[str, Any] | None) -> H
     """The profile with the probe's figure as the CPU's bandwidth (unchanged without one)."""
     if record is None:
         return profile
-    cpu = profile.cpu.model_copy(
-        update={"bandwidth_gbps": float(record["gbps"]), "bandwidth_source": SOURCE}
-    )
-    return profile.model_copy(update={"cpu": cpu})
+    gbps = float(record["gbps"])
+    cpu = profile.cpu.model_copy(update={"bandwidth_gbps": gbps, "bandwidth_source": SOURCE})
+    known = f"memory bandwidth measured by the probe: {gbps:g} GB/s"
+    warnings = [w.replace(UNKNOWN_BANDWIDTH, known) for w in profile.warnings]
+    return profile.model_copy(update={"cpu": cpu, "warnings": warnings})
 
 
 def read_bundle_probe(bundle: Path) -> dict[str, Any] | None:

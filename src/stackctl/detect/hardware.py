@@ -15,6 +15,7 @@ from stackctl.detect.accelerators import (
     vulkan_gpus,
     vulkaninfo_devices,
 )
+from stackctl.detect.bandwidth_probe import UNKNOWN_BANDWIDTH
 from stackctl.detect.chips import ChipEntry, ChipTable, load_chip_table, match_chips
 from stackctl.detect.facts import CpuFacts, GpuFacts, Vendor, norm_pci, to_int
 from stackctl.detect.parse_psutil import PsutilFacts, parse_psutil
@@ -279,7 +280,7 @@ def _cpu_info(ctx: Context, cpu: CpuFacts, accels: list[Accelerator]) -> CpuInfo
         ctx.warnings.append("CPU architecture not shown by any source")
     if chip is None and cpu.model:
         ctx.warnings.append(
-            f"CPU '{cpu.model}' is not in catalog/hardware.yaml: memory bandwidth unknown"
+            f"CPU '{cpu.model}' is not in catalog/hardware.yaml: {UNKNOWN_BANDWIDTH}"
         )
     bw = chip.bandwidth_gbps if chip else None
     return CpuInfo(
