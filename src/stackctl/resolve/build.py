@@ -148,7 +148,7 @@ def runtime_flags(
     threads = None if mlx else threads_of(hardware)  # mlx_lm.server has no --threads
     ubatch = _ubatch(c, hardware, policy)
     load_mode = server_setting(quirks, "load_mode")
-    repack = False if server_setting(quirks, "repack") == "off" else None
+    repack = None if c.repack else False  # prescore's, from the quirk: what the estimate ran
     no_fa = server_setting(quirks, "flash_attn") == "off"
     flash_attn: Literal["on", "off"] = "off" if no_fa else "on"
     # llama.cpp quantises the V cache only with flash attention: off, the cache is f16
