@@ -1,9 +1,13 @@
 """The detect bandwidth probe on this machine: measured, rounded, cached per box, skipped with
---no-probe, kept in a collected bundle and replayed from it without probing."""
+--no-probe, measured again with --reprobe, kept in a collected bundle and replayed from it
+without probing; a probe that ran beside other load says so."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +101,68 @@ def test_a_probed_cpu_is_no_longer_said_to_have_an_unknown_bandwidth(cpu_profile
         f"CPU '{box.cpu.model}' is not in catalog/hardware.yaml: memory bandwidth measured by "
         "the probe: 21 GB/s"
     ]
+
+
+def test_other_processes_cpu_time_between_two_samples() -> None:
+    # (CPU seconds of every process, of this one, wall clock): 2.5 s used in 1 s, 1 s of it ours
+    assert bw.others_cores((10.0, 2.0, 100.0), (12.5, 3.0, 101.0)) == pytest.approx(1.5)
+    assert bw.others_cores((10.0, 2.0, 100.0), (11.0, 3.0, 101.0)) == 0.0  # ours alone
+    assert bw.others_cores(None, (11.0, 3.0, 101.0)) is None  # no /proc/stat: unknown
+    # a probe that kept 1.16 of its 2 cores could read up to 2 / 1.16 x as much alone
+    assert bw.busy_high(14.0, 2, 0.84) == 24.0
+    assert bw.busy_high(10.0, 2, 1.9) == 40.0  # never more than 4x: a near-starved probe
+
+
+def test_a_probe_beside_real_load_says_so_and_the_estimate_reaches_higher(
+    cpu_profile: Path,
+) -> None:
+    """A process spinning on a core while the probe runs (as a build or a test beside `stackctl
+    detect` does): the record counts it, detect warns, and the decode range's top end rises
+    by what the probe may have lost; the middle figure stays the measured one."""
+    from stackctl.cli.hardware_args import load_profile
+    from stackctl.estimate import estimate
+    from stackctl.models.estimate import EstimateRequest
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it reach a core
+        record = bw.probe_record(2, None)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert record["others_cores"] >= bw.BUSY_CORES, record
+    box = load_profile(cpu_profile)
+    busy = bw.with_bandwidth(box, record)
+    quiet = bw.with_bandwidth(box, {k: v for k, v in record.items() if k != "others_cores"})
+    top = bw.busy_high(record["gbps"], 2, record["others_cores"])
+    assert busy.cpu.bandwidth_high_gbps == top > record["gbps"]
+    assert quiet.cpu.bandwidth_high_gbps is None
+    assert any("--reprobe" in w and f"up to {top:g}" in w for w in busy.warnings)
+    assert not any("--reprobe" in w for w in quiet.warnings)
+    request = EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", backend="cpu", ctx=4096,
+                              threads=2, repack=False)  # fmt: skip
+    wide, narrow = (estimate(request, b).speed for b in (busy, quiet))
+    assert wide.tg_tps == narrow.tg_tps
+    assert wide.tg_tps_range[0] == narrow.tg_tps_range[0]
+    rise = wide.tg_tps_range[1] / narrow.tg_tps_range[1]
+    assert rise == pytest.approx(top / record["gbps"], rel=0.02), (wide, narrow)
+
+
+def test_reprobe_measures_again_and_replaces_the_cached_figure(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _detect([], capsys)["cpu"]
+    (path,) = (cache / "stackctl" / "bandwidth").glob("*.json")
+    stale = {**json.loads(path.read_text(encoding="utf-8")), "gbps": 0.5, "others_cores": 1.7}
+    path.write_text(json.dumps(stale), encoding="utf-8")  # a figure taken on a busy box
+    kept = _detect([], capsys)["cpu"]
+    assert kept["bandwidth_gbps"] == 0.5  # the cache holds until told otherwise
+    assert kept["bandwidth_high_gbps"] == bw.busy_high(0.5, stale["threads"], 1.7)
+    again = _detect(["--reprobe"], capsys)["cpu"]
+    assert again["bandwidth_gbps"] > 0.5
+    assert again["bandwidth_source"] == first["bandwidth_source"] == "measured"
+    fresh = json.loads(path.read_text(encoding="utf-8"))
+    assert fresh["gbps"] == again["bandwidth_gbps"]
+    assert fresh["others_cores"] != 1.7  # this probe's own count of the load beside it
+    assert main(["detect", "--no-probe", "--reprobe"]) == 2
+    assert "not allowed with" in capsys.readouterr().err

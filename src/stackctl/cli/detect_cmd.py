@@ -34,10 +34,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--collect", metavar="DIR", type=Path, help="also write the raw probe outputs as a bundle"
     )
-    parser.add_argument(
+    probe = parser.add_mutually_exclusive_group()
+    probe.add_argument(
         "--no-probe",
         action="store_true",
         help="skip the ~1 s memory-bandwidth probe (replays of bundles never probe)",
+    )
+    probe.add_argument(
+        "--reprobe",
+        action="store_true",
+        help="measure the memory bandwidth again and replace this box's cached figure "
+        "(after one taken on a busy box)",
     )
     parser.set_defaults(handler=run)
 
@@ -65,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
 def _bandwidth(
     profile: HardwareProfile, args: argparse.Namespace
 ) -> tuple[HardwareProfile, dict[str, Any] | None]:
-    """A bundle's recorded probe, else (live, unless --no-probe) this box's measured figure."""
+    """A bundle's recorded probe, else (live, unless --no-probe) this box's measured figure:
+    the cached one unless --reprobe."""
     if args.bundle is not None:
         record = bw.read_bundle_probe(args.bundle)
     elif args.no_probe:
         record = None
     else:
-        info("measuring memory bandwidth (~1 s; --no-probe skips)")
-        record = bw.cached_or_measured(profile)
+        if args.reprobe or not bw.cache_path(profile).is_file():
+            info("measuring memory bandwidth (~1 s; --no-probe skips)")
+        record = bw.cached_or_measured(profile, again=args.reprobe)
     return bw.with_bandwidth(profile, record), record
 
 

@@ -9,6 +9,12 @@ repeatedly for about a second; the best aggregate rate counts.
 The figure is rounded to 2 significant figures and cached per box (under the XDG cache dir)
 so that locks don't go stale on noise. `--collect` stores it in the bundle as
 `bandwidth_probe.json`; a replay reads it back and never probes.
+
+Other processes can only lower a read rate. So the probe also records how many cores' worth of
+CPU time other processes took while it ran (Linux /proc/stat, less this process's own time); a
+busy probe keeps its figure but says so, and its true rate may be up to
+threads / (threads - others) times higher: the top of the range the estimate then gives.
+`stackctl detect --reprobe` measures again and replaces the cached figure.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ _MIN_TOTAL = 512 << 20  # the buffers together: above the biggest L3 of a deskto
 _MAX_TOTAL = 2 << 30
 _PER_THREAD = 64 << 20
 _SECONDS = 1.0
+# Other processes' CPU time during the probe, in cores, from which it counts as run on a busy
+# box: an idle box reads 0.0 +- 0.05 here, one spinning process 0.9 (benchmarks/ runs' VMs).
+BUSY_CORES = 0.25
+# The least share of its cores a busy probe is taken to have had: caps the range's top at 4x.
+_MIN_SHARE = 0.25
 
 
 def round_sig(value: float, digits: int = 2) -> float:
@@ -78,15 +89,53 @@ def measure_read_gbps(
     return best
 
 
+def cpu_sample() -> tuple[float, float, float] | None:
+    """(CPU seconds every process has used, of them this process's, wall clock seconds), or None
+    where the kernel gives no /proc/stat (macOS)."""
+    try:
+        with Path("/proc/stat").open(encoding="ascii") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(ticks) < 8:
+        return None
+    idle = ticks[3] + ticks[4]  # idle and iowait; steal counts as taken: the cores were not ours
+    own = os.times()
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, own.user + own.system, time.perf_counter()
+
+
+def others_cores(
+    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
+) -> float | None:
+    """Cores' worth of CPU time other processes took between two samples (None: unknown)."""
+    if before is None or after is None or after[2] <= before[2]:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(others, 0.0) / (after[2] - before[2])
+
+
+def busy_high(gbps: float, threads: int, others: float) -> float:
+    """The most a probe that shared `threads` cores with `others` cores of load would have read
+    alone: its rate scaled by the cores it lost (the worst case)."""
+    free = max(threads - others, threads * _MIN_SHARE)
+    return round_sig(gbps * threads / free)
+
+
 def probe_record(threads: int, available: int | None) -> dict[str, Any]:
+    before = cpu_sample()
     raw = measure_read_gbps(threads, available=available)
-    return {
+    others = others_cores(before, cpu_sample())
+    record: dict[str, Any] = {
         "schema_version": 1,
         "gbps": round_sig(raw),
         "raw_gbps": round(raw, 2),
         "threads": threads,
         "method": f"libc memchr scans, {threads} threads, best of ~{_SECONDS:g} s",
     }
+    if others is not None:
+        record["others_cores"] = round(others, 2)
+    return record
 
 
 def box_key(profile: HardwareProfile) -> str:
@@ -123,10 +172,10 @@ def _write(path: Path, record: dict[str, Any]) -> None:
         pass  # a read-only home: the figure still holds for this run
 
 
-def cached_or_measured(profile: HardwareProfile) -> dict[str, Any]:
-    """This box's cached probe, else a fresh one (then cached)."""
+def cached_or_measured(profile: HardwareProfile, *, again: bool = False) -> dict[str, Any]:
+    """This box's cached probe, else (or with `again`) a fresh one, then cached."""
     path = cache_path(profile)
-    record = _read(path)
+    record = None if again else _read(path)
     if record is None:
         threads = profile.cpu.cores or profile.cpu.threads or os.cpu_count() or 1
         record = probe_record(threads, profile.memory.available_bytes)
@@ -139,10 +188,28 @@ def with_bandwidth(profile: HardwareProfile, record: dict[str, Any] | None) -> H
     if record is None:
         return profile
     gbps = float(record["gbps"])
-    cpu = profile.cpu.model_copy(update={"bandwidth_gbps": gbps, "bandwidth_source": SOURCE})
+    high = busy_top(record)
+    facts = {"bandwidth_gbps": gbps, "bandwidth_source": SOURCE, "bandwidth_low_gbps": None,
+             "bandwidth_high_gbps": high}  # fmt: skip
+    cpu = profile.cpu.model_copy(update=facts)
     known = f"memory bandwidth measured by the probe: {gbps:g} GB/s"
     warnings = [w.replace(UNKNOWN_BANDWIDTH, known) for w in profile.warnings]
+    if high is not None:
+        warnings.append(
+            f"the memory-bandwidth probe ran while other processes used "
+            f"{float(record['others_cores']):.1f} cores: {gbps:g} GB/s may be low (alone it could "
+            f"read up to {high:g}); `stackctl detect --reprobe` on a quiet box measures again"
+        )
     return profile.model_copy(update={"cpu": cpu, "warnings": warnings})
+
+
+def busy_top(record: dict[str, Any]) -> float | None:
+    """The top of a busy probe's range (busy_high), or None for a quiet one or an older record
+    that did not count the load."""
+    others = record.get("others_cores")
+    if not isinstance(others, int | float) or others < BUSY_CORES:
+        return None
+    return busy_high(float(record["gbps"]), int(record.get("threads") or 1), float(others))
 
 
 def read_bundle_probe(bundle: Path) -> dict[str, Any] | None:

@@ -186,7 +186,8 @@ def host_bandwidth(
 ) -> tuple[Rate, bool]:
     """(GB/s with its span, assumed?): the profile's figure unless `threads` cores cannot pull it.
 
-    A measured figure (the detect probe, at this box's cores) is taken as it is. A socket's
+    A measured figure (the detect probe, at this box's cores) is taken as it is, up to the high
+    end a busy probe gives (detect/bandwidth_probe.py busy_high). A socket's
     spec bandwidth needs many cores; a few cores (a small VM) are limited by how many misses
     each core keeps in flight. That per-core figure is an assumption in catalog/backends.yaml,
     so an estimate resting on it is flagged and its range widened. A platform-typical figure
@@ -195,7 +196,9 @@ def host_bandwidth(
     cpu = hardware.cpu
     factors = catalog.backends.backends["cpu"]
     if cpu.bandwidth_gbps and cpu.bandwidth_source == MEASURED:
-        return Rate(cpu.bandwidth_gbps, EXACT, MEASURED_NOTE), False
+        # a probe that shared the cores with other load may have read low: up to its high end
+        top = max((cpu.bandwidth_high_gbps or 0.0) / cpu.bandwidth_gbps, 1.0)
+        return Rate(cpu.bandwidth_gbps, (1.0, top), MEASURED_NOTE), False
     core = load_chip_table().cpu_cores.get(cpu.core) if cpu.core else None
     published = core.read_gbps_per_core if core else None  # else the assumption below
     per_core = published or factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS

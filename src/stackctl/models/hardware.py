@@ -25,7 +25,9 @@ class CpuInfo(StrictModel):
         None, description="low end of the range around bandwidth_gbps when it is a typical figure"
     )
     bandwidth_high_gbps: float | None = Field(
-        None, description="high end of the range around bandwidth_gbps when it is a typical figure"
+        None,
+        description="high end of the range around bandwidth_gbps when it is a typical figure, "
+        "or the most a bandwidth probe that ran beside other load could have read alone",
     )
     bandwidth_source: str | None = Field(None, description="where bandwidth_gbps comes from")
     vendor: str | None = Field(None, description="GenuineIntel, AuthenticAMD, Apple, ARM (0x41)")
