@@ -128,11 +128,25 @@ class CpuCore(StrictModel):
     read_gbps_per_core: float | None = Field(None, gt=0)
     read_measured_on: str | None = None
     read_source: str | None = None
+    # A chiplet design's die-to-IO link (estimate/fabric.py): cores per core die, bytes the link
+    # carries per fabric clock each way, and the platform's default fabric clock.
+    cores_per_ccd: int | None = Field(None, ge=1)
+    fabric_read_bytes: int | None = Field(None, ge=1)
+    fabric_write_bytes: int | None = Field(None, ge=1)
+    fabric_clock_mhz: float | None = Field(None, gt=0)
+    fabric_source: str | None = None
 
     @model_validator(mode="after")
     def _figure_has_a_source(self) -> CpuCore:
         if self.read_gbps_per_core is not None and not (self.read_source and self.read_measured_on):
             raise ValueError("read_gbps_per_core needs read_source and read_measured_on")
+        fabric = (self.cores_per_ccd, self.fabric_read_bytes, self.fabric_write_bytes,
+                  self.fabric_clock_mhz, self.fabric_source)  # fmt: skip
+        if any(v is not None for v in fabric) and not all(v is not None for v in fabric):
+            raise ValueError(
+                "a fabric figure needs all of cores_per_ccd, fabric_read_bytes, "
+                "fabric_write_bytes, fabric_clock_mhz and fabric_source"
+            )
         return self
 
 

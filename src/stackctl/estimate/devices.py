@@ -11,6 +11,7 @@ from __future__ import annotations
 from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_table
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import DotPath, EstimateCatalog
+from stackctl.estimate.fabric import fabric_cap
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
     Device,
@@ -23,7 +24,13 @@ from stackctl.estimate.placement import (
 from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops, vulkan_peak
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
-from stackctl.estimate.speed import DeviceSpeed, active_share, link_rate, quant_family
+from stackctl.estimate.speed import (
+    STAGING_PASSES,
+    DeviceSpeed,
+    active_share,
+    link_rate,
+    quant_family,
+)
 from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
@@ -106,6 +113,7 @@ def build_devices(
     devices.append(
         Device(
             name="host",
+            staging_gbps=staging_gbps(hardware, threads),
             budget=_host_budget(hardware, catalog),
             backend="cpu",
             bandwidth_gbps=host.value,
@@ -187,7 +195,9 @@ def host_bandwidth(
     """(GB/s with its span, assumed?): the profile's figure unless `threads` cores cannot pull it.
 
     A measured figure (the detect probe, at this box's cores) is taken as it is, up to the high
-    end a busy probe gives (detect/bandwidth_probe.py busy_high). A socket's
+    end a busy probe gives (detect/bandwidth_probe.py busy_high). A chiplet CPU whose core dies'
+    links to the IO die read less than its memory delivers reads at their rate
+    (estimate/fabric.py). A socket's
     spec bandwidth needs many cores; a few cores (a small VM) are limited by how many misses
     each core keeps in flight. That per-core figure is an assumption in catalog/backends.yaml,
     so an estimate resting on it is flagged and its range widened. A platform-typical figure
@@ -204,6 +214,10 @@ def host_bandwidth(
     per_core = published or factors.per_core_bandwidth_gbps or DEFAULT_PER_CORE_GBPS
     cap = per_core * threads
     spec = cpu.bandwidth_gbps
+    fabric = fabric_cap(cpu.cores, threads, core)
+    if spec and fabric and fabric.read_gbps < min(spec, cap):  # the die links, not the DIMMs
+        note = f"host bandwidth {fabric.note}, below the memory's {spec:g} GB/s"
+        return Rate(fabric.read_gbps, EXACT, note, derived=True), False
     counted = bool(cpu.cores or cpu.threads)  # else `threads` is itself an assumption
     if spec and (spec <= cap or not counted):
         low, high = cpu.bandwidth_low_gbps, cpu.bandwidth_high_gbps
@@ -223,6 +237,19 @@ def host_bandwidth(
         high = spec / cap
         note += f", up to the memory's {spec:g} GB/s"
     return Rate(cap, (low, high), note, derived=True), True
+
+
+def staging_gbps(hardware: HardwareProfile, threads: int) -> float | None:
+    """The rate of the staging copy host experts cross to a GPU through (speed.link_rate) where
+    the memory and the core dies' links set it apart from the cores' read rate: three passes
+    over the memory, and no faster than the links write; None: a third of the host's figure."""
+    cpu = hardware.cpu
+    if not cpu.bandwidth_gbps or cpu.bandwidth_source == MEASURED or not cpu.core:
+        return None
+    fabric = fabric_cap(cpu.cores, threads, load_chip_table().cpu_cores.get(cpu.core))
+    if fabric is None:
+        return None
+    return min(cpu.bandwidth_gbps / STAGING_PASSES, fabric.write_gbps)
 
 
 def _core_limited(
@@ -262,6 +289,7 @@ def device_speeds(
             dot_path=d.dot_path,
             bw_span=d.bandwidth_span,
             peak_span=d.peak_span,
+            staging_gbps=d.staging_gbps,
             ceiling_gops=d.ceiling_gops,
             int8_matmul=_int8_matmul(d.backend, catalog),
             ubatch=min(request.ubatch, request.batch),

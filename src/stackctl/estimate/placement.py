@@ -37,6 +37,7 @@ class Device:
     bandwidth_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers
     peak_span: tuple[float, float] = (1.0, 1.0)
     ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)
+    staging_gbps: float | None = None  # host: its staging copy's rate (devices.staging_gbps)
     rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from
     weights: int = 0
     kv: int = 0

@@ -121,6 +121,7 @@ class DeviceSpeed:
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
+    staging_gbps: float | None = None  # host: staging copy rate (None: bandwidth / passes)
     # prefill: quantised matmuls run on the int8 matrix units (ceiling_gops; BackendFactors
     # prefill_int8), and weight_ops / expert_ops of float weights run at the FP16 peak
     int8_matmul: bool = False
@@ -228,8 +229,11 @@ STAGING_PASSES = 3
 
 
 def link_rate(dev: DeviceSpeed, link_gbps: float) -> float:
-    """GB/s at which a host device's experts reach the GPU: the link, or a third of the host's
-    memory bandwidth where the staging copy is the slower part."""
+    """GB/s at which a host device's experts reach the GPU: the link, or the staging copy where
+    it is the slower part: a third of the host's memory bandwidth, or the rate devices.py gives
+    where the memory and the cores' reads differ (estimate/fabric.py)."""
+    if dev.staging_gbps:
+        return min(link_gbps, dev.staging_gbps)
     if dev.bandwidth_gbps:
         return min(link_gbps, dev.bandwidth_gbps / STAGING_PASSES)
     return link_gbps
