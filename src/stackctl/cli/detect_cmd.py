@@ -79,9 +79,10 @@ def _bandwidth(
     elif args.no_probe:
         record = None
     else:
-        if args.reprobe or not bw.cache_path(profile).is_file():
+        record = None if args.reprobe else bw.cached(profile)
+        if record is None:  # said only when it measures: a cached figure takes no time
             info("measuring memory bandwidth (~1 s; --no-probe skips)")
-        record = bw.cached_or_measured(profile, again=args.reprobe)
+            record = bw.measured(profile)
     return bw.with_bandwidth(profile, record), record
 
 

@@ -172,15 +172,22 @@ def _write(path: Path, record: dict[str, Any]) -> None:
         pass  # a read-only home: the figure still holds for this run
 
 
-def cached_or_measured(profile: HardwareProfile, *, again: bool = False) -> dict[str, Any]:
-    """This box's cached probe, else (or with `again`) a fresh one, then cached."""
-    path = cache_path(profile)
-    record = None if again else _read(path)
-    if record is None:
-        threads = profile.cpu.cores or profile.cpu.threads or os.cpu_count() or 1
-        record = probe_record(threads, profile.memory.available_bytes)
-        _write(path, record)
+def cached(profile: HardwareProfile) -> dict[str, Any] | None:
+    """This box's cached probe, if a readable one is there."""
+    return _read(cache_path(profile))
+
+
+def measured(profile: HardwareProfile) -> dict[str, Any]:
+    """A fresh probe of this box, cached in place of any earlier one."""
+    threads = profile.cpu.cores or profile.cpu.threads or os.cpu_count() or 1
+    record = probe_record(threads, profile.memory.available_bytes)
+    _write(cache_path(profile), record)
     return record
+
+
+def cached_or_measured(profile: HardwareProfile) -> dict[str, Any]:
+    """This box's cached probe, else a fresh one (then cached)."""
+    return cached(profile) or measured(profile)
 
 
 def with_bandwidth(profile: HardwareProfile, record: dict[str, Any] | None) -> HardwareProfile:
