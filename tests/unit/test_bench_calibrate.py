@@ -77,3 +77,57 @@ def test_plan_takes_the_calibrated_figure_and_shows_the_measured_one(cpu_profile
     untouched, none = plan_feedback(resolved, load_profile(cpu_profile), None, [])
     assert untouched.predicted == resolved.predicted
     assert none["measured"] is None
+
+
+def _at_host(results: list[StoredResult], gbps: float, date: str) -> list[StoredResult]:
+    """The recorded rows as if their predictions took a `gbps` host figure (2x the figure, 2x
+    the CPU decode prediction: the roofline's weight read), the measurements unchanged."""
+    out = []
+    for r in results:
+        scale = gbps / 20.0 if r.row.test == "tg" else 1.0
+        predicted = r.predicted_tps * scale if r.predicted_tps else None
+        out.append(
+            r.model_copy(update={"host_gbps": gbps, "predicted_tps": predicted, "date": date})
+        )
+    return out
+
+
+def test_a_cpu_decode_factor_is_held_at_one_host_figure() -> None:
+    """Runs taken under two probe figures (a VM's 31-56 GB/s): each decode ratio is rebased to
+    the latest run's figure, so the factor is the one ratio the box shows, not their median."""
+    recorded = _recorded()
+    old = _at_host(recorded, 20.0, "2026-12-01T00:00:00+00:00")
+    new = _at_host(recorded, 40.0, "2026-12-02T00:00:00+00:00")
+    tg = next(f for f in fit([*old, *new], _no_prediction).factors if f.test == "tg")
+    alone = next(f for f in fit(new, _no_prediction).factors if f.test == "tg")
+    assert tg.host_gbps == 40.0
+    assert tg.factor == pytest.approx(alone.factor, rel=1e-3)
+    pp = next(f for f in fit([*old, *new], _no_prediction).factors if f.test == "pp")
+    assert pp.host_gbps is None  # prefill is compute-bound: no host figure to hold
+    mixed = next(f for f in fit([*recorded, *new], _no_prediction).factors if f.test == "tg")
+    assert (mixed.host_gbps, mixed.n) == (40.0, alone.n)  # rows without a figure drop out
+    legacy = next(f for f in fit(recorded, _no_prediction).factors if f.test == "tg")
+    assert legacy.host_gbps is None  # rows from before host_gbps: as they were
+    assert legacy.at_host(55.0) == legacy
+    assert tg.at_host(20.0).factor == pytest.approx(tg.factor * 2, rel=1e-3)
+    assert tg.at_host(40.0) == tg
+
+
+def test_a_new_probe_figure_leaves_the_calibrated_decode_where_it_was(cpu_profile: Path) -> None:
+    """A plan after a re-probe that read twice the bandwidth predicts twice the decode before
+    calibration; calibrated, it stays at the figure the box measured (this was x0.5 off)."""
+    results = _at_host(_recorded(), 20.0, "2026-12-01T00:00:00+00:00")
+    calibration = fit(results, _no_prediction)
+    catalog = load_catalog(catalog_dir())
+    stack = load_stack(stack_path("tiny-cpu"))
+    figures = {}
+    for gbps in (20.0, 40.0):
+        base = load_profile(cpu_profile)
+        cpu = base.cpu.model_copy(update={"bandwidth_gbps": gbps, "bandwidth_source": "measured"})
+        profile = base.model_copy(update={"cpu": cpu})
+        resolved = resolve_stack(stack, profile, catalog)
+        planned, _extra = plan_feedback(resolved, profile, calibration, results)
+        figures[gbps] = (resolved.predicted.tg_tps, planned.predicted.tg_tps)
+    (raw20, cal20), (raw40, cal40) = figures[20.0], figures[40.0]
+    assert raw40 > raw20 * 1.5  # the uncalibrated figure follows the probe
+    assert cal40 == pytest.approx(cal20, rel=0.1)  # the calibrated one holds

@@ -4,6 +4,12 @@ A factor is the median of measured / predicted over a group's rows, for decode a
 apart: the roofline's efficiency scaled to what that box reaches. Within a group, this box's
 own measurements win over imported ones (imported rows count only where the box measured
 nothing). Plans read the factors back with `plan_feedback`.
+
+A CPU's decode prediction is proportional to the host bandwidth it takes, and a probed figure
+moves between probes (a VM's vCPUs share a core or not: 31-56 GB/s on one 2-vCPU EPYC guest,
+whose llama.cpp decode stayed at 73-83 tok/s). So such a factor is held at one host figure
+(`host_gbps`: each ratio rebased to it) and a plan whose profile has another one rescales it
+(`at_host`): the calibrated figure stays what the box measured, whatever the probe says now.
 """
 
 from __future__ import annotations
@@ -38,12 +44,38 @@ class Factor(StrictModel):
     first: str
     last: str
     origin: Literal["this box", "imported"]
+    host_gbps: float | None = Field(
+        None, description="the host bandwidth its ratios are taken at (CPU decode only)"
+    )
+    rebased_from: float | None = Field(
+        None, description="at_host: the factor at host_gbps, before this profile's figure"
+    )
 
     @property
     def basis(self) -> str:
-        return (
+        text = (
             f"calibrated from {self.n} measurement(s) ({self.first[:10]} to {self.last[:10]}, "
             f"{self.origin}): x{self.factor:.2f} on the public-fit {self.test} figure"
+        )
+        if self.rebased_from is not None and self.host_gbps:
+            text += (
+                f" (x{self.rebased_from:.2f} measured against a {self.host_gbps:g} GB/s host "
+                "figure, rescaled to this profile's)"
+            )
+        return text
+
+    def at_host(self, host_gbps: float | None) -> Factor:
+        """The factor for a prediction that took `host_gbps`: a CPU decode prediction scales
+        with its host figure, so the factor scales inversely and the calibrated figure holds."""
+        if not self.host_gbps or not host_gbps or host_gbps == self.host_gbps:
+            return self
+        scale = self.host_gbps / host_gbps
+        return self.model_copy(
+            update={
+                "factor": _sig(self.factor * scale),
+                "spread": (_sig(self.spread[0] * scale), _sig(self.spread[1] * scale)),
+                "rebased_from": self.factor,
+            }
         )
 
 
@@ -65,6 +97,24 @@ def _sig(value: float) -> float:
 RowPredictor = Callable[[BenchRow], float | None]
 
 
+def _host_scaled(result: StoredResult) -> bool:
+    """Whether a result's prediction scales with its host figure: CPU decode."""
+    return result.row.backend == "cpu" and result.row.test == "tg"
+
+
+def _rebased(
+    used: list[tuple[StoredResult, float]],
+) -> tuple[list[tuple[StoredResult, float]], float | None]:
+    """The rows and their ratios at one host figure (the latest row's) where they scale with
+    it: only the rows that recorded theirs count (older rows did not), and if none did, the
+    ratios stay as they are, with no host figure."""
+    known = [(r, x) for r, x in used if r.host_gbps]
+    if not known or not all(_host_scaled(r) for r, _x in used):
+        return used, None
+    latest = max(known, key=lambda rx: rx[0].date)[0].host_gbps or 0.0
+    return [(r, x * (r.host_gbps or latest) / latest) for r, x in known], latest
+
+
 def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibration:
     groups: dict[GroupKey, list[tuple[StoredResult, float]]] = defaultdict(list)
     skipped: list[str] = []
@@ -79,7 +129,7 @@ def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibrati
     factors = []
     for (hardware, backend, engine, test), members in sorted(groups.items()):
         own = [(r, x) for r, x in members if r.kind == "measured"]
-        used = own or members
+        used, host = _rebased(own or members)
         ratios = [x for _r, x in used]
         dates = sorted(r.date for r, _x in used)
         factors.append(
@@ -94,6 +144,7 @@ def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibrati
                 first=dates[0],
                 last=dates[-1],
                 origin="this box" if own else "imported",
+                host_gbps=host,
             )
         )
     return Calibration(factors=factors, skipped=skipped)

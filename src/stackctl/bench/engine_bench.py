@@ -78,6 +78,7 @@ def llama_bench_results(
                 stackctl_version=__version__,
                 lock_hash=lock.content_hash,
                 predicted_tps=predicted,
+                host_gbps=hardware.cpu.bandwidth_gbps,
                 row=row,
             )
         )

@@ -91,6 +91,8 @@ def plan_feedback(
     pp = find_factor(calibration, _keys(hardware), e.backend, e.name, "pp")
     if tg is None and pp is None:
         return resolved, extra
+    # a CPU decode factor is held at the host figure it was measured against
+    tg = tg.at_host(hardware.cpu.bandwidth_gbps) if tg is not None else None
     extra["calibration"] = {
         "uncalibrated": {"tg_tps": resolved.predicted.tg_tps, "pp_tps": resolved.predicted.pp_tps},
         "factors": [f.model_dump(mode="json") for f in (tg, pp) if f is not None],

@@ -71,6 +71,11 @@ class StoredResult(StrictModel):
     clients: int = 1
     ttft_s: float | None = None
     predicted_tps: float | None = None
+    host_gbps: float | None = Field(
+        None,
+        description="the host memory bandwidth (GB/s) the prediction took: a probed figure "
+        "moves between probes, and a CPU's decode prediction with it",
+    )
     partial: bool = False
     note: str | None = None
     row: BenchRow

@@ -113,6 +113,7 @@ def stored_from_points(
                     clients=p.clients,
                     ttft_s=p.ttft_s,
                     predicted_tps=predicted,
+                    host_gbps=hardware.cpu.bandwidth_gbps,
                     partial=p.partial,
                     note=p.error,
                     row=_row(lock, hardware, test, p, tps, spread, n_gen),

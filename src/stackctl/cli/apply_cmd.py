@@ -159,10 +159,16 @@ def _report(result: PlaybookResult, smoke: SmokeResult | None, lock: Lockfile) -
     measured = f"{smoke.tg_tps:.1f}" if smoke.tg_tps is not None else "n/a"
     model = lock.resolved.model.id
     print(f"{model} answered on {smoke.endpoint}: {smoke.prompt!r} -> {smoke.text!r}")
+    low, high = predicted.tg_tps_range
     print(
         f"decode: measured {measured} tok/s, predicted {predicted.tg_tps:.1f} tok/s "
-        f"(range {predicted.tg_tps_range[0]:.1f}-{predicted.tg_tps_range[1]:.1f})"
+        f"(range {low:.1f}-{high:.1f})"
     )
+    if smoke.tg_tps is not None and not low <= smoke.tg_tps <= high:
+        info(
+            "the measurement is outside the predicted range: `stackctl bench` then "
+            "`stackctl calibrate` fit this box's own factor, which later plans use"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

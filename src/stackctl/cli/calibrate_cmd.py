@@ -55,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
         print_json({"calibration": str(path), **calibration.model_dump(mode="json")})
         return 0
     for f in calibration.factors:
+        host = f", at a {f.host_gbps:g} GB/s host figure" if f.host_gbps else ""
         print(
             f"{f.hardware} {f.backend} {f.engine} {f.test}: x{f.factor:.3f} "
-            f"(ratios {f.spread[0]:.2f}-{f.spread[1]:.2f}, {f.n} measurement(s), {f.origin})"
+            f"(ratios {f.spread[0]:.2f}-{f.spread[1]:.2f}, {f.n} measurement(s), {f.origin}"
+            f"{host})"
         )
     print(
         f"wrote {path} ({len(calibration.factors)} factor(s); "
