@@ -97,22 +97,17 @@ def _sig(value: float) -> float:
 RowPredictor = Callable[[BenchRow], float | None]
 
 
-def _host_scaled(result: StoredResult) -> bool:
-    """Whether a result's prediction scales with its host figure: CPU decode."""
-    return result.row.backend == "cpu" and result.row.test == "tg"
-
-
 def _rebased(
     used: list[tuple[StoredResult, float]],
 ) -> tuple[list[tuple[StoredResult, float]], float | None]:
-    """The rows and their ratios at one host figure (the latest row's) where they scale with
-    it: only the rows that recorded theirs count (older rows did not), and if none did, the
-    ratios stay as they are, with no host figure."""
-    known = [(r, x) for r, x in used if r.host_gbps]
-    if not known or not all(_host_scaled(r) for r, _x in used):
+    """A CPU decode group's rows and ratios at one host figure (the latest row's): only the
+    rows that recorded theirs count (older rows did not); if none did, the ratios stay as
+    they are, with no host figure."""
+    known = [(r, x, r.host_gbps) for r, x in used if r.host_gbps]
+    if not known:
         return used, None
-    latest = max(known, key=lambda rx: rx[0].date)[0].host_gbps or 0.0
-    return [(r, x * (r.host_gbps or latest) / latest) for r, x in known], latest
+    latest = max(known, key=lambda rxh: rxh[0].date)[2]
+    return [(r, x * host / latest) for r, x, host in known], latest
 
 
 def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibration:
@@ -129,7 +124,9 @@ def fit(results: Iterable[StoredResult], predict_row: RowPredictor) -> Calibrati
     factors = []
     for (hardware, backend, engine, test), members in sorted(groups.items()):
         own = [(r, x) for r, x in members if r.kind == "measured"]
-        used, host = _rebased(own or members)
+        used, host = (own or members), None
+        if backend == "cpu" and test == "tg":  # its prediction scales with the host figure
+            used, host = _rebased(used)
         ratios = [x for _r, x in used]
         dates = sorted(r.date for r, _x in used)
         factors.append(
