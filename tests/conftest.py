@@ -26,6 +26,18 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data dir (the bench store) of the whole run, e2e subprocesses included: `apply`
+    stores its smoke test's decode there, and rows from a loaded test run must never reach the
+    user's `calibrate`. Session-scoped so that module-scoped deployments see it too."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(data))
+        patch.delenv("STACKCTL_STORE", raising=False)
+        yield data
+
+
 @pytest.fixture(autouse=True)
 def state_dir(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

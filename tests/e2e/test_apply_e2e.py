@@ -102,6 +102,18 @@ def test_apply_serves_a_model_that_counts(deployment: Deployment) -> None:
     assert answer["choices"][0]["text"].startswith(" 6")
 
 
+def test_apply_keeps_its_check_in_the_runs_own_store(
+    deployment: Deployment, private_data_dir: Path
+) -> None:
+    """What a test's apply stores lands in this run's data dir, never in the user's store."""
+    from stackctl.bench.store import all_checks, default_store_path, open_store
+
+    assert default_store_path().is_relative_to(private_data_dir)
+    with open_store() as conn:
+        checks = [report for _, report in all_checks(conn)]
+    assert deployment.first["check_output"] in [r.model_dump(mode="json") for r in checks]
+
+
 def test_host_state(deployment: Deployment) -> None:
     host = testinfra.get_host("local://")
     binary = host.file(deployment.binary)
