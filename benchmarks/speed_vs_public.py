@@ -99,7 +99,7 @@ def main() -> int:
         print(f"  {name:22} {qd or '-'}")
     cpu = fitted_backends.backends["cpu"]
     print(f"  host offload: {cpu.expert_split_overhead_ms:.3f} ms per split layer, "
-          f"link {cpu.host_link_gbps:.1f} GB/s")  # fmt: skip
+          f"link {cpu.host_link_efficiency or 0:.2f} of its rate")  # fmt: skip
     moe = [s for s in loso if s.case.offload]
     n_moe, med_moe, worst_moe = summary(moe, "tg")
     print(f"MoE offload rows (--n-cpu-moe / -ot), leave-one-source-out: decode n={n_moe} "

@@ -101,6 +101,23 @@ def test_nvidia_smi_xml_mig() -> None:
     assert gpu.mig_instance_bytes == 19968 * 1024**2
     assert facts.attached == 4
     assert facts.warnings
+    assert gpu.host_link == "PCIe 4.0 x16"  # pci_gpu_link_info: max gen 4, max width 16x
+
+
+def test_a_detected_gpu_link_wins_over_the_cards_own() -> None:
+    """The A100's nvidia-smi -q -x shows the link it trained at: the profile keeps it and
+    says where it came from; a declared card has only the GPU database's interface."""
+    from stackctl.detect import BundleRunner, declare_hardware, detect_hardware
+
+    (acc,) = detect_hardware(BundleRunner(HW / "a100-sxm4-80gb-mig")).accelerators
+    assert acc.host_link == "PCIe 4.0 x16"
+    assert acc.host_link_source is not None
+    assert acc.host_link_source.startswith("the link it trained at")
+    (card,) = declare_hardware(gpus=["rtx 4060"]).accelerators
+    assert (card.host_link, card.host_link_source) == (
+        "PCIe 4.0 x8",
+        "the card's own interface, GPU database row GeForce RTX 4060",
+    )
 
 
 def test_nvidia_smi_xml_cut_short_keeps_header() -> None:

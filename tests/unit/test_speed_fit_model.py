@@ -20,6 +20,7 @@ from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
     EXPERT_TILE,
     STAGING_PASSES,
+    DeviceSpeed,
     Efficiency,
     decode_ceiling,
     decode_tps,
@@ -32,6 +33,7 @@ from stackctl.estimate.speed import (
 )
 from stackctl.estimate.view import load_model_view
 from stackctl.models.estimate import EstimateRequest
+from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
 from stackctl.yamlio import read_yaml
 
@@ -127,10 +129,45 @@ def test_offloaded_experts_cross_at_the_link_or_a_third_of_the_host_memory() -> 
             assert host.bw_span[1] > 1.0
             exact = replace(host, bw_span=(1.0, 1.0))
             assert prefill_ceiling([host], 0) > prefill_ceiling([exact], 0)
-    link = cat.backends.backends["cpu"].host_link_gbps
-    assert link is not None
+    share = cat.backends.backends["cpu"].host_link_efficiency
+    assert share is not None
+    link = share * 31.5  # the RTX 4070's own PCIe 4.0 x16
     assert rates[32.0] == pytest.approx(32.0 / STAGING_PASSES)
     assert rates[96.0] == pytest.approx(min(link, 96.0 / STAGING_PASSES))
+
+
+def test_offloaded_experts_cross_at_the_gpus_own_link() -> None:
+    """An Arc B580 is a PCIe 4.0 x8 card (the GPU database): its offloaded experts cross at
+    half an x16 card's rate, and a box that declares a PCIe 3.0 x16 slot halves it again."""
+    from stackctl.estimate.host_link import gpu_link, link_gbps
+
+    cat = load_estimate_catalog(catalog_dir())
+    request = EstimateRequest(model="qwen3.6-35b-a3b", quant="Q4_K_M", ctx=4096, backend="sycl",
+                              n_cpu_moe=22)  # fmt: skip
+    box = declare_hardware(gpus=["arc b580"], cpu="core ultra 7 265k", ram_gib=96)
+    card = box.accelerators[0]
+    assert card.host_link == "PCIe 4.0 x8"
+    assert gpu_link(card) == (15.75, f"PCIe 4.0 x8 ({card.host_link_source})")
+    share = cat.backends.backends["cpu"].host_link_efficiency
+    assert share is not None
+
+    def offload_host(b: HardwareProfile) -> DeviceSpeed:
+        return next(d for d in speed_inputs(request, b, cat) if d.link_ubatch)
+
+    host = offload_host(box)
+    assert host.link_peak_gbps == 15.75
+    assert host.link_gbps == pytest.approx(share * 15.75)
+    assert any("of the GPU's link, PCIe 4.0 x8" in line for line in host.basis)
+    slot = card.model_copy(update={"host_link": "PCIe 3.0 x4", "host_link_source": "declared"})
+    narrow = offload_host(box.model_copy(update={"accelerators": [slot]}))
+    assert narrow.link_peak_gbps == link_gbps("PCIe 3.0 x4") == 3.94
+    assert prefill_ceiling([narrow], 0) < prefill_ceiling([host], 0)
+    unknown = card.model_copy(update={"host_link": None, "host_link_source": None})
+    assumed = offload_host(box.model_copy(update={"accelerators": [unknown]}))
+    assert assumed.link_peak_gbps == 31.5
+    assert any("PCIe 4.0 x16 assumed" in line for line in assumed.basis)
+    assert link_gbps("MXM-B (3.0)") is None
+    assert link_gbps("IGP") is None
 
 
 def test_prefill_reads_the_attended_kv_once_per_pass() -> None:
@@ -191,7 +228,7 @@ def test_the_host_offload_factors_that_ship_are_the_validated_ones() -> None:
     assert set(fit["backends"]["cpu"]) == HOST_OFFLOAD_FIELDS
     for field in HOST_OFFLOAD_FIELDS:
         assert getattr(cpu, field) == fit["backends"]["cpu"][field]
-    assert cpu.host_link_gbps != hand.host_link_gbps  # the fit moved it: this test can tell
+    assert cpu.host_link_efficiency != hand.host_link_efficiency  # the fit moved it
     unfitted = cpu.model_dump(exclude=set(HOST_OFFLOAD_FIELDS))
     assert unfitted == hand.model_dump(exclude=set(HOST_OFFLOAD_FIELDS))
     assert factors_source("cpu", shipped) == "catalog/backends.yaml"
@@ -223,11 +260,12 @@ def test_predictions_stay_under_the_physics_ceilings(cases: list[Case]) -> None:
     from stackctl.estimate.speed import prefill_ceiling
 
     fitted = fit(cases, load_estimate_catalog(catalog_dir(), fitted=False).backends)
-    link = fitted.backends["cpu"].host_link_gbps
-    assert link is not None
-    assert link <= 63.0  # PCIe 5.0 x16, one direction
+    share = fitted.backends["cpu"].host_link_efficiency
+    assert share is not None
+    assert share <= 1.0  # no copy beats its link
     for c in cases:
-        devices = [replace(d, link_gbps=link) if d.link_ubatch else d for d in c.devices]
+        devices = [replace(d, link_gbps=share * d.link_peak_gbps) if d.link_ubatch else d
+                   for d in c.devices]  # fmt: skip
         ceiling = (decode_ceiling(devices, c.depth) if c.test == "tg"
                    else prefill_ceiling(devices, c.depth, prompt=c.n_prompt))  # fmt: skip
         assert 0 < predict(c, fitted) <= ceiling * (1 + 1e-9), c.label

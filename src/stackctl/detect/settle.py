@@ -164,6 +164,12 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         peak_tops_int8=chip.peak_tops_int8 if chip else None,
         peak_source=chip.peak_source if chip else None,
         chip=chip.id if chip else None,
+        host_link=gpu.host_link or (chip.host_link if chip else None),
+        host_link_source="the link it trained at (nvidia-smi -q -x: max link gen and width)"
+        if gpu.host_link
+        else chip.host_link_source
+        if chip
+        else None,
     )
 
 

@@ -211,8 +211,11 @@ class BackendFactors(StrictModel):
     expert_split_overhead_ms: float | None = Field(
         None, description="decode: per layer whose experts sit in RAM beside a GPU"
     )
-    host_link_gbps: float | None = Field(
-        None, description="prefill: GB/s host experts cross to the GPU at (op offload)"
+    host_link_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="prefill: share of the GPU's host link rate its offloaded experts cross at",
     )
     measured_decode_efficiency: float | None = Field(
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
@@ -342,7 +345,7 @@ class EstimateCatalog(StrictModel):
 
 # The host's MoE-offload factors (the `cpu` entry's hand-over per split layer and host link):
 # the public fit's only figures for the CPU, whose own factors rest on this project's runs.
-HOST_OFFLOAD_FIELDS = frozenset({"expert_split_overhead_ms", "host_link_gbps"})
+HOST_OFFLOAD_FIELDS = frozenset({"expert_split_overhead_ms", "host_link_efficiency"})
 
 
 class FittedFactors(StrictModel):

@@ -12,6 +12,7 @@ from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import DotPath, EstimateCatalog
 from stackctl.estimate.fabric import fabric_cap
+from stackctl.estimate.host_link import gpu_link
 from stackctl.estimate.memory import F32, row_bytes
 from stackctl.estimate.placement import (
     Device,
@@ -106,6 +107,7 @@ def build_devices(
                     peak_span=peak.span,
                     ceiling_gops=max(ceiling, peak.value),
                     rate_notes=[r.note for r in (bandwidth, peak) if r.derived],
+                    link=gpu_link(acc),
                 )
             )
     threads = cpu_threads(hardware, request)
@@ -331,7 +333,9 @@ def device_speeds(
         speeds[dev].layers += 1
         _add_attention(speeds[dev], view.shape, view.shape.layers[il], request, catalog)
     if cpu > 0 and speeds[cpu].expert_bytes_all:
-        _offloaded_experts(speeds[cpu], len(split_layers), request, catalog)
+        # the experts cross to the GPUs' links; the slowest one sets the pace
+        link = min((d.link for d in devices[:cpu] if d.link), default=None)
+        _offloaded_experts(speeds[cpu], len(split_layers), request, catalog, link)
     return [s for s in speeds if s.has_work], _speed_basis(speeds, request, catalog)
 
 
@@ -389,7 +393,11 @@ def _read_on(
 
 
 def _offloaded_experts(
-    host: DeviceSpeed, split: int, request: EstimateRequest, catalog: EstimateCatalog
+    host: DeviceSpeed,
+    split: int,
+    request: EstimateRequest,
+    catalog: EstimateCatalog,
+    link: tuple[float, str] | None,
 ) -> None:
     """Routed experts in system RAM beside a GPU, as llama.cpp runs them.
 
@@ -400,12 +408,15 @@ def _offloaded_experts(
     factors = catalog.backends.backends["cpu"]
     host.split_layers = split
     host.split_s = (factors.expert_split_overhead_ms or 0.0) * 1e-3
-    if factors.host_link_gbps and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
-        host.link_gbps = factors.host_link_gbps
+    share = factors.host_link_efficiency
+    if share and link and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
+        host.link_peak_gbps, where = link
+        host.link_gbps = share * host.link_peak_gbps
         host.link_ubatch = min(request.ubatch, request.batch)
         rate = link_rate(host, host.link_gbps)
         why = ("a third of host memory bandwidth: pageable copies are staged through pinned "
-               "memory" if rate < host.link_gbps else "the host link (fitted)")  # fmt: skip
+               "memory" if rate < host.link_gbps else
+               f"{share:.2f} of the GPU's link, {where} (the share fitted)")  # fmt: skip
         host.basis.append(
             f"prefill: the host's experts ({host.expert_bytes_all / 1e9:.1f} GB) cross to the "
             f"GPU every {host.link_ubatch}-token ubatch at {rate:.1f} GB/s, {why}"

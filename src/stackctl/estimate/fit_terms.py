@@ -118,12 +118,13 @@ def prefill_terms(
         dense_float = d.float_ops - d.float_expert_ops
         _add(coef, f"{o}:ip", matmul_seconds(d, d.weight_ops - d.expert_ops, dense_float, 1.0))
         if d.link_ubatch:  # op offload: the experts cross the host link each ubatch
-            link = 1.0 / x["host:ilink"]
+            link = d.link_peak_gbps / x["host:ilink"]  # "host:ilink": 1 / the link share
             staged = link_rate(d, link)
             if staged < link:  # the staging copy in RAM sets the pace, not the link
                 const += d.expert_bytes_all / d.link_ubatch / (staged * GB)
             else:
-                _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch / GB)
+                _add(coef, "host:ilink", d.expert_bytes_all / d.link_ubatch
+                     / (d.link_peak_gbps * GB))  # fmt: skip
         else:
             experts = matmul_seconds(d, d.expert_ops, d.float_expert_ops, 1.0)
             _add(coef, f"{o}:ix", experts * expert_padding(d, prompt))

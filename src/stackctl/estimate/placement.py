@@ -39,6 +39,7 @@ class Device:
     ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)
     staging_gbps: float | None = None  # host: its staging copy's rate (devices.staging_gbps)
     rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from
+    link: tuple[float, str] | None = None  # a GPU's host link: (GB/s per direction, basis)
     weights: int = 0
     kv: int = 0
     state: int = 0

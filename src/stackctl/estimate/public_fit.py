@@ -95,6 +95,12 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
             arch=g.get("arch"),
         )
         box = box.model_copy(update={"accelerators": [acc]})
+    if "host_link" in entry:  # the slot, where narrower than the card's own interface
+        link = {"host_link": entry["host_link"]["link"],
+                "host_link_source": entry["host_link"]["source"]}  # fmt: skip
+        box = box.model_copy(
+            update={"accelerators": [a.model_copy(update=link) for a in box.accelerators]}
+        )
     cpu = box.cpu
     if "cpu" in entry:
         c = entry["cpu"]
@@ -305,7 +311,8 @@ def predict_ends(
     devices = []
     for d in case.devices:
         if d.backend == "cpu":
-            link = cpu.host_link_gbps if d.link_ubatch else d.link_gbps
+            share = cpu.host_link_efficiency or 0.0
+            link = share * d.link_peak_gbps if d.link_ubatch else d.link_gbps
             split = (cpu.expert_split_overhead_ms or 0.0) * 1e-3
             devices.append(replace(d, split_s=split, link_gbps=link or 0.0))
         elif refined:  # as devices.py picks: vulkan-amd-rdna3, vulkan-amd, vulkan
@@ -336,9 +343,9 @@ NEUTRAL_GPU = BackendFactors(
     attention_prefill_efficiency=0.25,
     attention_prefill_range=(0.15, 0.35),
 )
-# The host link before any offload row: PCIe 4.0 x16 carries 31.5 GB/s per direction
-# (PCI-SIG); ~25 GB/s in practice is an assumption. No hand-over cost is assumed.
-HOST_LINK_PRIOR_GBPS = 25.0
+# The host link before any offload row: ~25 of PCIe 4.0 x16's 31.5 GB/s per direction
+# (PCI-SIG) in practice is an assumption. No hand-over cost is assumed.
+HOST_LINK_PRIOR_SHARE = 0.8
 PRIOR_WEIGHT = 0.25  # a prior counts as this many rows of one source
 PRIOR_SCALE = 1.0  # ... at this relative deviation
 LAYER_SCALE_S = 1e-4  # seconds per layer: an absolute scale (the prior may be 0)
@@ -474,13 +481,13 @@ def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
     offload = [c for c in cases if any(d.split_layers or d.link_ubatch for d in c.devices)]
     priors = {
         "host:split": Prior(0.0, PRIOR_WEIGHT, LAYER_SCALE_S, 0.0, 2e-3),
-        # physics: no host link beats PCIe 5.0 x16 (63 GB/s per direction, PCI-SIG)
+        # physics: no copy beats its link's own rate (host_link.py: PCI-SIG per lane)
         "host:ilink": Prior(
-            1.0 / HOST_LINK_PRIOR_GBPS,
+            1.0 / HOST_LINK_PRIOR_SHARE,
             PRIOR_WEIGHT,
-            PRIOR_SCALE / HOST_LINK_PRIOR_GBPS,
-            1.0 / 63.0,
-            10.0,
+            PRIOR_SCALE / HOST_LINK_PRIOR_SHARE,
+            1.0,
+            100.0,
         ),
     }
     if not offload:
@@ -506,7 +513,7 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
         **inverse_factors("cpu", backends.backends["cpu"]),
         **inverse_factors("neutral", NEUTRAL_GPU),
     }
-    x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_GBPS})
+    x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_SHARE})
     x.update({f"gpu:{k}": x[f"neutral:{k}"] for k in FACTORS})
     # The CPU keeps backends.yaml's factors (this project's runs on its own boxes), as the
     # estimator ships them: the public CPU rows are predicted, never fitted, so that the host's
@@ -530,7 +537,7 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
     factors = dict(backends.backends)
     host = {
         "expert_split_overhead_ms": x["host:split"] * 1e3,
-        "host_link_gbps": 1.0 / x["host:ilink"],
+        "host_link_efficiency": 1.0 / x["host:ilink"],
     }
     factors["cpu"] = factors["cpu"].model_copy(update=host)
     names = {c.backend for c in gpu_cases} | {_vendor(c) for c in by_vendor}

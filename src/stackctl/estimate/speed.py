@@ -115,6 +115,7 @@ class DeviceSpeed:
     split_s: float = 0.0  # decode: seconds per such layer per token (hand-over, sync)
     link_gbps: float = 0.0  # prefill: experts here cross the host link to the GPU each ubatch
     link_ubatch: int = 0
+    link_peak_gbps: float = 0.0  # the GPU link's own rate per direction (host_link.py)
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
     # weight bytes read per token by quant family (shares: scaling the total keeps them)
     family_bytes: dict[str, float] = field(default_factory=dict)
@@ -430,7 +431,9 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
         ops = d.weight_ops + chunk_attention(d, depth, prompt)[0]
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
-            link = link_rate(at_end([d], 2)[0], LINK_CEILING_GBPS)  # the top of its RAM span
+            # the link's own rate (no more than PCIe 5.0 x16), at the top of its RAM span
+            link = link_rate(at_end([d], 2)[0], min(d.link_peak_gbps or LINK_CEILING_GBPS,
+                                                     LINK_CEILING_GBPS))  # fmt: skip
             seconds += _seconds(d.expert_bytes_all / d.link_ubatch, link, 1.0)
         seconds += _seconds(ops, d.ceiling_gops or d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0

@@ -82,6 +82,10 @@ class Accelerator(StrictModel):
         description="llama.cpp Vulkan's matrix path on this device (its ggml_vulkan line): "
         "KHR_coopmat, NV_coopmat2 or none; None when not known",
     )
+    host_link: str | None = Field(
+        None, description="its link to the host, e.g. 'PCIe 4.0 x8'; None when not known"
+    )
+    host_link_source: str | None = None
 
 
 class VulkanDevice(StrictModel):
