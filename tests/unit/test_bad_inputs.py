@@ -44,6 +44,11 @@ FILES: dict[str, str | bytes] = {
     "name-template.yaml": TINY.replace("name: tiny-cpu", "name: \"{{ lookup('pipe', 'id') }}\""),
     "profile-list.yaml": "- cpu\n",
     "profile-unknown.yaml": "name: x\nflux_capacitor: 1\n",
+    "profile-link.yaml": (Path(__file__).parent.parent / "data/profiles/cpu-x86-2core.yaml")
+    .read_text()
+    .replace(
+        "accelerators: []", "accelerators:\n  - {vendor: nvidia, name: x, host_link: PCIe 4 x8}"
+    ),
     "not-a-dir": "x",
     "truncated.gguf": b"GGUF\x03\x00\x00\x00\x01",
     "wrong-magic.gguf": b"GGML" + b"\x00" * 64,
@@ -106,6 +111,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("hardware profile missing", ["plan", "in/tiny-cpu.yaml", "--hardware", "in/nope.yaml"]),
     ("hardware profile a list", ["plan", "in/tiny-cpu.yaml", "--hardware", "in/profile-list.yaml"]),
     ("hardware unknown key", ["lock", "in/tiny-cpu.yaml", "--hardware=in/profile-unknown.yaml"]),
+    ("hardware link misspelt", ["plan", "in/tiny-cpu.yaml", "--hardware=in/profile-link.yaml"]),
     ("unknown GPU name", ["plan", "in/tiny-cpu.yaml", "--gpu", "NoSuchGPU 9000"]),
     ("unknown system name", ["plan", "in/tiny-cpu.yaml", "--system", "no-such-box"]),
     ("negative RAM", ["plan", "in/tiny-cpu.yaml", "--cpu", "x", "--ram", "-5"]),

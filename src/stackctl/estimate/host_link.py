@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 
-from stackctl.models.hardware import Accelerator
+from stackctl.models.hardware import PCIE_LINK, Accelerator
 
 # GB/s per lane and direction after line coding (PCI-SIG, PCI Express Base Specification
 # revisions 1.0-6.0): 2.5 and 5 GT/s with 8b/10b; 8, 16 and 32 GT/s with 128b/130b; 64 GT/s
 # PAM4 with 242/256-byte FLITs. PCIe 4.0 x16: 31.5 GB/s, 5.0 x16: 63.0.
 LANE_GBPS = {1: 0.25, 2: 0.5, 3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
 ASSUMED_LINK = "PCIe 4.0 x16"
-_PCIE = re.compile(r"^PCIe ([1-6])\.0 x(1|2|4|8|16)$")
+_PCIE = re.compile(PCIE_LINK)
 
 
 def link_gbps(interface: str | None) -> float | None:

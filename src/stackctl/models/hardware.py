@@ -8,6 +8,9 @@ from pydantic import Field
 
 from stackctl.models.base import StrictModel
 
+# A GPU's host link as the GPU database names a card's interface: PCIe generation and lanes
+PCIE_LINK = r"^PCIe ([1-6])\.0 x(1|2|4|8|16)$"
+
 Vendor = Literal["nvidia", "amd", "apple", "intel", "mesa"]  # mesa: a software device (lavapipe)
 ProfileSource = Literal["detected", "bundle", "declared"]
 MatrixCores = Literal["KHR_coopmat", "NV_coopmat2", "none"]  # llama.cpp Vulkan's matrix path
@@ -83,7 +86,9 @@ class Accelerator(StrictModel):
         "KHR_coopmat, NV_coopmat2 or none; None when not known",
     )
     host_link: str | None = Field(
-        None, description="its link to the host, e.g. 'PCIe 4.0 x8'; None when not known"
+        None,
+        pattern=PCIE_LINK,
+        description="its link to the host, e.g. 'PCIe 4.0 x8'; None when not known",
     )
     host_link_source: str | None = None
 
