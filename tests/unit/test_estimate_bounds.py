@@ -28,7 +28,6 @@ from stackctl.estimate.catalog import EstimateCatalog, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.hosts import cpu_host
 from stackctl.estimate.speed import (
-    LINK_CEILING_GBPS,
     STAGING_PASSES,
     TTFT_PROMPT,
     DeviceSpeed,
@@ -74,6 +73,10 @@ def _decode_ceiling(devices: list[DeviceSpeed], depth: int) -> float:
         read = d.weight_bytes + d.attention_bytes(depth)
         seconds += read / (d.bandwidth_gbps * d.bw_span[1] * 1e9)
     return 1.0 / seconds
+
+
+# No host link in the GPU database carries more than PCIe 5.0 x16, 63 GB/s per direction (PCI-SIG)
+LINK_CEILING_GBPS = 63.0
 
 
 def _prefill_ceiling(devices: list[DeviceSpeed], depth: int, memory_gbps: float | None) -> float:

@@ -138,7 +138,8 @@ def test_offloaded_experts_cross_at_the_link_or_a_third_of_the_host_memory() -> 
 
 def test_offloaded_experts_cross_at_the_gpus_own_link() -> None:
     """An Arc B580 is a PCIe 4.0 x8 card (the GPU database): its offloaded experts cross at
-    half an x16 card's rate, and a box that declares a PCIe 3.0 x16 slot halves it again."""
+    half an x16 card's rate; a box that declares a PCIe 3.0 x4 slot lowers the prefill ceiling,
+    and a card whose link is not known crosses at an assumed PCIe 4.0 x16."""
     from stackctl.estimate.host_link import gpu_link, link_gbps
 
     cat = load_estimate_catalog(catalog_dir())

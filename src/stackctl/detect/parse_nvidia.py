@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackctl.detect.facts import MIB, GpuFacts, clean, norm_pci, parse_size, to_int
-from stackctl.models.hardware import PCIE_LINK
+from stackctl.models.hardware import pcie_link
 
 
 @dataclass
@@ -156,8 +156,7 @@ def _xml_link(elem: ET.Element) -> str | None:
     info = "pci/pci_gpu_link_info/"
     gen = to_int(_xml_text(elem, info + "pcie_gen/max_link_gen"))
     width = to_int((_xml_text(elem, info + "link_widths/max_link_width") or "").rstrip("x"))
-    link = f"PCIe {gen}.0 x{width}"
-    return link if re.match(PCIE_LINK, link) else None  # a width or generation no slot has
+    return pcie_link(f"PCIe {gen}.0 x{width}")
 
 
 def parse_nvidia_smi_xml(text: str) -> NvidiaFacts:

@@ -137,6 +137,7 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
     ctx.warnings.extend(
         n for n in gpu.notes if not n.startswith("sysfs ") and n not in ctx.warnings
     )
+    link, link_source = _host_link(gpu, chip)
     return Accelerator(
         vendor=gpu.vendor,
         name=gpu.name or f"unknown {gpu.vendor.upper()} GPU",
@@ -164,13 +165,19 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         peak_tops_int8=chip.peak_tops_int8 if chip else None,
         peak_source=chip.peak_source if chip else None,
         chip=chip.id if chip else None,
-        host_link=gpu.host_link or (chip.host_link if chip else None),
-        host_link_source="the link it trained at (nvidia-smi -q -x: max link gen and width)"
-        if gpu.host_link
-        else chip.host_link_source
-        if chip
-        else None,
+        host_link=link,
+        host_link_source=link_source,
     )
+
+
+def _host_link(gpu: GpuFacts, chip: ChipEntry | None) -> tuple[str | None, str | None]:
+    """(link, source): the link the GPU trained at where a probe read it, else the card's own
+    interface."""
+    if gpu.host_link:
+        return gpu.host_link, "the link it trained at (nvidia-smi -q -x: max link gen and width)"
+    if chip is None:
+        return None, None
+    return chip.host_link, chip.host_link_source
 
 
 def _bw_source(chip: ChipEntry | None) -> str | None:

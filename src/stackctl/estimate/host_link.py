@@ -34,7 +34,7 @@ def gpu_link(acc: Accelerator) -> tuple[float, str]:
     """(GB/s per direction, where it comes from) of a GPU's host link, never unknown."""
     rate = link_gbps(acc.host_link)
     if rate is not None:
-        return rate, f"{acc.host_link} ({acc.host_link_source or 'GPU database'})"
+        return rate, f"{acc.host_link} ({acc.host_link_source or 'as the profile states'})"
     assumed = link_gbps(ASSUMED_LINK)
     assert assumed is not None
     return assumed, f"{ASSUMED_LINK} assumed (the GPU's host interface is not known)"

@@ -418,11 +418,6 @@ def decode_ceiling(devices: list[DeviceSpeed], depth: int, tokens_per_step: floa
     return tokens_per_step / seconds if seconds > 0 else 0.0
 
 
-# The ceiling's link where a device carries none of its own (host_link.py gives every GPU one):
-# PCIe 5.0 x16, 63 GB/s per direction (PCI-SIG).
-LINK_CEILING_GBPS = 63.0
-
-
 def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_PROMPT) -> float:
     """Physics: the fastest compute any kernel has (int8 matrix units where the chip has them)
     / ops per prompt token, at the top of every span; offloaded experts cross their GPU's link."""
@@ -432,7 +427,7 @@ def prefill_ceiling(devices: list[DeviceSpeed], depth: int, prompt: int = TTFT_P
         if d.link_ubatch:  # the experts' ops run on the GPU; their bytes cross the link
             ops -= d.expert_ops
             # the link's own rate, at the top of its RAM span
-            link = link_rate(at_end([d], 2)[0], d.link_peak_gbps or LINK_CEILING_GBPS)
+            link = link_rate(at_end([d], 2)[0], d.link_peak_gbps)
             seconds += _seconds(d.expert_bytes_all / d.link_ubatch, link, 1.0)
         seconds += _seconds(ops, d.ceiling_gops or d.peak_gops, d.peak_span[1])
     return 1.0 / seconds if seconds > 0 else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -10,6 +11,13 @@ from stackctl.models.base import StrictModel
 
 # A GPU's host link as the GPU database names a card's interface: PCIe generation and lanes
 PCIE_LINK = r"^PCIe ([1-6])\.0 x(1|2|4|8|16)$"
+
+
+def pcie_link(text: str | None) -> str | None:
+    """`text` where it names a PCIe link as PCIE_LINK reads it (not an IGP, MXM, a ring bus, or
+    a width no slot has), else None."""
+    return text if text and re.match(PCIE_LINK, text) else None
+
 
 Vendor = Literal["nvidia", "amd", "apple", "intel", "mesa"]  # mesa: a software device (lavapipe)
 ProfileSource = Literal["detected", "bundle", "declared"]
