@@ -113,6 +113,11 @@ CASES: list[tuple[str, list[str]]] = [
     ("hardware unknown key", ["lock", "in/tiny-cpu.yaml", "--hardware=in/profile-unknown.yaml"]),
     ("hardware link misspelt", ["plan", "in/tiny-cpu.yaml", "--hardware=in/profile-link.yaml"]),
     ("unknown GPU name", ["plan", "in/tiny-cpu.yaml", "--gpu", "NoSuchGPU 9000"]),
+    ("host link misspelt", ["plan", "in/tiny-cpu.yaml", "--gpu", "RTX 4060", "--host-link", "4x8"]),
+    (
+        "host link for an iGPU",
+        ["plan", "in/tiny-cpu.yaml", "--system", "DGX Spark", "--host-link", "PCIe 4.0 x4"],
+    ),
     ("unknown system name", ["plan", "in/tiny-cpu.yaml", "--system", "no-such-box"]),
     ("negative RAM", ["plan", "in/tiny-cpu.yaml", "--cpu", "x", "--ram", "-5"]),
     ("workload not a choice", ["plan", "in/tiny-cpu.yaml", P, "--workload", "poetry"]),

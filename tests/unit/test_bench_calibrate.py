@@ -131,3 +131,33 @@ def test_a_new_probe_figure_leaves_the_calibrated_decode_where_it_was(cpu_profil
     (raw20, cal20), (raw40, cal40) = figures[20.0], figures[40.0]
     assert raw40 > raw20 * 1.5  # the uncalibrated figure follows the probe
     assert cal40 == pytest.approx(cal20, rel=0.1)  # the calibrated one holds
+
+
+def test_a_calibrated_figure_never_passes_the_physics_ceiling(cpu_profile: Path) -> None:
+    """Rows that measured 3x the prediction (a faster box's, imported) would lift the plan's
+    decode and prefill past bandwidth / bytes per token and peak / ops per token: the lock's
+    ceilings hold the figures and their ranges, and the basis says where they were held."""
+    fast = [
+        r.model_copy(update={"row": r.row.model_copy(update={"tps": r.predicted_tps * 3})})
+        for r in _recorded()
+        if r.predicted_tps
+    ]
+    profile = load_profile(cpu_profile)
+    resolved = resolve_stack(
+        load_stack(stack_path("tiny-cpu")), profile, load_catalog(catalog_dir())
+    )
+    before = resolved.predicted
+    assert before.tg_tps_ceiling
+    assert before.pp_tps_ceiling
+    assert before.tg_tps_range[1] <= before.tg_tps_ceiling
+    assert before.pp_tps_range[1] <= before.pp_tps_ceiling
+    calibration = fit(fast, _no_prediction)
+    tg = next(f for f in calibration.factors if f.test == "tg")
+    assert before.tg_tps * tg.spread[1] * 1.15 > before.tg_tps_ceiling  # would pass it
+    after = plan_feedback(resolved, profile, calibration, fast)[0].predicted
+    assert after.tg_tps <= before.tg_tps_ceiling
+    assert after.tg_tps_range[1] == pytest.approx(before.tg_tps_ceiling, abs=0.01)
+    assert after.pp_tps_range[1] <= before.pp_tps_ceiling
+    held = [b for b in after.basis if "held under the physics ceiling" in b]
+    assert held
+    assert held[0].startswith("decode calibrated from")

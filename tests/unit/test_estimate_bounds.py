@@ -136,6 +136,12 @@ def test_every_prediction_is_positive_and_within_physics(
     assert speed.tg_tps_range[1] <= ceiling * 1.01, (speed, ceiling)
     memory = hardware.cpu.bandwidth_high_gbps or hardware.cpu.bandwidth_gbps
     assert speed.pp_tps_range[1] <= _prefill_ceiling(devices, depth, memory) * 1.01
+    # the ceilings the estimate reports (a calibration is held under them) are these bounds
+    assert speed.tg_tps_ceiling
+    assert speed.pp_tps_ceiling
+    assert speed.tg_tps_range[1] <= speed.tg_tps_ceiling * 1.005 <= ceiling * 1.02
+    assert speed.pp_tps_range[1] <= speed.pp_tps_ceiling * 1.005
+    assert speed.pp_tps_ceiling <= _prefill_ceiling(devices, depth, memory) * 1.02
     assert result.memory.weights_bytes > 0
 
 
@@ -250,4 +256,7 @@ def test_speculative_decoding_stays_within_tokens_per_step_times_the_ceiling(
     assert 1.0 <= speed.spec_tokens_per_step <= n_draft + 1
     assert speed.tg_tps <= speed.spec_tokens_per_step * ceiling * 1.01
     assert speed.tg_tps_range[1] <= (n_draft + 1) * ceiling * 1.01
+    assert speed.tg_tps_ceiling is not None
+    assert speed.tg_tps_range[1] <= speed.tg_tps_ceiling * 1.005
+    assert speed.tg_tps_ceiling <= speed.spec_tokens_per_step * ceiling * 1.02
     assert 0 < speed.tg_tps_range[0] <= speed.tg_tps <= speed.tg_tps_range[1]

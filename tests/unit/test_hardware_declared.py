@@ -125,6 +125,32 @@ def test_bad_profile_file_names_file_and_line(tmp_path: Path) -> None:
         hardware_from_args(_args(["--hardware", str(path), "--gpu", "RTX 3090"]))
 
 
+def test_host_link_puts_every_discrete_gpu_in_that_slot_and_lowers_offload_prefill() -> None:
+    """A card on a riser or in a chipset x4 slot, declared without a profile file: its link
+    says where it came from, and MoE offload prefill (experts copied over it) drops."""
+    from stackctl.estimate import estimate
+    from stackctl.models.estimate import EstimateRequest
+
+    plain = hardware_from_args(_args(["--gpu", "RTX 4060 Ti", "--ram", "64"]))
+    slot = hardware_from_args(
+        _args(["--gpu", "RTX 4060 Ti", "--ram", "64", "--host-link", "PCIe 3.0 x4"])
+    )
+    assert plain.accelerators[0].host_link == "PCIe 4.0 x8"  # the card's own interface
+    assert (slot.accelerators[0].host_link, slot.accelerators[0].host_link_source) == (
+        "PCIe 3.0 x4", "--host-link")  # fmt: skip
+    request = EstimateRequest(model="qwen3.6-35b-a3b", quant="Q4_K_M", backend="cuda",
+                              ctx=8192, n_cpu_moe=40)  # fmt: skip
+    fast, slow = estimate(request, plain), estimate(request, slot)
+    assert slow.speed.pp_tps < fast.speed.pp_tps / 2  # 3.94 GB/s against 15.75
+    assert slow.speed.pp_tps_ceiling
+    assert slow.speed.pp_tps_ceiling < fast.speed.pp_tps
+    assert any("PCIe 3.0 x4 (--host-link)" in b for b in slow.basis)
+    unified = hardware_from_args(_args(["--system", "Strix Halo 128GB"]))
+    with pytest.raises(HardwareError, match="no discrete GPU"):
+        hardware_from_args(_args(["--system", "Strix Halo 128GB", "--host-link", "PCIe 4.0 x4"]))
+    assert unified.accelerators[0].host_link is None
+
+
 def test_hardware_from_args_defaults_to_live() -> None:
     assert hardware_from_args(_args([])).source == "detected"
 

@@ -3,6 +3,7 @@ calibration, then the public-fit factors the estimator ships with."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from stackctl.bench.calibrate import Calibration, Factor, find_factor, read_calibration
@@ -14,23 +15,34 @@ from stackctl.models.resolved import Prediction, ResolvedStack
 MARGIN = 0.15  # calibrated range: the ratios seen, widened for conditions not measured
 
 
-def _scaled(value: float, rng: tuple[float, float], f: Factor) -> tuple[float, tuple[float, float]]:
+def _scaled(
+    value: float, f: Factor, ceiling: float | None
+) -> tuple[float, tuple[float, float], bool]:
+    """(figure, range, capped?): `value` x the factor, its range the ratios seen widened by
+    MARGIN, all of it under the physics `ceiling` a box cannot pass whatever it measured."""
+    top = ceiling or math.inf
     low, high = f.spread
-    return round(value * f.factor, 2), (
-        round(value * low * (1 - MARGIN), 2),
-        round(value * high * (1 + MARGIN), 2),
-    )
+    figure = min(value * f.factor, top)
+    rng = (min(value * low * (1 - MARGIN), figure), min(value * high * (1 + MARGIN), top))
+    capped = value * high * (1 + MARGIN) > top
+    return round(figure, 2), (round(rng[0], 2), round(rng[1], 2)), capped
+
+
+def _capped(ceiling: float | None, unit: str) -> str:
+    return f", held under the physics ceiling {ceiling:g} {unit}" if ceiling else ""
 
 
 def calibrated_prediction(p: Prediction, tg: Factor | None, pp: Factor | None) -> Prediction:
     update: dict[str, Any] = {}
     basis = list(p.basis)
     if tg is not None:
-        update["tg_tps"], update["tg_tps_range"] = _scaled(p.tg_tps, p.tg_tps_range, tg)
-        basis.append(f"decode {tg.basis} ({p.tg_tps:.1f} tok/s before)")
+        update["tg_tps"], update["tg_tps_range"], cap = _scaled(p.tg_tps, tg, p.tg_tps_ceiling)
+        note = _capped(p.tg_tps_ceiling, "tok/s (bandwidth / bytes per token)") if cap else ""
+        basis.append(f"decode {tg.basis} ({p.tg_tps:.1f} tok/s before{note})")
     if pp is not None:
-        update["pp_tps"], update["pp_tps_range"] = _scaled(p.pp_tps, p.pp_tps_range, pp)
-        basis.append(f"prefill {pp.basis} ({p.pp_tps:.0f} tok/s before)")
+        update["pp_tps"], update["pp_tps_range"], cap = _scaled(p.pp_tps, pp, p.pp_tps_ceiling)
+        note = _capped(p.pp_tps_ceiling, "tok/s (peak compute / ops per token)") if cap else ""
+        basis.append(f"prefill {pp.basis} ({p.pp_tps:.0f} tok/s before{note})")
     return p.model_copy(update={**update, "basis": basis})
 
 

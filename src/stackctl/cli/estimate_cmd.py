@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any, get_args
 
-from stackctl.cli.output import print_json
+from stackctl.cli.output import ceiling_note, print_json
 from stackctl.errors import EXIT_OK, EstimateError, HardwareError
 from stackctl.estimate import estimate
 from stackctl.models.estimate import Backend, Estimate, EstimateRequest
@@ -209,9 +209,11 @@ def _summary(result: Estimate) -> str:
         lines.append(f"  placement: -ngl {p.ngl}, --n-cpu-moe {p.n_cpu_moe}"
                      f"{', --cpu-moe' if p.cpu_moe else ''}; layers: {where}")  # fmt: skip
     s = result.speed
-    lines.append(f"  decode {s.tg_tps:.1f} tok/s ({s.tg_tps_range[0]:.1f}-{s.tg_tps_range[1]:.1f})"
-                 f", prefill {s.pp_tps:.0f} tok/s ({s.pp_tps_range[0]:.0f}-{s.pp_tps_range[1]:.0f})"
-                 f", depth {s.depth}, ttft {s.ttft_s:.2f} s")  # fmt: skip
+    lines.append(f"  decode {s.tg_tps:.1f} tok/s ({s.tg_tps_range[0]:.1f}-{s.tg_tps_range[1]:.1f}"
+                 f"{ceiling_note(s.tg_tps_ceiling, 1)}), prefill {s.pp_tps:.0f} tok/s "
+                 f"({s.pp_tps_range[0]:.0f}-{s.pp_tps_range[1]:.0f}"
+                 f"{ceiling_note(s.pp_tps_ceiling, 0)}), depth {s.depth}, "
+                 f"ttft {s.ttft_s:.2f} s")  # fmt: skip
     lines += [f"  basis: {b}" for b in result.basis]
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stackctl.detect.declare import declare_hardware
 from stackctl.errors import HardwareError
-from stackctl.models.hardware import HardwareProfile
+from stackctl.models.hardware import HardwareProfile, pcie_link
 from stackctl.yamlio import read_yaml, validate_yaml
 
 
@@ -28,6 +28,13 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--system", metavar="NAME", help='a known system, e.g. "Strix Halo 128GB", "DGX Spark"'
     )
+    group.add_argument(
+        "--host-link",
+        metavar="LINK",
+        help='the slot the GPUs sit in, e.g. "PCIe 3.0 x4" (a chipset slot, a riser): MoE '
+        "offload prefill copies experts over it (default: what the card trained at, else its "
+        "own interface)",
+    )
 
 
 def load_profile(path: Path) -> HardwareProfile:
@@ -37,6 +44,29 @@ def load_profile(path: Path) -> HardwareProfile:
 
 
 def hardware_from_args(args: argparse.Namespace) -> HardwareProfile:
+    profile = _hardware(args)
+    link = getattr(args, "host_link", None)
+    return profile if link is None else with_host_link(profile, link)
+
+
+def with_host_link(profile: HardwareProfile, link: str) -> HardwareProfile:
+    """Every discrete GPU of `profile` in a slot of `link` (an iGPU has no host link)."""
+    if pcie_link(link) is None:
+        raise HardwareError(
+            f"--host-link {link!r} is not a PCIe link",
+            hint='write it as the GPU database does, e.g. "PCIe 4.0 x8" or "PCIe 3.0 x4"',
+        )
+    update = {"host_link": link, "host_link_source": "--host-link"}
+    accelerators = [
+        a if a.integrated or a.unified else a.model_copy(update=update)
+        for a in profile.accelerators
+    ]
+    if accelerators == profile.accelerators:
+        raise HardwareError("--host-link: the box has no discrete GPU to put in that slot")
+    return profile.model_copy(update={"accelerators": accelerators})
+
+
+def _hardware(args: argparse.Namespace) -> HardwareProfile:
     declared = bool(args.gpu or args.cpu or args.system or args.ram is not None)
     if args.hardware is not None:
         if declared or args.gpu_count is not None:

@@ -41,3 +41,8 @@ def print_json(payload: BaseModel | dict[str, Any]) -> None:
 def info(message: str) -> None:
     """Progress and notes go to stderr so stdout stays machine-readable."""
     print(message, file=sys.stderr, flush=True)
+
+
+def ceiling_note(ceiling: float | None, places: int) -> str:
+    """'; ceiling N' after a range: the physics bound no figure of it may pass."""
+    return f"; ceiling {ceiling:.{places}f}" if ceiling else ""

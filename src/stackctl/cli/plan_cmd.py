@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stackctl.cli.output import print_json
+from stackctl.cli.output import ceiling_note, print_json
 from stackctl.cli.pipeline import add_stack_options, load_inputs
 from stackctl.models.resolved import ResolvedStack
 
@@ -109,9 +109,9 @@ def describe(
         + (f"{r.runtime.threads} threads" if r.runtime.threads else "engine-default threads"),
         f"  memory   {p.memory_total_bytes / 2**20:.0f} MiB predicted",
         f"  decode   {p.tg_tps:.1f} tok/s predicted (range {p.tg_tps_range[0]:.1f}-"
-        f"{p.tg_tps_range[1]:.1f})",
+        f"{p.tg_tps_range[1]:.1f}{ceiling_note(p.tg_tps_ceiling, 1)})",
         f"  prefill  {p.pp_tps:.0f} tok/s predicted (range {p.pp_tps_range[0]:.0f}-"
-        f"{p.pp_tps_range[1]:.0f})",
+        f"{p.pp_tps_range[1]:.0f}{ceiling_note(p.pp_tps_ceiling, 0)})",
         f"  flags    {' '.join(r.runtime.server_args)}",
         "why:",
     ]

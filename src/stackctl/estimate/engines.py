@@ -24,7 +24,13 @@ from stackctl.estimate.memory import (
     state_bytes_per_layer,
 )
 from stackctl.estimate.placement import Device
-from stackctl.estimate.speed import TTFT_PROMPT, DeviceSpeed, active_share, speed_figures
+from stackctl.estimate.speed import (
+    TTFT_PROMPT,
+    DeviceSpeed,
+    active_share,
+    as_speed_estimate,
+    speed_figures,
+)
 from stackctl.estimate.view import ModelView
 from stackctl.models.estimate import (
     DeviceMemory,
@@ -69,15 +75,7 @@ def _speed(
             dev.weight_bytes += t.nbytes * active_share(t, view.shape) / share
             if len(t.shape) >= 2:
                 dev.weight_ops += 2.0 * t.n_elements * active_share(t, view.shape) / share
-    fig = speed_figures([dev], request.depth, cat.backends)
-    return SpeedEstimate(
-        tg_tps=fig.tg,
-        tg_tps_range=fig.tg_range,
-        pp_tps=fig.pp,
-        pp_tps_range=fig.pp_range,
-        depth=request.depth,
-        ttft_s=fig.ttft_s,
-    )
+    return as_speed_estimate(speed_figures([dev], request.depth, cat.backends), request.depth)
 
 
 def estimate_vllm(
@@ -219,6 +217,8 @@ def estimate_ds4(
         pp_tps_range=prefill.pp_range,
         depth=request.depth,
         ttft_s=round(TTFT_PROMPT / prefill.pp + 1.0 / tg, 3) if prefill.pp and tg else 0.0,
+        tg_tps_ceiling=prefill.tg_ceiling,  # the same device and active bytes
+        pp_tps_ceiling=prefill.pp_ceiling,
     )
     basis = [
         f"ds4: {quant} weights {weights / 1e9:.0f} GB and KV {rules.ds4_kv_bytes_per_token:.0f} "

@@ -18,6 +18,7 @@ from stackctl.estimate.speed import (
     GB,
     DeviceSpeed,
     EfficiencySet,
+    as_speed_estimate,
     at_end,
     decode_ceiling,
     decode_efficiencies,
@@ -87,14 +88,7 @@ def speed_estimate(
 ) -> SpeedEstimate:
     backends = catalog.backends
     figures = speed_figures(speeds, request.depth, backends)
-    plain = SpeedEstimate(
-        tg_tps=figures.tg,
-        tg_tps_range=figures.tg_range,
-        pp_tps=figures.pp,
-        pp_tps_range=figures.pp_range,
-        depth=request.depth,
-        ttft_s=figures.ttft_s,
-    )
+    plain = as_speed_estimate(figures, request.depth)
     if draft is None or request.spec_type == "none":
         return plain
     facts = backends.speculative
@@ -118,6 +112,7 @@ def speed_estimate(
             "tg_tps_range": (shown(tg_low, 2), shown(tg_high, 2)),
             "tg_tps_plain": figures.tg,
             "spec_tokens_per_step": round(tokens, 3),
+            "tg_tps_ceiling": shown(ceiling, 2),
         }
     )
 

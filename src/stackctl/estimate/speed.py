@@ -41,6 +41,7 @@ from stackctl.estimate.catalog import BackendCatalog, BackendFactors, DotPath, Q
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.validation import widen
+from stackctl.models.estimate import SpeedEstimate
 
 TTFT_PROMPT = 512
 GB = 1e9
@@ -393,6 +394,8 @@ class SpeedFigures:
     pp: float
     pp_range: tuple[float, float]
     ttft_s: float
+    tg_ceiling: float  # physics: what no decode or prefill figure of these devices can pass
+    pp_ceiling: float
 
 
 def at_end(devices: list[DeviceSpeed], end: int) -> list[DeviceSpeed]:
@@ -488,7 +491,17 @@ def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatal
         pp=shown(pp, 1),
         pp_range=(shown(pp_range[0], 1), shown(pp_range[1], 1)),
         ttft_s=shown(ttft, 3),
+        tg_ceiling=shown(decode_ceiling(devices, depth), 2),
+        pp_ceiling=shown(prefill_ceiling(devices, depth), 1),
     )
+
+
+def as_speed_estimate(fig: SpeedFigures, depth: int) -> SpeedEstimate:
+    return SpeedEstimate(
+        tg_tps=fig.tg, tg_tps_range=fig.tg_range, pp_tps=fig.pp, pp_tps_range=fig.pp_range,
+        depth=depth, ttft_s=fig.ttft_s, tg_tps_ceiling=fig.tg_ceiling,
+        pp_tps_ceiling=fig.pp_ceiling,
+    )  # fmt: skip
 
 
 def shown(value: float, places: int) -> float:

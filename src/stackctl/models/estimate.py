@@ -108,6 +108,12 @@ class SpeedEstimate(StrictModel):
     depth: int
     ttft_s: float
     tg_tps_plain: float | None = Field(None, description="decode without speculative decoding")
+    tg_tps_ceiling: float | None = Field(
+        None, description="physics: bandwidth / bytes read per step, at the top of every span"
+    )
+    pp_tps_ceiling: float | None = Field(
+        None, description="physics: the fastest compute / ops per prompt token"
+    )
     spec_tokens_per_step: float | None = Field(
         None, description="expected tokens accepted per target step (speculative decoding)"
     )

@@ -97,6 +97,10 @@ class Prediction(StrictModel):
     pp_tps: float
     pp_tps_range: tuple[float, float]
     basis: list[str]
+    # physics (bandwidth / bytes per step; peak compute / ops per token): a calibrated figure
+    # (`stackctl calibrate`) is held under them. None: no roofline for this engine's figure.
+    tg_tps_ceiling: float | None = None
+    pp_tps_ceiling: float | None = None
 
 
 class Placement(StrictModel):

@@ -3,6 +3,7 @@ and requirements, and the reasons in words."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from stackctl.engines import ds4, llamacpp, mlxlm
@@ -206,7 +207,14 @@ def prediction(c: Candidate) -> Prediction:
         pp_tps=round(c.pp, 1),
         pp_tps_range=(round(c.pp_range[0], 1), round(c.pp_range[1], 1)),
         basis=basis,
+        tg_tps_ceiling=_ceiling(c.tg_ceiling, c.tg),
+        pp_tps_ceiling=_ceiling(c.pp_ceiling, c.pp),
     )
+
+
+def _ceiling(value: float | None, figure: float) -> float | None:
+    """A ceiling as the lock shows it: rounded up, so that it never reads below the figure."""
+    return max(math.ceil(value * 10) / 10, round(figure, 1)) if value else None
 
 
 def _reasons(c: Candidate, spec: StackSpec, hardware: HardwareProfile, spec_line: str) -> list[str]:

@@ -59,6 +59,9 @@ class Candidate:
     tg_range: tuple[float, float] = (0.0, 0.0)
     pp: float = 0.0
     pp_range: tuple[float, float] = (0.0, 0.0)
+    # physics: no figure for this candidate may pass these (None: no roofline to say)
+    tg_ceiling: float | None = None
+    pp_ceiling: float | None = None
     memory: int = 0
     basis: list[str] = field(default_factory=list)
     evaluated: bool = False

@@ -129,6 +129,7 @@ def _take(c: Candidate, result: Estimate | str, placement: Placement) -> None:
     c.estimate = result
     c.tg, c.tg_range = result.speed.tg_tps, result.speed.tg_tps_range
     c.pp, c.pp_range = result.speed.pp_tps, result.speed.pp_tps_range
+    c.tg_ceiling, c.pp_ceiling = result.speed.tg_tps_ceiling, result.speed.pp_tps_ceiling
     c.memory = result.memory.total_bytes
     if not result.fits:
         short = max(d.shortfall_bytes for d in result.memory.devices)

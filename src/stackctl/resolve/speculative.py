@@ -134,3 +134,4 @@ def try_speculative(
     c.speculative, c.estimate, c.memory = option.plan, result, result.memory.total_bytes
     c.tg = tg
     c.tg_range = (result.speed.tg_tps_range[0] * scale, result.speed.tg_tps_range[1] * scale)
+    c.tg_ceiling = result.speed.tg_tps_ceiling  # with the tokens a step accepts
