@@ -212,6 +212,11 @@ def test_ds4_on_m4_max_128_meets_every_requirement_unrestricted(resolver: Resolv
     ds4 = _ds4(result)
     assert ds4.reject is None
     assert ds4.tg >= 20
+    # its scaled measurement stays under the physics of this chip (a calibration is held there)
+    assert ds4.tg_ceiling is not None
+    assert ds4.pp_ceiling is not None
+    assert ds4.tg_range[1] < ds4.tg_ceiling
+    assert ds4.pp_range[1] < ds4.pp_ceiling
     assert any("apple-m3-max-40c" in b for b in ds4.basis)
     assert any("mmlu_pro" in line for line in ds4.score.basis)
 

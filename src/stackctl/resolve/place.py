@@ -165,6 +165,19 @@ def _ds4_short(acc: Accelerator, need: int, budget: int) -> str:
     return why
 
 
+def _ds4_ceilings(
+    c: Candidate, acc: Accelerator, weights: float
+) -> tuple[float | None, float | None]:
+    """Physics over ds4's scaled measurement: a token reads the file's active share, a prompt
+    token does 2 x active parameters of work at the GPU's FP16 peak (None: a figure unknown)."""
+    active, total = c.entry.params_active, c.entry.params_total
+    if not (active and total and weights):
+        return None, None
+    tg = acc.bandwidth_gbps * 1e9 / (weights * active / total) if acc.bandwidth_gbps else None
+    pp = acc.peak_tflops_fp16 * 1e3 / (2 * active) if acc.peak_tflops_fp16 else None
+    return tg, pp
+
+
 def place_ds4(c: Candidate, hw: HardwareProfile, policy: Policy, users: int = 1) -> None:
     """ds4 has no estimator model: its own memory figures, and the published measurement
     nearest in memory bandwidth scaled by bandwidth."""
@@ -192,6 +205,9 @@ def place_ds4(c: Candidate, hw: HardwareProfile, policy: Policy, users: int = 1)
     c.tg, c.pp = round(ref.tg_tps * ratio, 1), round(ref.pp_tps * ratio, 1)
     c.tg_range = (round(c.tg * 0.75, 1), round(c.tg * 1.1, 1))
     c.pp_range = (round(c.pp * 0.75, 1), round(c.pp * 1.1, 1))
+    mem = policy.runtime.ds4
+    weights = mem.weights_gb[c.artefact.quant] * 1e9 if mem else 0.0  # sized: it has the quant
+    c.tg_ceiling, c.pp_ceiling = _ds4_ceilings(c, acc, weights)
     c.memory = need
     c.placement = Placement(ngl=FULL)
     c.basis.append(
