@@ -144,7 +144,7 @@ def place_mlx(
     over = base.speed.pp_tps * pp_ratio > roof
     c.pp = base.speed.pp_tps if over else base.speed.pp_tps * pp_ratio
     c.pp_range = (min(low, low * pp_ratio), min(roof, roof * pp_ratio))
-    c.tg_ceiling, c.pp_ceiling = bound, base.speed.pp_tps_ceiling
+    c.tg_ceiling, c.pp_ceiling = bound or own.speed.tg_tps_ceiling, base.speed.pp_tps_ceiling
     capped = (
         f", decode capped at the bandwidth bound {bound:.1f} tok/s" if tg > (bound or tg) else ""
     )

@@ -13,6 +13,7 @@ the gain it predicts here (a measurement beats the model).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from stackctl.detect.declare import declare_hardware
@@ -132,6 +133,9 @@ def try_speculative(
         "Leviathan et al. 2023 eq. 1)"
     )
     c.speculative, c.estimate, c.memory = option.plan, result, result.memory.total_bytes
-    c.tg = tg
-    c.tg_range = (result.speed.tg_tps_range[0] * scale, result.speed.tg_tps_range[1] * scale)
-    c.tg_ceiling = result.speed.tg_tps_ceiling  # with the tokens a step accepts
+    # a measured correction above 1 never lifts decode past tokens per step x bandwidth
+    c.tg_ceiling = result.speed.tg_tps_ceiling
+    top = c.tg_ceiling or math.inf
+    c.tg = min(tg, top)
+    c.tg_range = (min(result.speed.tg_tps_range[0] * scale, c.tg),
+                  min(result.speed.tg_tps_range[1] * scale, top))  # fmt: skip
