@@ -64,3 +64,23 @@ def test_shape_file_matches_fit_params(
     assert context == pytest.approx(real["context"], rel=0.02, abs=0.01)
     total = model + context + mem.compute_bytes / MIB
     assert total == pytest.approx((low + high) / 2 + real["context"] + real["compute"], rel=0.03)
+    # the compute buffer on its own (MLA's attention stage included: DeepSeek-V3 was 17 % low)
+    assert mem.compute_bytes / MIB == pytest.approx(real["compute"], rel=0.04)
+
+
+def test_mla_attention_stage_from_the_catalog_matches_the_file(
+    tmp_path: Path, cat: EstimateCatalog
+) -> None:
+    """The catalog's MLA facts and the file's keys (key_length_mla) give the same peak: at 128
+    heads the absorbed attention, not the logits, sets DeepSeek-V3's compute buffer."""
+    path = tmp_path / "m.gguf"
+    write_catalog_shape(path, "deepseek-v3", "IQ2_XXS", cat)
+    host = cpu_host(2, ["avx2"])
+    by_file = estimate(EstimateRequest(model="", quant="", gguf_path=str(path), ctx=4096,
+                                       threads=2), host, catalog=cat).memory  # fmt: skip
+    by_id = estimate(EstimateRequest(model="deepseek-v3", quant="IQ2_XXS", ctx=4096, threads=2),
+                     host, catalog=cat).memory  # fmt: skip
+    assert by_file.compute_bytes == by_id.compute_bytes
+    logits_stage = (129280 + 6 * 7168) * 512 * 4 + 2 * 4096 * 512  # the formula before MLA
+    assert by_id.compute_bytes / MIB == pytest.approx(410.02, rel=0.001)  # fit-params, b11434
+    assert by_id.compute_bytes > logits_stage

@@ -110,16 +110,30 @@ class ComputeTerms:
     logits: float = 1.0  # x n_vocab x tokens x 4
     embd_rows: float = 6.0  # x n_embd x tokens x 4
     mask_bytes: float = 2.0  # x kv cells x tokens
+    # MLA (absorbed): attention can be the peak instead of the logits. DeepSeek-V3 shapes
+    # varied one fact at a time (b11434, ub 512/256, c4096/32768) moved it by 2 f32 per latent
+    # dim (kv_lora_rank + rope: the absorbed query and the attention output in latent space)
+    # and 1 per query dim (nope + rope) per head and token, plus 5 f32 rows of n_embd and the
+    # mask: 410.02 MiB at 128 heads, c4096, ub512 (the logits' stage: 326.52).
+    mla_latent: float = 2.0  # x heads x (kv_lora_rank + rope) x tokens x 4
+    mla_query: float = 1.0  # x heads x (nope + rope) x tokens x 4
+    mla_embd_rows: float = 5.0  # x n_embd x tokens x 4
 
 
 def compute_bytes(shape: ModelShape, params: ContextParams, terms: ComputeTerms) -> int:
     """The graph allocator's peak for a worst-case ubatch (n_ubatch tokens, full KV)."""
     tokens = min(params.n_ubatch, params.n_batch)
     sizes = cache_sizes(shape, params)
-    total = terms.logits * shape.n_vocab * tokens * F32
-    total += terms.embd_rows * shape.n_embd * tokens * F32
+    mask = 0.0
     if any(layer.kv_k and not layer.swa for layer in shape.layers):
-        total += terms.mask_bytes * sizes.kv_size * tokens
+        mask += terms.mask_bytes * sizes.kv_size * tokens
     if any(layer.kv_k and layer.swa for layer in shape.layers):
-        total += terms.mask_bytes * sizes.swa_size * tokens
-    return int(total)
+        mask += terms.mask_bytes * sizes.swa_size * tokens
+    logits = (terms.logits * shape.n_vocab + terms.embd_rows * shape.n_embd) * tokens * F32
+    latent = max(
+        ((terms.mla_latent * layer.head_k + terms.mla_query * layer.head_q) * layer.n_head
+         for layer in shape.layers if layer.kind == "A"),
+        default=0.0,
+    )  # fmt: skip
+    attention = (latent + terms.mla_embd_rows * shape.n_embd) * tokens * F32 if latent else 0.0
+    return int(max(logits, attention) + mask)

@@ -26,6 +26,7 @@ class LayerShape:
     state_s: int = 0  # recurrent state per sequence (f32 elements)
     n_head: int = 0
     head_k: int = 0
+    head_q: int = 0  # MLA: a query head's width before absorption (nope + rope dims)
 
 
 @dataclass
@@ -120,6 +121,7 @@ def _entry_layer(entry: ModelEntry, kind: str, owns_kv: bool) -> LayerShape:
             kv_k=mla.kv_lora_rank + mla.qk_rope_dim,
             n_head=entry.n_head,
             head_k=mla.kv_lora_rank + mla.qk_rope_dim,
+            head_q=mla.qk_nope_dim + mla.qk_rope_dim,
         )
     return _entry_state_layer(entry, kind)
 
@@ -250,7 +252,10 @@ def _gguf_attention_layer(gguf: GgufFile, head_kv: int, n_head: int, swa: bool) 
     if mla_rank:
         rope = int(gguf.arch_key("rope.dimension_count", 64))
         width = mla_rank + rope
-        return LayerShape(kind="A", kv_k=width * max(head_kv, 1), n_head=n_head, head_k=width)
+        # key_length_mla: the query head before absorption (older files: key_length)
+        head_q = gguf.arch_key("attention.key_length_mla") or gguf.arch_key("attention.key_length")
+        return LayerShape(kind="A", kv_k=width * max(head_kv, 1), n_head=n_head, head_k=width,
+                          head_q=int(head_q or 0) if head_q != width else 0)  # fmt: skip
     suffix = "_swa" if swa else ""
     head_k = gguf.arch_key(f"attention.key_length{suffix}") or gguf.arch_key("attention.key_length")
     head_v = gguf.arch_key(f"attention.value_length{suffix}") or gguf.arch_key(
