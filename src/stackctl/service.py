@@ -30,7 +30,9 @@ class ServiceStatus(StrictModel):
     restarts: int | None = None
     last_exit: int | None = None
     crash_loop: bool = False
-    active_state: str | None = None  # systemd's ActiveState (failed: exited, not restarted)
+    # systemd's ActiveState, or the supervisor's own (active / inactive): failed or inactive
+    # means the server exited and nothing restarts it
+    active_state: str | None = None
 
 
 def has_systemd() -> bool:
@@ -121,7 +123,10 @@ def service_status(
     else:
         pid_file = Path(layout.pid_file(lock, host))
         manager = "stackctl-supervise"
-        state = _supervisor_state(pid_file) if _supervised_pid(pid_file) else {}
+        supervisor = _supervised_pid(pid_file)
+        state = _supervisor_state(pid_file) if supervisor else {}
+        # as systemd's unit state: the supervisor gone means nothing restarts the server
+        state["active_state"] = "active" if supervisor else "inactive"
         pid = _int(state.get("server_pid"))
         pid = pid if pid is not None and pid_alive(pid) else None
     return ServiceStatus(
@@ -211,9 +216,7 @@ class CrashWatch:
             where = f"journalctl -u {status.service}"
         else:
             crash_loop = status.crash_loop
-            # the supervisor itself is gone, so nothing restarts the server
-            pid_file = Path(layout.pid_file(self.lock, self.host or layout.host_layout()))
-            exited = _supervised_pid(pid_file) is None
+            exited = status.active_state == "inactive"  # the supervisor is gone (service_status)
             where = status.log
         if not (crash_loop or exited):
             return None

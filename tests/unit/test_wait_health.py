@@ -217,6 +217,20 @@ def test_crash_watch_stops_the_wait_on_a_supervised_crash_loop(
     assert "boom" in caught.value.details
 
 
+@pytest.mark.skipif(service.has_systemd(), reason="this box runs systemd: service_status asks it")
+def test_crash_watch_says_exited_once_the_supervisor_is_gone(tmp_path: Path) -> None:
+    """No live supervisor behind the pid file: the status says inactive (as systemd's unit
+    would) and the wait stops at once, naming the log."""
+    lock = read_lockfile(BY_NAME["cpu-x86"].lock_path)
+    host = HostLayout(state_dir=str(tmp_path / "state"), log_dir=str(tmp_path / "log"))
+    status = service.service_status(lock, host, probe_health=False)
+    assert (status.active_state, status.running) == ("inactive", False)
+    reason = service.CrashWatch(lock, host)()
+    assert reason is not None
+    assert "exited and is not being restarted" in reason.splitlines()[0]
+    assert layout.log_file(lock, host) in reason.splitlines()[0]
+
+
 PLAYBOOK = """
 - hosts: localhost
   gather_facts: false
