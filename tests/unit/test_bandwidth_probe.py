@@ -107,7 +107,16 @@ def test_other_processes_cpu_time_between_two_samples() -> None:
     # (CPU seconds of every process, of this one, wall clock): 2.5 s used in 1 s, 1 s of it ours
     assert bw.others_cores((10.0, 2.0, 100.0), (12.5, 3.0, 101.0)) == pytest.approx(1.5)
     assert bw.others_cores((10.0, 2.0, 100.0), (11.0, 3.0, 101.0)) == 0.0  # ours alone
-    assert bw.others_cores(None, (11.0, 3.0, 101.0)) is None  # no /proc/stat: unknown
+    assert bw.others_cores(None, (11.0, 3.0, 101.0)) is None  # no CPU times: unknown
+    # a real sample: busy seconds never run backwards, and this process's own time is in them
+    first = bw.cpu_sample()
+    assert first is not None
+    sum(i * i for i in range(300_000))  # some CPU time of our own between the samples
+    second = bw.cpu_sample()
+    assert second is not None
+    assert second[0] >= first[0]
+    assert second[1] > first[1]
+    assert (bw.others_cores(first, second) or 0.0) >= 0.0
     # a probe that kept 1.16 of its 2 cores could read up to 2 / 1.16 x as much alone
     assert bw.busy_high(14.0, 2, 0.84) == 24.0
     assert bw.busy_high(10.0, 2, 1.9) == 40.0  # never more than 4x: a near-starved probe

@@ -11,9 +11,10 @@ so that locks don't go stale on noise. `--collect` stores it in the bundle as
 `bandwidth_probe.json`; a replay reads it back and never probes.
 
 Other processes can only lower a read rate. So the probe also records how many cores' worth of
-CPU time other processes took while it ran (Linux /proc/stat, less this process's own time); a
-busy probe keeps its figure but says so, and its true rate may be up to
-threads / (threads - others) times higher: the top of the range the estimate then gives.
+CPU time other processes took while it ran (psutil's system-wide CPU times, less this
+process's own time: Linux and macOS); a busy probe keeps its figure but says so, and its true
+rate may be up to threads / (threads - others) times higher: the top of the range the estimate
+then gives.
 `stackctl detect --reprobe` measures again and replaces the cached figure.
 """
 
@@ -29,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from stackctl.models.hardware import HardwareProfile
 
@@ -89,20 +92,22 @@ def measure_read_gbps(
     return best
 
 
+# Busy time in psutil's system-wide CPU times (Linux /proc/stat, macOS host_statistics): idle
+# and iowait are not; steal is (the hypervisor gave the cores to someone else). Guest time is
+# already inside user on Linux, so it is not added again.
+_BUSY_TIMES = ("user", "nice", "system", "irq", "softirq", "steal")
+
+
 def cpu_sample() -> tuple[float, float, float] | None:
     """(CPU seconds every process has used, of them this process's, wall clock seconds), or None
-    where the kernel gives no /proc/stat (macOS)."""
+    where the platform gives no system-wide CPU times."""
     try:
-        with Path("/proc/stat").open(encoding="ascii") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
+        times = psutil.cpu_times()
+    except (OSError, RuntimeError, NotImplementedError):
         return None
-    if len(ticks) < 8:
-        return None
-    idle = ticks[3] + ticks[4]  # idle and iowait; steal counts as taken: the cores were not ours
     own = os.times()
-    hz = os.sysconf("SC_CLK_TCK")
-    return (sum(ticks) - idle) / hz, own.user + own.system, time.perf_counter()
+    busy = sum(getattr(times, name, 0.0) for name in _BUSY_TIMES)
+    return busy, own.user + own.system, time.perf_counter()
 
 
 def others_cores(
