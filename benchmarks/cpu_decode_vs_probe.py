@@ -9,6 +9,11 @@ all tie the output to the embedding, so a token reads the whole file. The result
 catalog/backends.yaml's `measured_dot_decode_efficiency` source on an int8-dot CPU.
 
     .venv/bin/python benchmarks/cpu_decode_vs_probe.py BIN_DIR [--repack 0] [--json OUT]
+        [--quants Q4_0,Q8_0,IQ2_XXS,...]
+
+`--quants` adds Llama 3.2 1B shape-only files in those quant types (catalog/quants.yaml
+recipes): where the efficiency falls well below the others' at the same thread count, the
+type's dot product, not the memory, sets decode (an i-quant's grid lookups at few threads).
 
 `--repack 0` runs llama-bench as a lock with --no-repack serves (quirk x86-amx-no-repack: the
 weights stay in their file layout, no AMX or repacked CPU kernels); the run records it.
@@ -59,7 +64,10 @@ def llama_bench_tg(
             "bytes": int(rec["model_size"])}  # fmt: skip
 
 
-def run(bin_dir: Path, repack: int = 1) -> dict[str, Any]:
+QUANT_MODEL = "llama-3.2-1b"
+
+
+def run(bin_dir: Path, repack: int = 1, quants: tuple[str, ...] = ()) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     knee = {mib: [read_gbps(mib, t) for t in THREADS] for mib in KNEE_MIB}
     catalog = load_estimate_catalog(catalog_dir())
@@ -69,6 +77,10 @@ def run(bin_dir: Path, repack: int = 1) -> dict[str, Any]:
             path = Path(tmp) / f"{model_id}.gguf"
             write_catalog_shape(path, model_id, "Q4_K_M", catalog)
             models[f"{model_id} (shape-only)"] = (path, True)
+        for quant in quants:
+            path = Path(tmp) / f"{QUANT_MODEL}-{quant}.gguf"
+            write_catalog_shape(path, QUANT_MODEL, quant, catalog)
+            models[f"{QUANT_MODEL} {quant} (shape-only)"] = (path, True)
         bench = {(name, t): llama_bench_tg(bin_dir / "llama-bench", path, t, shape, repack)
                  for name, (path, shape) in models.items() for t in THREADS}  # fmt: skip
     after = [read_gbps(512, t) for t in THREADS]
@@ -86,7 +98,9 @@ def run(bin_dir: Path, repack: int = 1) -> dict[str, Any]:
             "repack": repack, "load_before": load_before, "load_after": os.getloadavg()[0],
             "probe_by_total_mib": knee, "probe_after": after, "rows": rows,
             "provenance": f"benchmarks/cpu_decode_vs_probe.py, llama-bench in {bin_dir}; tg64 "
-                          f"-r 2 --repack {repack}, shape-only files with -lm none"}  # fmt: skip
+                          f"-r 2 --repack {repack}, shape-only files with -lm none"
+                          + (f"; quant types of {QUANT_MODEL}: {', '.join(quants)}" if quants
+                             else "")}  # fmt: skip
 
 
 def main() -> int:
@@ -100,8 +114,12 @@ def main() -> int:
         help="llama-bench --repack (0: as a lock with --no-repack serves)",
     )
     parser.add_argument("--json", type=Path, help="write the run here")
+    parser.add_argument(
+        "--quants", default="", help=f"comma-separated quant types of {QUANT_MODEL} to add"
+    )
     args = parser.parse_args()
-    result = run(args.bin_dir, args.repack)
+    quants = tuple(q for q in args.quants.split(",") if q)
+    result = run(args.bin_dir, args.repack, quants)
     print(f"load {result['load_before']:.2f} -> {result['load_after']:.2f}; probe GB/s by "
           f"buffer MiB (1, 2 threads): {result['probe_by_total_mib']}")  # fmt: skip
     for r in result["rows"]:

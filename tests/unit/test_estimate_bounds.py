@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 
 from stackctl.detect import BundleRunner, declare_hardware, detect_hardware, load_chip_table
@@ -32,6 +32,7 @@ from stackctl.estimate.speed import (
     TTFT_PROMPT,
     DeviceSpeed,
     mean_attended,
+    shown_up,
 )
 from stackctl.models.estimate import Backend, EstimateRequest
 from stackctl.models.hardware import Accelerator, HardwareProfile
@@ -143,6 +144,13 @@ def test_every_prediction_is_positive_and_within_physics(
     assert speed.pp_tps_range[1] <= speed.pp_tps_ceiling * 1.005
     assert speed.pp_tps_ceiling <= _prefill_ceiling(devices, depth, memory) * 1.02
     assert result.memory.weights_bytes > 0
+
+
+@given(st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False))
+@example(0.8588375188685916)  # a 671B model's prefill on a box of unknown cores: was shown 0.9
+def test_a_shown_ceiling_never_reads_below_its_bound_nor_far_above(value: float) -> None:
+    shown = shown_up(value)
+    assert value <= shown <= value * 1.0011  # 4 significant figures, up
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from stackctl.estimate.speed import (
     decode_tps,
     measured_backends,
     shown,
+    shown_up,
     speculative_tps,
     speed_figures,
     validation_spread,
@@ -112,7 +113,7 @@ def speed_estimate(
             "tg_tps_range": (shown(tg_low, 2), shown(tg_high, 2)),
             "tg_tps_plain": figures.tg,
             "spec_tokens_per_step": round(tokens, 3),
-            "tg_tps_ceiling": shown(ceiling, 2),
+            "tg_tps_ceiling": shown_up(ceiling),
         }
     )
 

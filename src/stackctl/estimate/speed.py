@@ -491,8 +491,8 @@ def speed_figures(devices: list[DeviceSpeed], depth: int, backends: BackendCatal
         pp=shown(pp, 1),
         pp_range=(shown(pp_range[0], 1), shown(pp_range[1], 1)),
         ttft_s=shown(ttft, 3),
-        tg_ceiling=shown(decode_ceiling(devices, depth), 2),
-        pp_ceiling=shown(prefill_ceiling(devices, depth), 1),
+        tg_ceiling=shown_up(decode_ceiling(devices, depth)),
+        pp_ceiling=shown_up(prefill_ceiling(devices, depth)),
     )
 
 
@@ -502,6 +502,15 @@ def as_speed_estimate(fig: SpeedFigures, depth: int) -> SpeedEstimate:
         depth=depth, ttft_s=fig.ttft_s, tg_tps_ceiling=fig.tg_ceiling,
         pp_tps_ceiling=fig.pp_ceiling,
     )  # fmt: skip
+
+
+def shown_up(value: float, digits: int = 4) -> float:
+    """A ceiling as shown: `digits` significant figures, rounded up so that it never reads
+    below the bound it stands for (and at most 0.1 % above it)."""
+    if value <= 0:
+        return 0.0
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale) / scale
 
 
 def shown(value: float, places: int) -> float:

@@ -3,10 +3,10 @@ and requirements, and the reasons in words."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from stackctl.engines import ds4, llamacpp, mlxlm
+from stackctl.estimate.speed import shown_up
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.hardware import HardwareProfile
 from stackctl.models.policy import Policy, Quirk
@@ -213,8 +213,9 @@ def prediction(c: Candidate) -> Prediction:
 
 
 def _ceiling(value: float | None, figure: float) -> float | None:
-    """A ceiling as the lock shows it: rounded up, so that it never reads below the figure."""
-    return max(math.ceil(value * 10) / 10, round(figure, 1)) if value else None
+    """A ceiling as the lock shows it: rounded up (speed.shown_up), and never below the figure
+    as the lock rounds it."""
+    return max(shown_up(value), round(figure, 1)) if value else None
 
 
 def _reasons(c: Candidate, spec: StackSpec, hardware: HardwareProfile, spec_line: str) -> list[str]:
