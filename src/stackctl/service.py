@@ -212,12 +212,12 @@ class CrashWatch:
                 self.first_restarts = status.restarts or 0
             since = (status.restarts or 0) - self.first_restarts
             crash_loop = since >= CRASH_LOOP_RESTARTS
-            exited = status.active_state in ("failed", "inactive")
             where = f"journalctl -u {status.service}"
         else:
             crash_loop = status.crash_loop
-            exited = status.active_state == "inactive"  # the supervisor is gone (service_status)
             where = status.log
+        # the unit, or the supervisor (service_status), is gone: nothing restarts the server
+        exited = status.active_state in ("failed", "inactive")
         if not (crash_loop or exited):
             return None
         reason = crash_reason(status.service, crash_loop, status.restarts, status.last_exit, where)
