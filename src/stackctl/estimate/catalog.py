@@ -232,6 +232,15 @@ class BackendFactors(StrictModel):
         "more of the probe's stream"
     )
     measured_amx_decode_range: tuple[float, float] = (0.0, 0.0)
+    dot_rate_gws: dict[str, float] = Field(
+        default_factory=dict,
+        description="CPU decode: billions of weights per second one thread's dot products of a "
+        "ggml type get through, for the types whose dot product, not the memory, sets the pace "
+        "at few threads (speed.py takes the slower of the two per type)",
+    )
+    dot_rate_range: tuple[float, float] = Field(
+        (1.0, 1.0), description="multipliers of dot_rate_gws at the slow and the fast end"
+    )
     assumed_bandwidth_range: tuple[float, float] = Field(
         (1.0, 1.0), description="multipliers that widen the range when bandwidth is assumed"
     )
@@ -249,6 +258,14 @@ class BackendFactors(StrictModel):
     )
     prefill_validation: tuple[float, float] | None = Field(None, description="the same for prefill")
     sources: list[str] = Field(default_factory=list)
+
+    @field_validator("dot_rate_gws")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(t for t, rate in value.items() if rate <= 0 or t != t.upper())
+        if bad:
+            raise ValueError(f"dot rates need ggml type names and rates above 0: {bad}")
+        return value
 
     @field_validator("quant_decode_factor")
     @classmethod

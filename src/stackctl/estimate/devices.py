@@ -116,6 +116,7 @@ def build_devices(
         Device(
             name="host",
             staging_gbps=staging_gbps(hardware, threads),
+            threads=threads,
             budget=_host_budget(hardware, catalog),
             backend="cpu",
             bandwidth_gbps=host.value,
@@ -295,6 +296,7 @@ def device_speeds(
             ceiling_gops=d.ceiling_gops,
             int8_matmul=_int8_matmul(d.backend, catalog),
             ubatch=min(request.ubatch, request.batch),
+            dot_gws=_dot_rates(d, catalog),
             basis=list(d.rate_notes),
         )
         for d in devices
@@ -316,12 +318,14 @@ def device_speeds(
         speed = speeds[dev]
         speed.weight_bytes += weight_bytes
         _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
+        _tally(speed.type_bytes, t.type, weight_bytes)
         if routed:
             expert_layers.setdefault(dev, set()).add(key[1])
             speed.expert_bytes_all += t.nbytes
             speed.expert_share = view.shape.n_expert_used / view.shape.n_expert
         if ops is not None:
             speed.weight_ops += ops
+            _tally(speed.type_weights, t.type, ops / 2)
             float_weights = quant_family(t.type) in FLOAT_FAMILIES
             speed.float_ops += ops if float_weights else 0.0
             if routed:
@@ -356,6 +360,13 @@ def _tally(into: dict[str, float], family: str, amount: float) -> None:
 # (tensor, its placement key, bytes read per token, a routed expert of an MoE?, ops per token
 # or None for a lookup or a vector): what the speed pass reads of each trunk tensor.
 SpeedRow = tuple[TypedTensor, PlaceKey, float, bool, float | None]
+
+
+def _dot_rates(device: Device, catalog: EstimateCatalog) -> dict[str, float]:
+    """G weights/s the device's threads' dot products reach per ggml type, where the backend
+    records a per-thread rate (a CPU's slow dot products: catalog/backends.yaml)."""
+    rates = catalog.backends.backends[device.backend].dot_rate_gws
+    return {t: rate * device.threads for t, rate in rates.items()} if device.threads else {}
 
 
 def _speed_rows(view: ModelView) -> list[SpeedRow]:
@@ -453,6 +464,19 @@ def _add_attention(
         speed.full_ops += ops
 
 
+def _dot_basis(s: DeviceSpeed, catalog: EstimateCatalog) -> list[str]:
+    """Which of the device's weight types may be paced by its dot products, at what rate."""
+    types = sorted(t for t in s.dot_gws if s.type_weights.get(t))
+    if not types:
+        return []
+    factors = catalog.backends.backends[s.backend]
+    low, high = factors.dot_rate_range
+    rates = ", ".join(f"{t} {s.dot_gws[t]:.3g}" for t in types)
+    return [f"speed {s.name}: dot products, G weights/s over its threads ({rates}; one core's "
+            f"measured rate x threads, range x{low:g}-x{high:g}), set the pace of a type where "
+            "slower than its read"]  # fmt: skip
+
+
 def _speed_basis(
     speeds: list[DeviceSpeed], request: EstimateRequest, catalog: EstimateCatalog
 ) -> list[str]:
@@ -486,6 +510,7 @@ def _speed_basis(
                 f"{slot_ms:g} ms fixed time each (their dispatch: {s.backend} factor fitted to "
                 "public llama-bench rows)"
             )
+        lines += _dot_basis(s, catalog)
         lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "

@@ -24,6 +24,7 @@ from stackctl.estimate.speed import (
     QUANT_FAMILIES,
     DeviceSpeed,
     chunk_attention,
+    dot_seconds,
     expert_padding,
     link_rate,
     matmul_seconds,
@@ -74,6 +75,16 @@ def _quant(owner: str, kind: str) -> str | None:
     return None if owner == "cpu" else f"{owner}:{kind}"
 
 
+def _slow_dots(d: DeviceSpeed, bw: float, iw: float) -> dict[str, float]:
+    """Seconds of the dot products of each ggml type that take longer than reading it at the
+    current inverse efficiency `iw` (speed.weight_read_seconds's slower branch)."""
+    if not d.dot_gws or not bw:
+        return {}
+    read = d.bytes_by_type()
+    dots = {t: dot_seconds(d, t) for t in read}
+    return {t: s for t, s in dots.items() if s > read[t] / bw * iw}
+
+
 def decode_terms(
     devices: tuple[DeviceSpeed, ...], depth: int, owner: Owner, x: Mapping[str, float]
 ) -> Terms:
@@ -87,9 +98,12 @@ def decode_terms(
         compute = d.weight_ops / peak if peak else 0.0
         quant = _quant(o, "qd")
         mix = d.decode_mix({f: x[f"{quant}.{f}"] for f in QUANT_FAMILIES}) if quant else 1.0
-        if compute > read * x[f"{o}:iw"] * mix:
+        dots = _slow_dots(d, bw, x[f"{o}:iw"])  # a CPU's types whose dot products are slower
+        read -= sum(d.bytes_by_type()[t] for t in dots) / bw if dots else 0.0
+        if compute > read * x[f"{o}:iw"] * mix + sum(dots.values()):
             const += compute
         else:
+            const += sum(dots.values())
             const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x, mix)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0

@@ -86,6 +86,7 @@ class Efficiency:
     expert_s: float = 0.0  # decode: fixed seconds per routed expert a token uses, per layer
     quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
     kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
+    dot: float = 1.0  # decode: multiplier of a CPU's dot-product rates (DeviceSpeed.dot_gws)
 
 
 @dataclass
@@ -120,6 +121,12 @@ class DeviceSpeed:
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
     # weight bytes read per token by quant family (shares: scaling the total keeps them)
     family_bytes: dict[str, float] = field(default_factory=dict)
+    # the same by ggml type, and the weights (elements) read per token by type
+    type_bytes: dict[str, float] = field(default_factory=dict)
+    type_weights: dict[str, float] = field(default_factory=dict)
+    # G weights/s this device's dot products reach per ggml type where they, not the memory,
+    # can set the pace (a CPU's threads x catalog/backends.yaml dot_rate_gws)
+    dot_gws: dict[str, float] = field(default_factory=dict)
     bw_span: tuple[float, float] = (1.0, 1.0)  # (low, high) multipliers of bandwidth_gbps
     peak_span: tuple[float, float] = (1.0, 1.0)  # the same for peak_gops
     ceiling_gops: float | None = None  # the most ops/s any kernel reaches (int8 units; None: peak)
@@ -143,6 +150,14 @@ class DeviceSpeed:
         full, window = self.attended(ctx)
         return self.full_ops * full + self.window_ops * window
 
+    def bytes_by_type(self) -> dict[str, float]:
+        """weight_bytes split by ggml type in type_bytes' shares (a pass that reads other
+        bytes, a verify or a file of another size, scales weight_bytes alone)."""
+        total = sum(self.type_bytes.values())
+        if not total:
+            return {}
+        return {t: self.weight_bytes * b / total for t, b in self.type_bytes.items()}
+
     def decode_mix(self, factors: Mapping[str, float]) -> float:
         """Time multiplier of the decode weight read under per-family `factors`."""
         return _mix(self.family_bytes, factors)
@@ -165,14 +180,27 @@ def _seconds(amount: float, rate_g: float | None, share: float) -> float:
     return amount / (rate_g * GB * share) if rate_g and amount else 0.0
 
 
+def dot_seconds(dev: DeviceSpeed, ggml_type: str, scale: float = 1.0) -> float:
+    """Seconds the device's dot products take over one token's weights of `ggml_type` (0 where
+    no rate is recorded: the memory sets the pace)."""
+    return _seconds(dev.type_weights.get(ggml_type, 0.0), dev.dot_gws.get(ggml_type), scale)
+
+
+def weight_read_seconds(dev: DeviceSpeed, e: Efficiency) -> float:
+    """Seconds to stream the active weights once: at the bandwidth share (times each quant
+    family's multiplier), or, type by type, the dot products' time where they are slower."""
+    if not dev.dot_gws or not dev.type_bytes:
+        return _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights) * dev.decode_mix(e.quant)
+    return sum(max(_seconds(b, dev.bandwidth_gbps, e.weights) * e.quant.get(quant_family(t), 1.0),
+                   dot_seconds(dev, t, e.dot))
+               for t, b in dev.bytes_by_type().items())  # fmt: skip
+
+
 def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficiency]) -> float:
     seconds = 0.0
     for dev in devices:
         e = eff[dev.backend]
-        weights = max(
-            _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights) * dev.decode_mix(e.quant),
-            _seconds(dev.weight_ops, dev.peak_gops, 1.0),
-        )
+        weights = max(weight_read_seconds(dev, e), _seconds(dev.weight_ops, dev.peak_gops, 1.0))
         # one query row: the kernel reads the cache and computes on it with little overlap
         attention = _seconds(dev.attention_bytes(depth), dev.bandwidth_gbps, e.kv) + _seconds(
             dev.attention_ops(depth), dev.peak_gops, e.attention
@@ -294,6 +322,7 @@ def verify_devices(devices: list[DeviceSpeed], tokens: int) -> list[DeviceSpeed]
                 dev,
                 weight_bytes=dev.weight_bytes - active + dev.expert_bytes_all * distinct,
                 weight_ops=dev.weight_ops * tokens,
+                type_weights={t: w * tokens for t, w in dev.type_weights.items()},
                 expert_ops=dev.expert_ops * tokens,
                 float_ops=dev.float_ops * tokens,
                 float_expert_ops=dev.float_expert_ops * tokens,
@@ -361,11 +390,12 @@ def decode_efficiencies(
         layer_ms = (f.layer_overhead_ms, high_ms, low_ms)
         low_slot, high_slot = f.expert_slot_range
         slot_ms = (f.expert_slot_ms, high_slot, low_slot)
+        dot = (1.0, *f.dot_rate_range)
         for i, out in enumerate(sets):
             out[name] = Efficiency(weights[i] * bandwidth[i], attention[i],
                                    kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3,
                                    expert_s=slot_ms[i] * 1e-3,
-                                   quant=f.quant_decode_factor)  # fmt: skip
+                                   quant=f.quant_decode_factor, dot=dot[i])  # fmt: skip
     return sets
 
 
