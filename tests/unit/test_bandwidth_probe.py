@@ -127,10 +127,15 @@ def test_a_probe_beside_real_load_says_so_and_the_estimate_reaches_higher(
 ) -> None:
     """A process spinning on a core while the probe runs (as a build or a test beside `stackctl
     detect` does): the record counts it, detect warns, and the decode range's top end rises
-    by what the probe may have lost; the middle figure stays the measured one."""
+    by what the probe may have lost; the middle figure stays the measured one. Where a weight
+    type's dot products are slower than its read would be at that top (Gemma's Q5_0 tensors
+    on two threads), they hold the top below the bandwidth's rise."""
     from stackctl.cli.hardware_args import load_profile
     from stackctl.estimate import estimate
+    from stackctl.estimate.catalog import load_estimate_catalog
     from stackctl.models.estimate import EstimateRequest
+    from stackctl.resources import catalog_dir
+    from tests.support.catalogs import without_dot_rates
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -150,11 +155,16 @@ def test_a_probe_beside_real_load_says_so_and_the_estimate_reaches_higher(
     assert not any("--reprobe" in w for w in quiet.warnings)
     request = EstimateRequest(model="gemma-3-270m", quant="Q4_K_M", backend="cpu", ctx=4096,
                               threads=2, repack=False)  # fmt: skip
-    wide, narrow = (estimate(request, b).speed for b in (busy, quiet))
-    assert wide.tg_tps == narrow.tg_tps
-    assert wide.tg_tps_range[0] == narrow.tg_tps_range[0]
-    rise = wide.tg_tps_range[1] / narrow.tg_tps_range[1]
-    assert rise == pytest.approx(top / record["gbps"], rel=0.02), (wide, narrow)
+    catalog = load_estimate_catalog(catalog_dir())
+    for cat in (without_dot_rates(catalog), catalog):
+        wide, narrow = (estimate(request, b, catalog=cat).speed for b in (busy, quiet))
+        assert wide.tg_tps == narrow.tg_tps
+        assert wide.tg_tps_range[0] == narrow.tg_tps_range[0]
+        rise = wide.tg_tps_range[1] / narrow.tg_tps_range[1]
+        if cat is catalog:  # the dot products may hold the top back, never push it further
+            assert 1 < rise <= top / record["gbps"] * 1.02, (wide, narrow)
+        else:
+            assert rise == pytest.approx(top / record["gbps"], rel=0.02), (wide, narrow)
 
 
 def test_reprobe_measures_again_and_replaces_the_cached_figure(

@@ -20,6 +20,7 @@ from stackctl.estimate.dot_rates import DOT_PACED_SHARE, dot_paced, fit_rates, r
 from stackctl.models.estimate import Estimate, EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
+from tests.support.catalogs import without_dot_rates
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = [ROOT / "tests/data/estimate/llama_bench_cpu_quants_amd.json",
@@ -119,10 +120,7 @@ def test_memory_paced_weights_keep_their_figure() -> None:
     """Gemma 3 270M Q4_K_M (the tiny-cpu plan): its Q5_0 tensors' dot products are faster than
     their read at two threads, so the rates leave the decode figure as it was."""
     box = _this_vm(34.0)
-    without = BackendFactors.model_validate({**CPU.model_dump(), "dot_rate_gws": {}})
-    backends = {**CATALOG.backends.backends, "cpu": without}
-    plain = CATALOG.model_copy(update={"backends": CATALOG.backends.model_copy(
-        update={"backends": backends})})  # fmt: skip
+    plain = without_dot_rates(CATALOG)
     rated, unrated = (_decode("Q4_K_M", 2, box, c, "gemma-3-270m") for c in (CATALOG, plain))
     assert rated.speed.tg_tps == unrated.speed.tg_tps
     assert any("Q5_0" in b for b in rated.basis if "dot products" in b)
