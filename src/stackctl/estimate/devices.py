@@ -317,7 +317,6 @@ def device_speeds(
                                          view, placement, cpu, split_layers)  # fmt: skip
         speed = speeds[dev]
         speed.weight_bytes += weight_bytes
-        _tally(speed.family_bytes, quant_family(t.type), weight_bytes)
         _tally(speed.type_bytes, t.type, weight_bytes)
         if routed:
             expert_layers.setdefault(dev, set()).add(key[1])

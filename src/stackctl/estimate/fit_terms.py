@@ -75,14 +75,18 @@ def _quant(owner: str, kind: str) -> str | None:
     return None if owner == "cpu" else f"{owner}:{kind}"
 
 
-def _slow_dots(d: DeviceSpeed, bw: float, iw: float) -> dict[str, float]:
-    """Seconds of the dot products of each ggml type that take longer than reading it at the
-    current inverse efficiency `iw` (speed.weight_read_seconds's slower branch)."""
+def _slow_dots(d: DeviceSpeed, bw: float, iw: float) -> tuple[float, float]:
+    """(seconds of the dot products, bytes) of the ggml types whose dot products take longer
+    than reading them at the current inverse efficiency `iw` (speed.weight_read_seconds's
+    slower branch)."""
     if not d.dot_gws or not bw:
-        return {}
-    read = d.bytes_by_type()
-    dots = {t: dot_seconds(d, t) for t in read}
-    return {t: s for t, s in dots.items() if s > read[t] / bw * iw}
+        return 0.0, 0.0
+    seconds = nbytes = 0.0
+    for t, b in d.bytes_by_type().items():
+        dot = dot_seconds(d, t)
+        if dot > b / bw * iw:
+            seconds, nbytes = seconds + dot, nbytes + b
+    return seconds, nbytes
 
 
 def decode_terms(
@@ -98,12 +102,12 @@ def decode_terms(
         compute = d.weight_ops / peak if peak else 0.0
         quant = _quant(o, "qd")
         mix = d.decode_mix({f: x[f"{quant}.{f}"] for f in QUANT_FAMILIES}) if quant else 1.0
-        dots = _slow_dots(d, bw, x[f"{o}:iw"])  # a CPU's types whose dot products are slower
-        read -= sum(d.bytes_by_type()[t] for t in dots) / bw if dots else 0.0
-        if compute > read * x[f"{o}:iw"] * mix + sum(dots.values()):
+        dots, dot_bytes = _slow_dots(d, bw, x[f"{o}:iw"])  # a CPU's slower dot products
+        read -= dot_bytes / bw if dot_bytes else 0.0
+        if compute > read * x[f"{o}:iw"] * mix + dots:
             const += compute
         else:
-            const += sum(dots.values())
+            const += dots
             const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x, mix)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0

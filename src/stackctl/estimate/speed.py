@@ -119,9 +119,8 @@ class DeviceSpeed:
     link_ubatch: int = 0
     link_peak_gbps: float = 0.0  # the GPU link's own rate per direction (host_link.py)
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
-    # weight bytes read per token by quant family (shares: scaling the total keeps them)
-    family_bytes: dict[str, float] = field(default_factory=dict)
-    # the same by ggml type, and the weights (elements) read per token by type
+    # weight bytes read per token by ggml type (shares: scaling the total keeps them), and the
+    # weights (elements) read per token by type
     type_bytes: dict[str, float] = field(default_factory=dict)
     type_weights: dict[str, float] = field(default_factory=dict)
     # G weights/s this device's dot products reach per ggml type where they, not the memory,
@@ -157,6 +156,15 @@ class DeviceSpeed:
         if not total:
             return {}
         return {t: self.weight_bytes * b / total for t, b in self.type_bytes.items()}
+
+    @property
+    def family_bytes(self) -> dict[str, float]:
+        """type_bytes summed by quant family (quant_family)."""
+        out: dict[str, float] = {}
+        for t, b in self.type_bytes.items():
+            family = quant_family(t)
+            out[family] = out.get(family, 0.0) + b
+        return out
 
     def decode_mix(self, factors: Mapping[str, float]) -> float:
         """Time multiplier of the decode weight read under per-family `factors`."""
