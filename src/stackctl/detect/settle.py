@@ -164,6 +164,8 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         peak_tflops_fp16=chip.peak_tflops_fp16 if chip else None,
         peak_tops_int8=chip.peak_tops_int8 if chip else None,
         peak_source=chip.peak_source if chip else None,
+        clock_mhz=chip.gpu_clock[0] if chip else None,
+        clock_source=chip.gpu_clock[1] if chip else None,
         chip=chip.id if chip else None,
         host_link=link,
         host_link_source=link_source,

@@ -182,7 +182,10 @@ class BackendFactors(StrictModel):
     )
     kv_read_range: tuple[float, float] = (0.0, 0.0)
     layer_overhead_ms: float = Field(
-        0.0, ge=0, description="decode: fixed milliseconds per layer per token"
+        0.0,
+        ge=0,
+        description="decode: fixed milliseconds per layer per token, at a GPU clock of "
+        "speed.REFERENCE_CLOCK_GHZ (DeviceSpeed.layer_scale)",
     )
     layer_overhead_range: tuple[float, float] = (0.0, 0.0)
     expert_slot_ms: float = Field(

@@ -26,6 +26,7 @@ from stackctl.estimate.rates import EXACT, Rate, gpu_bandwidth, gpu_peak_gops, v
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import (
+    REFERENCE_CLOCK_GHZ,
     STAGING_PASSES,
     DeviceSpeed,
     active_share,
@@ -108,6 +109,7 @@ def build_devices(
                     ceiling_gops=max(ceiling, peak.value),
                     rate_notes=[r.note for r in (bandwidth, peak) if r.derived],
                     link=gpu_link(acc),
+                    clock_ghz=acc.clock_mhz / 1000 if acc.clock_mhz else None,
                 )
             )
     threads = cpu_threads(hardware, request)
@@ -272,6 +274,19 @@ def _core_limited(
     return Rate(cap, (low, high), note, derived=True)
 
 
+def _layer_basis(s: DeviceSpeed, catalog: EstimateCatalog) -> list[str]:
+    """A GPU's fixed decode time per layer, and the clock that scales it."""
+    ms = catalog.backends.backends[s.backend].layer_overhead_ms
+    if not s.layers or not ms or s.backend == "cpu":
+        return []
+    if s.clock_ghz is None:
+        why = f"GPU clock not known: as fitted, at {REFERENCE_CLOCK_GHZ:g} GHz"
+    else:
+        why = (f"{ms:g} ms fitted at {REFERENCE_CLOCK_GHZ:g} GHz x {REFERENCE_CLOCK_GHZ:g} / "
+               f"{s.clock_ghz:g} GHz boost clock: kernel floors run in GPU cycles")  # fmt: skip
+    return [f"speed {s.name}: {ms * s.layer_scale:.3f} ms fixed time per layer per token ({why})"]
+
+
 def device_speeds(
     view: ModelView,
     devices: list[Device],
@@ -297,6 +312,7 @@ def device_speeds(
             int8_matmul=_int8_matmul(d.backend, catalog),
             ubatch=min(request.ubatch, request.batch),
             dot_gws=_dot_rates(d, catalog),
+            clock_ghz=d.clock_ghz,
             basis=list(d.rate_notes),
         )
         for d in devices
@@ -502,6 +518,7 @@ def _speed_basis(
             f"speed {s.name}: {s.weight_bytes / 1e9:.3f} GB active weights per token, {bw}, "
             f"{peak} ({s.backend} factors from {factors_source(s.backend, catalog)})"
         )
+        lines += _layer_basis(s, catalog)
         slot_ms = catalog.backends.backends[s.backend].expert_slot_ms
         if s.expert_slots and slot_ms:
             lines.append(

@@ -113,7 +113,7 @@ def decode_terms(
         ops = d.attention_ops(depth) / peak if peak else 0.0
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)
         _add(coef, f"{o}:iad", ops)
-        _add(coef, f"{o}:L", float(d.layers))
+        _add(coef, f"{o}:L", d.layers * d.layer_scale)
         _add(coef, f"{o}:E", d.expert_slots)
         _add(coef, "host:split", float(d.split_layers))
     return coef, const

@@ -39,6 +39,7 @@ class Device:
     ceiling_gops: float | None = None  # the most ops/s any kernel path reaches (None: peak)
     staging_gbps: float | None = None  # host: its staging copy's rate (devices.staging_gbps)
     threads: int = 0  # host: the threads its matmuls run on
+    clock_ghz: float | None = None  # a GPU's boost clock (None: not known)
     rate_notes: list[str] = field(default_factory=list)  # where an unknown figure came from
     link: tuple[float, str] | None = None  # a GPU's host link: (GB/s per direction, basis)
     weights: int = 0

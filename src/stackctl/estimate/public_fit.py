@@ -92,6 +92,8 @@ def _profile(entry: Mapping[str, Any], ram_gb: float | None) -> HardwareProfile:
             bandwidth_source=g["source"],
             peak_tflops_fp16=g.get("peak_tflops_fp16"),
             peak_source=g.get("peak_source"),
+            clock_mhz=g.get("clock_mhz"),
+            clock_source=g.get("clock_source"),
             arch=g.get("arch"),
         )
         box = box.model_copy(update={"accelerators": [acc]})

@@ -82,11 +82,17 @@ class Efficiency:
     attention: float  # share of peak ops the attention kernels reach
     kv: float = 1.0  # decode: share of bandwidth reached reading the KV cache
     experts: float | None = None  # prefill: share of peak for expert matmuls (None: weights)
-    layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs)
+    layer_s: float = 0.0  # decode: fixed seconds per layer per token (launches, syncs), at
+    # REFERENCE_CLOCK_GHZ (DeviceSpeed.layer_scale)
     expert_s: float = 0.0  # decode: fixed seconds per routed expert a token uses, per layer
     quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
     kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
     dot: float = 1.0  # decode: multiplier of a CPU's dot-product rates (DeviceSpeed.dot_gws)
+
+
+# The GPU clock at which catalog/speed_fit.yaml states decode's fixed time per layer
+# (layer_overhead_ms): a unit, near the middle of the fitted cards' boost clocks (1.3-3.0 GHz).
+REFERENCE_CLOCK_GHZ = 2.4
 
 
 @dataclass
@@ -119,6 +125,7 @@ class DeviceSpeed:
     link_ubatch: int = 0
     link_peak_gbps: float = 0.0  # the GPU link's own rate per direction (host_link.py)
     ubatch: int = 512  # prefill: tokens per forward pass (min of -ub and -b)
+    clock_ghz: float | None = None  # a GPU's boost clock (None: not known, or a CPU)
     # weight bytes read per token by ggml type (shares: scaling the total keeps them), and the
     # weights (elements) read per token by type
     type_bytes: dict[str, float] = field(default_factory=dict)
@@ -136,6 +143,13 @@ class DeviceSpeed:
     float_ops: float = 0.0  # weight_ops of F16/BF16/F32 weights
     float_expert_ops: float = 0.0  # the routed experts' part of float_ops
     basis: list[str] = field(default_factory=list)
+
+    @property
+    def layer_scale(self) -> float:
+        """Decode's fixed time per layer (kernel floors, launches) runs in GPU cycles: the
+        factors give it at REFERENCE_CLOCK_GHZ; a GPU of unknown clock, and a CPU, take it as
+        given."""
+        return REFERENCE_CLOCK_GHZ / self.clock_ghz if self.clock_ghz else 1.0
 
     def attended(self, ctx: float) -> tuple[float, float]:
         """(full-attention cells, sliding-window cells) a token at position `ctx` attends to."""
@@ -214,7 +228,9 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
             dev.attention_ops(depth), dev.peak_gops, e.attention
         )
         fixed = (
-            dev.layers * e.layer_s + dev.expert_slots * e.expert_s + dev.split_layers * dev.split_s
+            dev.layers * dev.layer_scale * e.layer_s
+            + dev.expert_slots * e.expert_s
+            + dev.split_layers * dev.split_s
         )
         seconds += weights + attention + fixed
     return 1.0 / seconds if seconds > 0 else 0.0

@@ -87,6 +87,10 @@ class Accelerator(StrictModel):
         None, description="dense int8 matrix peak from the chip table (None: not known)"
     )
     peak_source: str | None = None
+    clock_mhz: float | None = Field(
+        None, description="boost clock from the chip table or GPU database (None: not known)"
+    )
+    clock_source: str | None = None
     chip: str | None = Field(None, description="id of the matching chip in catalog/hardware.yaml")
     matrix_cores: MatrixCores | None = Field(
         None,
