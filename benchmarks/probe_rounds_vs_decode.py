@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from speed_this_box import GEMMA, llama_bench_tg
+from speed_this_box import GEMMA, bench_binary, llama_bench_tg
 
 from stackctl.detect.bandwidth_probe import read_rounds
 
@@ -52,9 +52,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--json", help="append the run (every round kept) to this JSON list")
     args = parser.parse_args()
-    binary = Path(args.bin or "") / "llama-bench"
-    if not args.bin or not binary.is_file() or not GEMMA.is_file():
-        print("skip: need STACKCTL_LLAMA_BIN/llama-bench and the Gemma 3 270M test-mirror file")
+    binary = bench_binary(args.bin)
+    if binary is None:
         return 0
     threads = psutil.cpu_count(logical=False) or 1
     trials = []

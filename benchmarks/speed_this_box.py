@@ -79,14 +79,22 @@ def run(binary: Path) -> dict[str, Any]:
     }
 
 
+def bench_binary(bin_dir: str | None) -> Path | None:
+    """llama-bench in `bin_dir` where it and the Gemma file are at hand; else None, said."""
+    binary = Path(bin_dir or "") / "llama-bench"
+    if not bin_dir or not binary.is_file() or not GEMMA.is_file():
+        print("skip: need STACKCTL_LLAMA_BIN/llama-bench and the Gemma 3 270M test-mirror file")
+        return None
+    return binary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default=os.environ.get("STACKCTL_LLAMA_BIN"))
     parser.add_argument("--json", help="append the run to this JSON list")
     args = parser.parse_args()
-    binary = Path(args.bin or "") / "llama-bench"
-    if not args.bin or not binary.is_file() or not GEMMA.is_file():
-        print("skip: need STACKCTL_LLAMA_BIN/llama-bench and the Gemma 3 270M test-mirror file")
+    binary = bench_binary(args.bin)
+    if binary is None:
         return 0
     r = run(binary)
     print(f"CPU {r['cpu']}, {r['threads']} threads, repack {r['repack']} (as the plan serves), "
