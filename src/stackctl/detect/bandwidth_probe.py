@@ -6,10 +6,9 @@ thread per physical core scans its own buffer (far larger than any last-level ca
 libc `memchr` for a byte that is not there (C speed; ctypes drops the GIL during the call),
 repeatedly for about a second; the median round's aggregate rate counts. Decode streams its
 weights for seconds, so it sees the sustained rate, and on a shared box single rounds read far
-above it: on this project's 2-vCPU VM the rounds of one second spread over 20-59 GB/s (their
-best 39-59 from one second to the next, their median 33-46) while llama-bench's decode held
-81-89 tok/s (benchmarks/probe_rounds_vs_decode.py,
-tests/data/estimate/probe_rounds_vs_decode.json).
+above it: on this project's 2-vCPU VM, over 16 trials of a second's rounds each, the best
+round ranged 34-58 GB/s and the median round 30-38 while llama-bench's decode held 75-91
+tok/s (benchmarks/probe_rounds_vs_decode.py, tests/data/estimate/probe_rounds_vs_decode.json).
 
 The figure is rounded to 2 significant figures and cached per box (under the XDG cache dir)
 so that locks don't go stale on noise. `--collect` stores it in the bundle as
