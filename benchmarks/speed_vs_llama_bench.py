@@ -186,7 +186,8 @@ def main() -> int:
             "benchmarks/speed_vs_llama_bench.py: llama-bench b11434 CPU build (/tmp/lbuild/bin), "
             "real gemma-3-270m-q4_k_m.gguf, -p 512 -n 128 -d 0,4096 -r 3 -fa on "
             f"-t {report['threads']}; read-bandwidth reference by the detect probe "
-            "(stackctl.detect.bandwidth_probe: libc memchr, best of ~2 s), before and after; "
+            "(stackctl.detect.bandwidth_probe: libc memchr, median round of ~2 s), before and "
+            "after; "
             f"CPU '{_cpu_model()}' (not in catalog/hardware.yaml); machine_loaded says "
             "whether other work shared the cores"
         )

@@ -138,6 +138,7 @@ def _accelerator(
     else:
         memory = int(chip.memory_gib * GIB) if chip.memory_gib else None
         budget = memory
+    clock_mhz, clock_source = chip.gpu_clock
     return Accelerator(
         vendor=chip.vendor or "intel",
         name=chip.name,
@@ -155,8 +156,8 @@ def _accelerator(
         peak_tflops_fp16=chip.peak_tflops_fp16,
         peak_tops_int8=chip.peak_tops_int8,
         peak_source=chip.peak_source,
-        clock_mhz=chip.gpu_clock[0],
-        clock_source=chip.gpu_clock[1],
+        clock_mhz=clock_mhz,
+        clock_source=clock_source,
         chip=chip.id,
         host_link=chip.host_link,
         host_link_source=chip.host_link_source,

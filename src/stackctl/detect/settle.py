@@ -138,6 +138,7 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         n for n in gpu.notes if not n.startswith("sysfs ") and n not in ctx.warnings
     )
     link, link_source = _host_link(gpu, chip)
+    clock_mhz, clock_source = chip.gpu_clock if chip else (None, None)
     return Accelerator(
         vendor=gpu.vendor,
         name=gpu.name or f"unknown {gpu.vendor.upper()} GPU",
@@ -164,8 +165,8 @@ def settle(ctx: Context, gpu: GpuFacts, pos: int) -> Accelerator:
         peak_tflops_fp16=chip.peak_tflops_fp16 if chip else None,
         peak_tops_int8=chip.peak_tops_int8 if chip else None,
         peak_source=chip.peak_source if chip else None,
-        clock_mhz=chip.gpu_clock[0] if chip else None,
-        clock_source=chip.gpu_clock[1] if chip else None,
+        clock_mhz=clock_mhz,
+        clock_source=clock_source,
         chip=chip.id if chip else None,
         host_link=link,
         host_link_source=link_source,
