@@ -10,11 +10,11 @@ from pydantic import BaseModel
 
 from stackctl.errors import CatalogError
 from stackctl.loadcache import cached_load
-from stackctl.models.catalog import Catalog, EngineEntry, ImageSet, ModelArtefact
+from stackctl.models.catalog import Catalog, EngineEntry, ImageSet, MlxRules, ModelArtefact
 from stackctl.yamlio import read_yaml, validate_yaml
 
 
-class _EnginesFile(BaseModel):
+class EnginesFile(BaseModel):
     model_config = {"extra": "forbid", "defer_build": True}
     engines: list[EngineEntry]
 
@@ -40,6 +40,12 @@ def catalog_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def mlx_rules(path: Path) -> MlxRules | None:
+    """The mlx-lm entry's rules in the engines file `path` (catalog/engines.yaml), if any."""
+    engines: EnginesFile = _load(path, EnginesFile)
+    return next((e.mlx for e in engines.engines if e.mlx is not None), None)
+
+
 def _load(path: Path, model: type[Any]) -> Any:
     data = read_yaml(path, error=CatalogError)
     return validate_yaml(model, data, path, error=CatalogError)
@@ -52,7 +58,7 @@ def load_catalog(root: Path) -> Catalog:
 
 
 def _load_catalog(root: Path) -> Catalog:
-    engines: _EnginesFile = _load(root / "engines.yaml", _EnginesFile)
+    engines: EnginesFile = _load(root / "engines.yaml", EnginesFile)
     artefacts: _ArtefactsFile = _load(root / "artefacts.yaml", _ArtefactsFile)
     images: _ImagesFile = _load(root / "images.yaml", _ImagesFile)
     return Catalog(

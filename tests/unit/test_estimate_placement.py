@@ -182,7 +182,7 @@ def test_vllm_pool(cat: EstimateCatalog) -> None:
 
 def test_mlx_and_ds4(cat: EstimateCatalog) -> None:
     mac = gpu_host(vram_gib=128, unified=True, vendor="apple", system="darwin")
-    mlx = run(cat, mac, model="qwen3-30b-a3b", engine="mlx", backend="metal")
+    mlx = run(cat, mac, model="qwen3-30b-a3b", quant="MLX-4bit", engine="mlx", backend="metal")
     assert mlx.fits
     assert mlx.memory.compute_bytes == 0
     ds4 = run(cat, mac, model="deepseek-v4-flash", quant="q2", engine="ds4", backend="metal")

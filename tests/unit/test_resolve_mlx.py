@@ -15,13 +15,15 @@ import pytest
 
 from stackctl.catalog import load_catalog
 from stackctl.detect import declare_hardware
+from stackctl.estimate import estimate
+from stackctl.estimate.mlx_speed import verdict
 from stackctl.lock import make_lockfile
 from stackctl.models.catalog import Catalog, EngineComparison, MlxRules
+from stackctl.models.estimate import EstimateRequest
 from stackctl.models.lock import InputRef, LockInputs
 from stackctl.models.spec import StackSpec
 from stackctl.render import make_environment, render_stack
 from stackctl.resolve import Resolution, Resolver, make_resolver
-from stackctl.resolve.mlx import verdict
 from stackctl.resources import catalog_dir, roles_dir, templates_dir
 
 M4_MAX_36 = {"gpus": ["Apple M4 Max"], "ram_gib": 36}
@@ -185,3 +187,14 @@ def test_rendered_launchd_job_runs_mlx_lm_server_from_its_venv(resolver: Resolve
     assert "stackctl_engine_mlx" in files["playbook.yml"]
     assert "stackctl_model\n" not in files["playbook.yml"]
     assert "repo: mlx-community/Qwen3.6-35B-A3B-4bit" in files["group_vars/all/stackctl.yml"]
+
+
+def test_plan_and_estimate_give_one_mlx_figure(resolver: Resolver) -> None:
+    """`stackctl estimate --engine mlx` says what the plan locks (estimate/mlx_speed.py)."""
+    r = _plan(resolver, M4_MAX_36, **MOE).resolved
+    request = EstimateRequest(model="qwen3.6-35b-a3b", quant="MLX-4bit", engine="mlx",
+                              backend="metal", ctx=4096)  # fmt: skip
+    est = estimate(request, declare_hardware(gpus=["Apple M4 Max"], ram_gib=36))
+    assert r.predicted.tg_tps == round(est.speed.tg_tps, 1)
+    assert r.predicted.tg_tps_range == tuple(round(x, 1) for x in est.speed.tg_tps_range)
+    assert r.predicted.pp_tps == round(est.speed.pp_tps, 1)

@@ -36,7 +36,9 @@ def register(sub: Any) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="catalog id or a name people use (qwen3:30b-a3b)")
     source.add_argument("--gguf", help="a local GGUF file: its exact tensor table")
-    parser.add_argument("--quant", default="Q4_K_M", help="GGUF quant name (default Q4_K_M)")
+    parser.add_argument("--quant", default=None,
+                        help="GGUF quant name (default Q4_K_M), or with --engine mlx an MLX "
+                        "build (MLX-4bit or 4bit, MLX-8bit or 8bit; default MLX-4bit)")  # fmt: skip
     parser.add_argument("--ctx", type=int, default=4096, help="context size (all sequences)")
     parser.add_argument("--cache-type-k", default="f16", choices=CACHE_TYPES)
     parser.add_argument("--cache-type-v", default="f16", choices=CACHE_TYPES)
@@ -144,7 +146,7 @@ def build_request(args: argparse.Namespace, hardware: HardwareProfile) -> Estima
     backend = BACKENDS[args.backend or _default_backend(hardware)]
     return EstimateRequest(
         model=args.model or "",
-        quant=args.quant,
+        quant=args.quant or ("MLX-4bit" if args.engine == "mlx" else "Q4_K_M"),
         ctx=args.ctx,
         cache_type_k=args.cache_type_k,
         cache_type_v=args.cache_type_v,

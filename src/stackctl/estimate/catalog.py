@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, PrivateAttr, field_validator
 
+from stackctl.catalog import mlx_rules
 from stackctl.errors import CatalogError, EstimateError
 from stackctl.models.base import StrictModel
+from stackctl.models.catalog import MlxRules
 from stackctl.yamlio import read_yaml, validate_yaml
 
 # Layer kinds in `layer_pattern`: F full attention, S sliding window, A MLA attention,
@@ -344,6 +346,8 @@ class EstimateCatalog(StrictModel):
     backends: BackendCatalog
     # The backend keys whose factors come from the public fit (speed_fit.yaml's `apply`)
     fitted_backends: frozenset[str] = frozenset()
+    # mlx-lm against llama.cpp on the same boxes (catalog/engines.yaml): MLX speed (mlx_speed.py)
+    mlx: MlxRules | None = None
     # Typed tensor tables already built from this catalog, by (model id, recipe): a resolver asks
     # for the same model many times, and building one is most of an estimate's cost.
     _views: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
@@ -397,6 +401,8 @@ def load_estimate_catalog(root: Path, *, fitted: bool = True) -> EstimateCatalog
     from stackctl.loadcache import cached_keyed, content_key
 
     names = ["models.yaml", "quants.yaml", "backends.yaml"]
+    if (root / "engines.yaml").is_file():
+        names.append("engines.yaml")
     if fitted and (root / "speed_fit.yaml").is_file():
         names.append("speed_fit.yaml")
     kind = "estimates" if fitted else "estimates_unfitted"
@@ -446,8 +452,13 @@ def _load_estimate_catalog(root: Path, *, fitted: bool) -> EstimateCatalog:
         if bad:
             raise CatalogError(f"{models_path}: model '{entry.id}': unknown layer kinds {bad}")
         by_id[entry.id] = entry
+    engines = root / "engines.yaml"
     return EstimateCatalog(
-        models=by_id, quants=quants, backends=backends, fitted_backends=fitted_keys
+        models=by_id,
+        quants=quants,
+        backends=backends,
+        fitted_backends=fitted_keys,
+        mlx=mlx_rules(engines) if engines.is_file() else None,
     )
 
 

@@ -17,11 +17,12 @@ from stackctl.estimate.buffers import (
     memory_totals,
     merge_unified,
 )
-from stackctl.estimate.catalog import EstimateCatalog, load_estimate_catalog
+from stackctl.estimate.catalog import EstimateCatalog, load_estimate_catalog, lookup_quant
 from stackctl.estimate.companions import Companion, companions
 from stackctl.estimate.devices import build_devices, device_speeds
 from stackctl.estimate.engines import estimate_ds4, estimate_mlx, estimate_vllm
 from stackctl.estimate.memory_basis import budget_basis, memory_basis
+from stackctl.estimate.mlx_speed import mlx_quant
 from stackctl.estimate.placement import Device, Placement, parse_overrides
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.speculative import spec_draft, speculative_basis, speed_estimate
@@ -57,11 +58,16 @@ def estimate(
     catalog = catalog or load_estimate_catalog(catalog_dir())
     if request.engine == "ds4":
         return estimate_ds4(request, hardware, catalog)
+    if request.engine != "mlx" and not request.gguf_path and _is_mlx_build(request, catalog):
+        raise EstimateError(
+            f"'{request.quant}' is an MLX build: {request.engine} does not load it",
+            hint="--engine mlx, or a GGUF quant of like bits (Q4_K_M, Q8_0)",
+        )
     view = load_model_view(request, catalog)
     if request.engine == "vllm":
         return estimate_vllm(request, hardware, view, catalog)
     if request.engine == "mlx":
-        return estimate_mlx(request, hardware, view, catalog)
+        return _mlx(request, hardware, view, catalog)
     devices, placement, extras = _place(request, hardware, view, catalog)
     rows = device_rows(merge_unified(devices))
     speeds, speed_basis = device_speeds(view, devices, placement, request, catalog)
@@ -75,6 +81,30 @@ def estimate(
         placement=_placement_info(placement, request, devices),
         basis=[*basis, *speed_basis, *speculative_basis(request, speed), *budget_basis(rows)],
     )
+
+
+def _is_mlx_build(request: EstimateRequest, catalog: EstimateCatalog) -> bool:
+    return lookup_quant(request.quant, catalog).startswith("MLX_")
+
+
+# llama.cpp's -ngl for every layer and the output on the GPU (MLX runs the whole model there)
+ALL_LAYERS = 999
+
+
+def _mlx(
+    request: EstimateRequest, hardware: HardwareProfile, view: ModelView, catalog: EstimateCatalog
+) -> Estimate:
+    """mlx-lm: its memory rule, and llama.cpp's figures for the GGUF of like bits on this box
+    scaled by the published same-box ratio (estimate/mlx_speed.py)."""
+    if request.gguf_path:
+        raise EstimateError("mlx-lm loads MLX builds, not a GGUF file", hint="--model and --quant")
+    acc = hardware.accelerators[0] if hardware.accelerators else None
+    if acc is None or acc.vendor != "apple":
+        raise EstimateError("mlx-lm runs only on Apple silicon (Metal)", hint="--engine llama.cpp")
+    rules, quant = mlx_quant(request.quant, catalog)
+    update = {"engine": "llama.cpp", "quant": rules.comparable[quant], "ngl": ALL_LAYERS}
+    base = estimate(request.model_copy(update=update), hardware, catalog=catalog)
+    return estimate_mlx(request, hardware, view, catalog, base)
 
 
 def _place(

@@ -7,14 +7,16 @@ KV evenly. It does not load GGUF files (0.33 has no gguf quant), so the weights 
 per-tensor layout at the bits of the quant asked for; the activation peak is *assumed* to be
 the llama.cpp-style graph over `vllm_profile_tokens` tokens (vLLM measures it at start-up).
 MLX (engines.md section 7): weights and a KV cache that grows in 256-token steps inside the
-wired limit (the profile's GPU budget); no compute buffer is reserved up front (lazy).
+wired limit (the profile's GPU budget); no compute buffer is reserved up front (lazy). Its speed
+is llama.cpp's for the GGUF of like bits on the same box, scaled by published same-box runs of
+both engines (mlx_speed.py).
 ds4 (engines.md section 8): only DeepSeek V4 Flash, from the sizes its README states.
 """
 
 from __future__ import annotations
 
 from stackctl.errors import EstimateError
-from stackctl.estimate.catalog import EstimateCatalog
+from stackctl.estimate.catalog import EstimateCatalog, lookup_model
 from stackctl.estimate.devices import build_devices
 from stackctl.estimate.memory import (
     ComputeTerms,
@@ -22,6 +24,14 @@ from stackctl.estimate.memory import (
     compute_bytes,
     kv_bytes_per_layer,
     state_bytes_per_layer,
+)
+from stackctl.estimate.mlx_speed import (
+    bits_of,
+    decode_bound,
+    mlx_quant,
+    scaled_speed,
+    unmeasured_span,
+    verdict,
 )
 from stackctl.estimate.placement import Device
 from stackctl.estimate.speed import (
@@ -133,8 +143,14 @@ def estimate_vllm(
 
 
 def estimate_mlx(
-    request: EstimateRequest, hardware: HardwareProfile, view: ModelView, cat: EstimateCatalog
+    request: EstimateRequest,
+    hardware: HardwareProfile,
+    view: ModelView,
+    cat: EstimateCatalog,
+    base: Estimate,
 ) -> Estimate:
+    """MLX's memory rule, and its speed from `base`: llama.cpp's estimate of the GGUF of like
+    bits on the same box (estimate/mlx_speed.py)."""
     gpu = _gpus(request, hardware, cat)[0]
     params = _params(request, 512)
     weights = sum(t.nbytes for t in view.tensors if not t.mtp)
@@ -159,18 +175,23 @@ def estimate_mlx(
         total_bytes=total,
         devices=[row],
     )
+    rules, quant = mlx_quant(request.quant, cat)
+    entry = cat.models[lookup_model(request.model or "", cat)]
+    share = 1.0
+    if entry.moe is not None and entry.params_active and entry.params_total:
+        share = entry.params_active / entry.params_total
+    acc = hardware.accelerators[0] if hardware.accelerators else None
+    bound = decode_bound(acc.bandwidth_gbps if acc else None, weights, share)
+    v = verdict(rules, entry.id, entry.moe is not None, quant)
+    span = unmeasured_span(rules, bits_of(rules, quant))
+    speed, speed_line = scaled_speed(base.speed, rules.comparable[quant], v, span, bound)
     basis = [
         *view.basis,
         "mlx: weights + bf16 KV (256-token steps) inside the wired limit (profile GPU budget "
         "minus the OS reserve); activations are allocated lazily and not counted",
+        speed_line,
     ]
-    return Estimate(
-        model=view.label,
-        memory=memory,
-        fits=short == 0,
-        speed=_speed(view, gpu, 1, request, cat),
-        basis=basis,
-    )
+    return Estimate(model=view.label, memory=memory, fits=short == 0, speed=speed, basis=basis)
 
 
 def estimate_ds4(
