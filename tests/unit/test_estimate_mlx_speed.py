@@ -18,7 +18,7 @@ from stackctl.detect import declare_hardware
 from stackctl.errors import EstimateError
 from stackctl.estimate import estimate, load_estimate_catalog
 from stackctl.estimate.catalog import EstimateCatalog
-from stackctl.estimate.mlx_speed import unmeasured_span, verdict
+from stackctl.estimate.mlx_speed import Verdict, unmeasured_span, verdict
 from stackctl.models.estimate import Estimate, EstimateRequest
 from stackctl.models.hardware import HardwareProfile
 from stackctl.resources import catalog_dir
@@ -41,13 +41,21 @@ def _run(cat: EstimateCatalog, hw: HardwareProfile, **kw: object) -> Estimate:
     return estimate(EstimateRequest.model_validate(body), hw, catalog=cat)
 
 
+def _pair(
+    cat: EstimateCatalog, hw: HardwareProfile, mlx_quant: str, gguf: str
+) -> tuple[Estimate, Estimate, Verdict]:
+    """The MLX estimate, llama.cpp's for the GGUF of like bits (all layers on the GPU), and the
+    evidence's verdict for the model at those bits."""
+    assert cat.mlx is not None
+    mlx = _run(cat, hw, quant=mlx_quant, engine="mlx")
+    base = _run(cat, hw, quant=gguf, ngl=999)
+    return mlx, base, verdict(cat.mlx, MOE, True, f"MLX-{mlx_quant.removeprefix('MLX-')}")
+
+
 def test_mlx_decode_is_llamacpps_figure_times_the_published_ratio(
     cat: EstimateCatalog, m4_max: HardwareProfile
 ) -> None:
-    mlx = _run(cat, m4_max, quant="MLX-4bit", engine="mlx")
-    gguf = _run(cat, m4_max, quant="Q4_K_M", ngl=999)
-    assert cat.mlx is not None
-    v = verdict(cat.mlx, MOE, True, "MLX-4bit")
+    mlx, gguf, v = _pair(cat, m4_max, "MLX-4bit", "Q4_K_M")
     assert v.tg_ratio is not None
     assert mlx.speed.tg_tps == pytest.approx(gguf.speed.tg_tps * v.tg_ratio)
     low, high = gguf.speed.tg_tps_range
@@ -74,10 +82,9 @@ def test_4bit_names_the_same_build(cat: EstimateCatalog, m4_max: HardwareProfile
 def test_no_comparison_for_the_kind_keeps_llamacpps_figure_over_the_published_span(
     cat: EstimateCatalog, m4_max: HardwareProfile
 ) -> None:
-    mlx = _run(cat, m4_max, quant="8bit", engine="mlx")
-    gguf = _run(cat, m4_max, quant="Q8_0", ngl=999)
+    mlx, gguf, v = _pair(cat, m4_max, "8bit", "Q8_0")
+    assert v.tg_ratio is None
     assert cat.mlx is not None
-    assert verdict(cat.mlx, MOE, True, "MLX-8bit").tg_ratio is None
     lo, hi = unmeasured_span(cat.mlx, 8)
     assert mlx.speed.tg_tps == pytest.approx(gguf.speed.tg_tps)
     low, high = gguf.speed.tg_tps_range
