@@ -106,6 +106,22 @@ def test_a_gguf_quant_with_mlx_and_an_mlx_build_with_llamacpp_are_refused(
     assert "--engine mlx" in (mlx.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    ("option", "why"),
+    [
+        ({"spec_type": "mtp"}, "speculative decoding is not modelled"),
+        ({"n_cpu_moe": 10}, "no expert offload"),
+        ({"override_tensor": ["exps=CPU"]}, "no expert offload"),
+    ],
+)
+def test_llamacpp_only_options_are_refused_with_mlx(
+    cat: EstimateCatalog, m4_max: HardwareProfile, option: dict[str, object], why: str
+) -> None:
+    """The llama.cpp twin would carry them into MLX's figure: refused, not silently used."""
+    with pytest.raises(EstimateError, match=why):
+        _run(cat, m4_max, quant="MLX-4bit", engine="mlx", **option)
+
+
 def test_the_cli_defaults_to_the_4bit_build_and_says_how_it_got_there() -> None:
     argv = [sys.executable, "-m", "stackctl", "estimate", "--gpu", "Apple M4 Max", "--ram", "64",
             "--engine", "mlx", "--model", MOE, "--json"]  # fmt: skip

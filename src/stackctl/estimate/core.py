@@ -101,6 +101,17 @@ def _mlx(
     acc = hardware.accelerators[0] if hardware.accelerators else None
     if acc is None or acc.vendor != "apple":
         raise EstimateError("mlx-lm runs only on Apple silicon (Metal)", hint="--engine llama.cpp")
+    if request.spec_type != "none" or request.draft_model or request.draft_gguf:
+        raise EstimateError(
+            "mlx-lm with speculative decoding is not modelled: the published ratios are of "
+            "plain decode",
+            hint="--spec-type none",
+        )
+    if request.cpu_moe or request.n_cpu_moe or request.override_tensor or request.tensor_split:
+        raise EstimateError(
+            "mlx-lm runs the whole model on the GPU: no expert offload, -ot or tensor split",
+            hint="drop --n-cpu-moe / --cpu-moe / -ot / -ts, or --engine llama.cpp",
+        )
     rules, quant = mlx_quant(request.quant, catalog)
     update = {"engine": "llama.cpp", "quant": rules.comparable[quant], "ngl": ALL_LAYERS}
     base = estimate(request.model_copy(update=update), hardware, catalog=catalog)
