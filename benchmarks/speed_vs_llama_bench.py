@@ -187,8 +187,7 @@ def main() -> int:
             "real gemma-3-270m-q4_k_m.gguf, -p 512 -n 128 -d 0,4096 -r 3 -fa on "
             f"-t {report['threads']}; read-bandwidth reference by the detect probe "
             "(stackctl.detect.bandwidth_probe: libc memchr, median round of ~2 s), before and "
-            "after; "
-            f"CPU '{_cpu_model()}' (not in catalog/hardware.yaml); machine_loaded says "
+            f"after; CPU '{_cpu_model()}' (not in catalog/hardware.yaml); machine_loaded says "
             "whether other work shared the cores"
         )
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ from stackctl.estimate.devices import build_devices, device_speeds
 from stackctl.estimate.engines import estimate_ds4, estimate_mlx, estimate_vllm
 from stackctl.estimate.memory_basis import budget_basis, memory_basis
 from stackctl.estimate.mlx_speed import mlx_quant
-from stackctl.estimate.placement import Device, Placement, parse_overrides
+from stackctl.estimate.placement import ALL_LAYERS, Device, Placement, parse_overrides
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.speculative import spec_draft, speculative_basis, speed_estimate
 from stackctl.estimate.speed import DeviceSpeed
@@ -87,10 +87,6 @@ def _is_mlx_build(request: EstimateRequest, catalog: EstimateCatalog) -> bool:
     return lookup_quant(request.quant, catalog).startswith("MLX_")
 
 
-# llama.cpp's -ngl for every layer and the output on the GPU (MLX runs the whole model there)
-ALL_LAYERS = 999
-
-
 def _mlx(
     request: EstimateRequest, hardware: HardwareProfile, view: ModelView, catalog: EstimateCatalog
 ) -> Estimate:
@@ -113,9 +109,10 @@ def _mlx(
             hint="drop --n-cpu-moe / --cpu-moe / -ot / -ts, or --engine llama.cpp",
         )
     rules, quant = mlx_quant(request.quant, catalog)
+    # MLX runs the whole model on the GPU: the twin does too
     update = {"engine": "llama.cpp", "quant": rules.comparable[quant], "ngl": ALL_LAYERS}
     base = estimate(request.model_copy(update=update), hardware, catalog=catalog)
-    return estimate_mlx(request, hardware, view, catalog, base)
+    return estimate_mlx(request, hardware, view, catalog, (base, rules, quant))
 
 
 def _place(

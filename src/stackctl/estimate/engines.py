@@ -28,7 +28,6 @@ from stackctl.estimate.memory import (
 from stackctl.estimate.mlx_speed import (
     bits_of,
     decode_bound,
-    mlx_quant,
     scaled_speed,
     unmeasured_span,
     verdict,
@@ -42,6 +41,7 @@ from stackctl.estimate.speed import (
     speed_figures,
 )
 from stackctl.estimate.view import ModelView
+from stackctl.models.catalog import MlxRules
 from stackctl.models.estimate import (
     DeviceMemory,
     Estimate,
@@ -147,10 +147,11 @@ def estimate_mlx(
     hardware: HardwareProfile,
     view: ModelView,
     cat: EstimateCatalog,
-    base: Estimate,
+    twin: tuple[Estimate, MlxRules, str],
 ) -> Estimate:
-    """MLX's memory rule, and its speed from `base`: llama.cpp's estimate of the GGUF of like
-    bits on the same box (estimate/mlx_speed.py)."""
+    """MLX's memory rule, and its speed from `twin`: llama.cpp's estimate of the GGUF of like
+    bits on the same box, with the MLX rules and the build's name in them
+    (estimate/mlx_speed.py)."""
     gpu = _gpus(request, hardware, cat)[0]
     params = _params(request, 512)
     weights = sum(t.nbytes for t in view.tensors if not t.mtp)
@@ -175,7 +176,7 @@ def estimate_mlx(
         total_bytes=total,
         devices=[row],
     )
-    rules, quant = mlx_quant(request.quant, cat)
+    base, rules, quant = twin
     entry = cat.models[lookup_model(request.model or "", cat)]
     share = 1.0
     if entry.moe is not None and entry.params_active and entry.params_total:

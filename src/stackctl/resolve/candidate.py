@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from stackctl.estimate.catalog import ModelEntry
+from stackctl.estimate.placement import ALL_LAYERS
 from stackctl.models.catalog import EngineEntry, ModelArtefact
 from stackctl.models.estimate import Estimate
 from stackctl.models.policy import DraftRule
@@ -13,7 +14,7 @@ from stackctl.models.resolved import Placement
 from stackctl.resolve.score import UNSCORED, Score
 
 GIB = 1024**3
-FULL = 999  # "all layers"
+FULL = ALL_LAYERS
 
 
 @dataclass(frozen=True)
