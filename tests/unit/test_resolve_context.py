@@ -52,8 +52,12 @@ def test_agentic_grows_the_context_on_a_24gb_gpu(resolver: Resolver) -> None:
 
 
 def test_growth_stops_before_experts_leave_the_gpu(resolver: Resolver) -> None:
-    """8 GB GPU + MoE offload: a bigger context would push more experts to system RAM."""
-    spec = StackSpec(name="t", workload="agentic", context=65536)
+    """8 GB GPU + MoE offload: a bigger context would push more experts to system RAM.
+    The MoE model is pinned: unpinned, this box now serves the dense Qwen3.5-9B whole."""
+    spec = StackSpec.model_validate(
+        {"name": "t", "workload": "agentic", "context": 65536,
+         "pin": {"model": "qwen3.6-35b-a3b"}}
+    )  # fmt: skip
     hardware = declare_hardware(gpus=["rtx 4060"], cpu="ryzen 9 7950x", ram_gib=64)
     result = resolver.resolve(spec, hardware)
     r = result.resolved
