@@ -96,7 +96,7 @@ def estimate_vllm(
     n = len(gpus)
     util = request.gpu_memory_utilization or rules.vllm_gpu_memory_utilization
     params = _params(request, rules.vllm_profile_tokens)
-    weights = sum(t.nbytes for t in view.tensors if not t.mtp)
+    weights = view.loaded_bytes()
     act = compute_bytes(view.shape, params, ComputeTerms())
     kv = sum(kv_bytes_per_layer(view.shape, params, cat.quants))
     state = sum(state_bytes_per_layer(view.shape, params))
@@ -154,7 +154,7 @@ def estimate_mlx(
     (estimate/mlx_speed.py)."""
     gpu = _gpus(request, hardware, cat)[0]
     params = _params(request, 512)
-    weights = sum(t.nbytes for t in view.tensors if not t.mtp)
+    weights = view.loaded_bytes()
     kv = sum(kv_bytes_per_layer(view.shape, params, cat.quants))
     state = sum(state_bytes_per_layer(view.shape, params))
     total = weights + kv + state

@@ -18,10 +18,10 @@ from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import DotPath
 from stackctl.estimate.recipe import TypedTensor
 
-# ggml backend buffer names per backend (ggml-cuda "CUDA%d", ggml-hip "ROCm%d", "Vulkan%d",
-# Metal "MTL%d"); CPU_REPACK and CPU_Mapped are host buffers.
 # llama.cpp -ngl for every repeating layer and the output on the GPUs ("all layers")
 ALL_LAYERS = 999
+# ggml backend buffer names per backend (ggml-cuda "CUDA%d", ggml-hip "ROCm%d", "Vulkan%d",
+# Metal "MTL%d"); CPU_REPACK and CPU_Mapped are host buffers.
 _GPU_BUFFER = re.compile(r"^(?:CUDA|ROCm|Vulkan|MTL|Metal)(\d*)$", re.IGNORECASE)
 
 

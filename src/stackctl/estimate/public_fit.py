@@ -278,7 +278,7 @@ def load_cases(
             missed.append((f"{row['source']}: {row['ref']}", f"{type(exc).__name__}: {exc}"))
             continue
         size = row.get("size_gib")
-        ours = sum(t.nbytes for t in view.tensors if not t.mtp)
+        ours = view.loaded_bytes()
         ratio = size * GIB / ours if size else 1.0
         cases.append(
             Case(

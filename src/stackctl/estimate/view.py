@@ -30,6 +30,11 @@ class ModelView:
     basis: list[str]
     derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def loaded_bytes(self) -> int:
+        """Bytes of the tensors llama.cpp loads: all but the MTP head's (a file's size, less
+        its header and that head)."""
+        return sum(t.nbytes for t in self.tensors if not t.mtp)
+
 
 def load_model_view(request: EstimateRequest, catalog: EstimateCatalog) -> ModelView:
     if request.gguf_path:
