@@ -14,11 +14,11 @@ from stackctl.detect import declare_hardware
 from stackctl.estimate.catalog import HOST_OFFLOAD_FIELDS, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.devices import factors_source
+from stackctl.estimate.expert_tiles import EXPERT_TILE, tile_padding
 from stackctl.estimate.fit_terms import prefill_terms
 from stackctl.estimate.public_fit import Case, leave_one_source_out, load_cases, predict
 from stackctl.estimate.ridge import Prior, Row, fit_bounded
 from stackctl.estimate.speed import (
-    EXPERT_TILE,
     STAGING_PASSES,
     DeviceSpeed,
     Efficiency,
@@ -68,17 +68,33 @@ def _gpu_devices(model: str, quant: str, ubatch: int) -> list:  # type: ignore[t
 
 
 def test_expert_tiles_fill_with_tokens_per_expert() -> None:
-    # Qwen3.6-35B-A3B: 8 of 256 experts, 16 tokens per expert in a 512-token ubatch
+    # Qwen3.6-35B-A3B: 8 of 256 experts, 16 tokens per expert in a 512-token ubatch: a quarter
+    # of a tile (an expert rarely gets more than 64 of them)
     qwen = _gpu_devices("qwen3.6-35b-a3b", "Q4_K_M", 512)[0]
     assert qwen.expert_share == pytest.approx(8 / 256)
-    assert expert_padding(qwen, 512) == pytest.approx(EXPERT_TILE / 16)
-    # the same model in 2048-token ubatches: 64 tokens per expert fill the tile
+    assert expert_padding(qwen, 512) == pytest.approx(EXPERT_TILE / 16, rel=1e-6)
+    # the same model in 2048-token ubatches: 64 tokens per expert on average, but about half
+    # the experts get more and pay a second tile
     big = _gpu_devices("qwen3.6-35b-a3b", "Q4_K_M", 2048)[0]
-    assert expert_padding(big, 2048) == 1.0
+    assert 1.4 < expert_padding(big, 2048) < 1.55
     assert expert_padding(big, 512) == expert_padding(qwen, 512)  # a short prompt is one ubatch
-    # gpt-oss-20b: 4 of 32 experts, 64 tokens per expert already at 512
+    # gpt-oss-20b: 4 of 32 experts, 64 tokens per expert already at 512: the same waste
     oss = _gpu_devices("gpt-oss-20b", "MXFP4", 512)[0]
-    assert expert_padding(oss, 512) == 1.0
+    assert expert_padding(oss, 512) == pytest.approx(expert_padding(big, 2048), rel=0.01)
+
+
+def test_tile_padding_is_the_binomial_expectation() -> None:
+    # every token routes to the expert: no spread, the last tile part-filled
+    assert tile_padding(100, 1.0) == pytest.approx(128 / 100)
+    assert tile_padding(128, 1.0) == 1.0
+    # one token, one expert in four: a whole tile for the quarter-token it brings on average
+    assert tile_padding(1, 0.25) == pytest.approx(EXPERT_TILE)
+    # two tokens at share 1/2: n = 0, 1, 2 with 1/4, 1/2, 1/4; one tile when n > 0
+    assert tile_padding(2, 0.5) == pytest.approx(0.75 * EXPERT_TILE / 1.0)
+    # the waste falls as the ubatch grows, towards (never below) none
+    pads = [tile_padding(t, 8 / 256) for t in (512, 1024, 2048, 4096, 8192, 65536)]
+    assert pads == sorted(pads, reverse=True)
+    assert 1.0 < pads[-1] < 1.05
 
 
 def test_quant_families_of_ggml_types() -> None:

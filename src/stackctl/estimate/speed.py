@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import get_args
 
 from stackctl.estimate.catalog import BackendCatalog, BackendFactors, DotPath, QuantFamily
+from stackctl.estimate.expert_tiles import tile_padding
 from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import ModelShape
 from stackctl.estimate.validation import widen
@@ -259,20 +260,12 @@ def chunk_attention(dev: DeviceSpeed, depth: int, prompt: int) -> tuple[float, f
     return ops, dev.full_row_bytes * full + dev.window_row_bytes * window
 
 
-# Routed-expert matmuls in prefill run on tiles of this many tokens per expert (llama.cpp's
-# quantised matmul kernels tile 64-128 columns; ASSUMPTION: 64). An ubatch that routes fewer
-# tokens to an expert still pays for the whole tile: 512 tokens x 8 of 256 experts = 16 per
-# expert fill a quarter of it. This is why Qwen3.6-35B-A3B (256 experts) prefills at about
-# half the rate of gpt-oss-20b (32 experts) for the same active ops on every public box.
-EXPERT_TILE = 64
-
-
 def expert_padding(dev: DeviceSpeed, prompt: int) -> float:
-    """Work done / work needed for the routed experts of one prefill ubatch (>= 1)."""
+    """Work done / work needed for the routed experts of one prefill ubatch (>= 1): tiles
+    part-filled by the tokens each expert receives (estimate/expert_tiles.py)."""
     if not dev.expert_share:
         return 1.0
-    per_expert = min(dev.ubatch, prompt) * dev.expert_share
-    return max(1.0, EXPERT_TILE / per_expert) if per_expert > 0 else 1.0
+    return tile_padding(min(dev.ubatch, prompt), dev.expert_share)
 
 
 # Offloaded experts are copied to the GPU from pageable memory (llama.cpp mmaps the model): the
