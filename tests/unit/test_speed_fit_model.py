@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.detect import declare_hardware
+from stackctl.estimate import estimate
 from stackctl.estimate.catalog import HOST_OFFLOAD_FIELDS, load_estimate_catalog
 from stackctl.estimate.core import speed_inputs
 from stackctl.estimate.devices import factors_source
@@ -81,6 +82,24 @@ def test_expert_tiles_fill_with_tokens_per_expert() -> None:
     # gpt-oss-20b: 4 of 32 experts, 64 tokens per expert already at 512: the same waste
     oss = _gpu_devices("gpt-oss-20b", "MXFP4", 512)[0]
     assert expert_padding(oss, 512) == pytest.approx(expert_padding(big, 2048), rel=0.01)
+
+
+def test_the_basis_says_how_full_the_expert_tiles_are() -> None:
+    cat = load_estimate_catalog(catalog_dir())
+    box = declare_hardware(gpus=["RTX 4090"], ram_gib=64)
+
+    def tiles(model: str, quant: str, ubatch: int) -> list[str]:
+        request = EstimateRequest(model=model, quant=quant, backend="cuda", ubatch=ubatch)
+        return [b for b in estimate(request, box, catalog=cat).basis if "-token tiles" in b]
+
+    (line,) = tiles("qwen3.6-35b-a3b", "Q4_K_M", 512)
+    assert "get 16 tokens each on average in a 512-token ubatch" in line
+    assert "x4.00 the work" in line
+    # the figure is for a 512-token prompt: a smaller ubatch splits it, a larger one cannot help
+    (small,) = tiles("qwen3.6-35b-a3b", "Q4_K_M", 128)
+    assert "get 4 tokens each on average in a 128-token ubatch" in small
+    assert tiles("qwen3.6-35b-a3b", "Q4_K_M", 2048) == [line]
+    assert tiles("llama-3.1-8b", "Q4_K_M", 512) == []  # dense: no routed experts
 
 
 def test_tile_padding_is_the_binomial_expectation() -> None:

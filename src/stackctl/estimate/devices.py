@@ -11,6 +11,7 @@ from __future__ import annotations
 from stackctl.detect.chips import CpuCore, int8_ratio, kernel_family, load_chip_table
 from stackctl.errors import EstimateError
 from stackctl.estimate.catalog import DotPath, EstimateCatalog
+from stackctl.estimate.expert_tiles import EXPERT_TILE
 from stackctl.estimate.fabric import fabric_cap
 from stackctl.estimate.host_link import gpu_link
 from stackctl.estimate.memory import F32, row_bytes
@@ -28,8 +29,10 @@ from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import (
     REFERENCE_CLOCK_GHZ,
     STAGING_PASSES,
+    TTFT_PROMPT,
     DeviceSpeed,
     active_share,
+    expert_padding,
     link_rate,
     quant_family,
 )
@@ -492,6 +495,18 @@ def _dot_basis(s: DeviceSpeed, catalog: EstimateCatalog) -> list[str]:
             "slower than its read"]  # fmt: skip
 
 
+def _expert_tile_basis(s: DeviceSpeed) -> list[str]:
+    """How full the routed experts' matmul tiles are in the prefill figure's ubatches."""
+    if not s.expert_share or not s.expert_ops or s.link_ubatch:
+        return []
+    tokens = min(s.ubatch, TTFT_PROMPT)
+    return [f"speed {s.name}: prefill's routed experts get {tokens * s.expert_share:.3g} tokens "
+            f"each on average in a {tokens}-token ubatch ({s.expert_share:.3g} of the tokens "
+            f"route to an expert), in {EXPERT_TILE}-token tiles: x{expert_padding(s, tokens):.2f} "
+            "the work (a longer prompt in larger ubatches, llama.cpp --ubatch-size, fills them; "
+            "estimate/expert_tiles.py)"]  # fmt: skip
+
+
 def _speed_basis(
     speeds: list[DeviceSpeed], request: EstimateRequest, catalog: EstimateCatalog
 ) -> list[str]:
@@ -527,6 +542,7 @@ def _speed_basis(
                 "public llama-bench rows)"
             )
         lines += _dot_basis(s, catalog)
+        lines += _expert_tile_basis(s)
         lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "
