@@ -138,7 +138,11 @@ def test_other_processes_cpu_time_between_two_samples() -> None:
     # a real sample: busy seconds never run backwards, and this process's own time is in them
     first = bw.cpu_sample()
     assert first is not None
-    sum(i * i for i in range(300_000))  # some CPU time of our own between the samples
+    # 50 ms of CPU time of our own between the samples: os.times() counts in clock ticks
+    # (10 ms), so a fixed amount of work on a fast core could fit inside one tick
+    start = time.process_time()
+    while time.process_time() - start < 0.05:
+        pass
     second = bw.cpu_sample()
     assert second is not None
     assert second[0] >= first[0]
