@@ -500,9 +500,10 @@ def _expert_tile_basis(s: DeviceSpeed) -> list[str]:
     if not s.expert_share or not s.expert_ops or s.link_ubatch:
         return []
     tokens = min(s.ubatch, TTFT_PROMPT)
+    work = expert_padding(s, TTFT_PROMPT)  # as prefill_tps charges the 512-token prompt
     return [f"speed {s.name}: prefill's routed experts get {tokens * s.expert_share:.3g} tokens "
             f"each on average in a {tokens}-token ubatch ({s.expert_share:.3g} of the tokens "
-            f"route to an expert), in {EXPERT_TILE}-token tiles: x{expert_padding(s, tokens):.2f} "
+            f"route to an expert), in {EXPERT_TILE}-token tiles: x{work:.2f} "
             "the work (a longer prompt in larger ubatches, llama.cpp --ubatch-size, fills them; "
             "estimate/expert_tiles.py)"]  # fmt: skip
 

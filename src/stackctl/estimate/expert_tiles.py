@@ -44,10 +44,11 @@ def tile_padding(tokens: int, share: float, tile: int = EXPERT_TILE) -> float:
     low = max(1, math.floor(mean - _TAIL_SDS * sd))
     high = min(tokens, math.ceil(mean + _TAIL_SDS * sd))
     log_p, log_q = math.log(share), math.log1p(-share)
+    log_all = math.lgamma(tokens + 1)
     tiles = 0.0
     for n in range(low, high + 1):
         log_pmf = (
-            math.lgamma(tokens + 1) - math.lgamma(n + 1) - math.lgamma(tokens - n + 1)
+            log_all - math.lgamma(n + 1) - math.lgamma(tokens - n + 1)
             + n * log_p + (tokens - n) * log_q
         )  # fmt: skip
         tiles += math.exp(log_pmf) * math.ceil(n / tile)
