@@ -226,6 +226,48 @@ def test_prefill_reads_the_attended_kv_once_per_pass() -> None:
     assert coef["x:pkv"] == pytest.approx(kv / (gpu.bandwidth_gbps * 1e9), rel=1e-12)
 
 
+def test_recurrent_layers_scan_each_prompt_token_in_turn() -> None:
+    """A Gated DeltaNet layer's prefill costs a fixed time per prompt token (one scan step),
+    in GPU cycles like decode's time per layer; the fit's term is the same figure."""
+    cat = load_estimate_catalog(catalog_dir())
+    box = declare_hardware(gpus=["RTX 3090"], ram_gib=64)
+    request = EstimateRequest(model="qwen3.6-35b-a3b", quant="Q4_K_M", backend="cuda")
+    (gpu,) = [d for d in speed_inputs(request, box, cat) if d.layers]
+    assert gpu.scan_layers == 30  # 40 layers, every fourth one full attention
+    assert gpu.layer_scale == pytest.approx(2.4 / 1.695)  # the 3090's boost clock
+    plain = Efficiency(0.3, 0.1)
+    scanned = Efficiency(0.3, 0.1, scan_s=1e-6)
+    t0, t1 = (1.0 / prefill_tps([gpu], 0, {gpu.backend: e}) for e in (plain, scanned))
+    assert t1 - t0 == pytest.approx(30 * gpu.layer_scale * 1e-6, rel=1e-9)
+    coef, _ = prefill_terms((gpu,), 0, 512, lambda d: "x", {})
+    assert coef["x:S"] == pytest.approx(30 * gpu.layer_scale, rel=1e-12)
+    # the same tokens in any ubatch: the scan's time per token does not shrink
+    big = replace(gpu, ubatch=4096)
+    coef_big, _ = prefill_terms((big,), 0, 4096, lambda d: "x", {})
+    assert coef_big["x:S"] == coef["x:S"]
+    # a model without recurrent layers has nothing to scan
+    dense = EstimateRequest(model="llama-3.1-8b", quant="Q4_K_M", backend="cuda")
+    assert all(d.scan_layers == 0 for d in speed_inputs(dense, box, cat))
+
+
+def test_the_basis_gives_the_scan_its_ceiling() -> None:
+    cat = load_estimate_catalog(catalog_dir())
+    box = declare_hardware(gpus=["RTX 3090"], ram_gib=64)
+    step_us = cat.backends.backends["cuda-nvidia"].scan_step_us
+    assert 0.1 < step_us < 20  # fitted: a step's latency chain, microseconds
+
+    def scans(model: str) -> list[str]:
+        request = EstimateRequest(model=model, quant="Q4_K_M", backend="cuda")
+        return [b for b in estimate(request, box, catalog=cat).basis if "token by token" in b]
+
+    (line,) = scans("qwen3.6-35b-a3b")
+    per_token = 30 * 2.4 / 1.695 * step_us
+    assert "scans 30 recurrent layers' state token by token" in line
+    assert f"{per_token:.3g} us per prompt token" in line
+    assert f"at most {1e6 / per_token:,.0f} tokens/s" in line
+    assert scans("llama-3.1-8b") == []
+
+
 def test_gpt_oss_f16_files_are_their_own_recipe() -> None:
     """gpt-oss-*-F16.gguf keeps OpenAI's MXFP4 experts and stores the rest in F16: the recipe
     gives the files' published sizes (lhl/strix-halo-testing llama-bench JSON: 12.83 and 60.87

@@ -194,6 +194,13 @@ class BackendFactors(StrictModel):
         0.0, ge=0, description="decode: fixed ms per routed expert used, per MoE layer per token"
     )
     expert_slot_range: tuple[float, float] = (0.0, 0.0)
+    scan_step_us: float = Field(
+        0.0,
+        ge=0,
+        description="prefill: fixed microseconds per prompt token per recurrent layer (the "
+        "token-sequential state scan), at a GPU clock of speed.REFERENCE_CLOCK_GHZ",
+    )
+    scan_step_range: tuple[float, float] = (0.0, 0.0)
     expert_prefill_efficiency: float | None = Field(
         None, gt=0, le=1, description="prefill: share of peak for routed-expert matmuls"
     )

@@ -28,6 +28,7 @@ from stackctl.estimate.recipe import TypedTensor
 from stackctl.estimate.shape import LayerShape, ModelShape
 from stackctl.estimate.speed import (
     REFERENCE_CLOCK_GHZ,
+    SCAN_NOTE,
     STAGING_PASSES,
     TTFT_PROMPT,
     DeviceSpeed,
@@ -467,6 +468,7 @@ def _add_attention(
     """What one layer reads and computes per token for the context it attends to."""
     if layer.state_r or layer.state_s:
         speed.state_bytes += 2.0 * (layer.state_r + layer.state_s) * F32  # read, then written
+        speed.scan_layers += 1
     if not layer.kv_k:
         return
     row = row_bytes(request.cache_type_k, layer.kv_k, catalog.quants)
@@ -508,6 +510,19 @@ def _expert_tile_basis(s: DeviceSpeed) -> list[str]:
             "estimate/expert_tiles.py)"]  # fmt: skip
 
 
+def _scan_basis(s: DeviceSpeed, catalog: EstimateCatalog) -> list[str]:
+    """The fixed prefill time of the recurrent layers' token-by-token scan, where fitted."""
+    step_us = catalog.backends.backends[s.backend].scan_step_us
+    if not s.scan_layers or not step_us:
+        return []
+    per_token = s.scan_layers * s.layer_scale * step_us
+    return [f"speed {s.name}: prefill scans {s.scan_layers} recurrent layers' state token by "
+            f"token ({SCAN_NOTE}): {per_token:.3g} us per prompt token whatever the ubatch, "
+            f"at most {1e6 / per_token:,.0f} tokens/s ({step_us:.3g} us per layer at "
+            f"{REFERENCE_CLOCK_GHZ:g} GHz, {s.backend} factor fitted to public llama-bench "
+            "rows)"]  # fmt: skip
+
+
 def _speed_basis(
     speeds: list[DeviceSpeed], request: EstimateRequest, catalog: EstimateCatalog
 ) -> list[str]:
@@ -544,6 +559,7 @@ def _speed_basis(
             )
         lines += _dot_basis(s, catalog)
         lines += _expert_tile_basis(s)
+        lines += _scan_basis(s, catalog)
         lines += [f"speed {s.name}: {note}" for note in s.basis if not s.assumed]
     lines.append(
         f"speed: roofline at depth {request.depth}: weights, then attention over the cached "

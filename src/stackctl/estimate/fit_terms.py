@@ -34,7 +34,7 @@ from stackctl.estimate.speed import (
 # prefill, ix: routed-expert prefill, iap: prefill attention), seconds per layer (L) and per
 # routed expert used in a layer (E), and the prefill's passes over the attended KV (pkv)
 DECODE = ("iw", "ikv", "L", "iad", "E")
-PREFILL = ("ip", "ix", "iap", "pkv")
+PREFILL = ("ip", "ix", "iap", "pkv", "S")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
 FACTORS = DECODE + PREFILL + QUANT_DECODE
 HOST = ("host:split", "host:ilink")
@@ -149,6 +149,7 @@ def prefill_terms(
         _add(coef, f"{o}:iap", attention / peak)
         if d.bandwidth_gbps:
             _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))
+        _add(coef, f"{o}:S", d.scan_layers * d.layer_scale)
     return coef, const
 
 
@@ -164,6 +165,7 @@ def inverse_factors(owner: str, f: BackendFactors) -> dict[str, float]:
         f"{owner}:ix": 1.0 / (f.expert_prefill_efficiency or f.prefill_efficiency),
         f"{owner}:iap": 1.0 / f.attention_prefill_efficiency,
         f"{owner}:pkv": f.prefill_kv_passes,
+        f"{owner}:S": f.scan_step_us * 1e-6,
         **{f"{owner}:qd.{q}": f.quant_factor(q) for q in QUANT_FAMILIES},
     }
 
@@ -216,6 +218,10 @@ def with_factors(f: BackendFactors, owner: str, x: Mapping[str, float]) -> Backe
             "prefill_kv_passes": x[f"{owner}:pkv"],
             "prefill_kv_passes_range": _spread(
                 f.prefill_kv_passes_range, f.prefill_kv_passes, x[f"{owner}:pkv"], None
+            ),
+            "scan_step_us": x[f"{owner}:S"] * 1e6,
+            "scan_step_range": _spread(
+                f.scan_step_range, f.scan_step_us, x[f"{owner}:S"] * 1e6, None
             ),
         }
     )

@@ -370,7 +370,11 @@ EXPERT_SCALE_S = 2e-5
 # (decode 10.5 %, MoE offload 12.0-12.3 %).
 GROUPED_EXPERTS = frozenset({"cuda"})
 # the inverse efficiencies: 1 (physics) to 100; the fixed seconds and the KV passes as here
-BOUNDS = {"L": (0.0, 2e-3), "E": (0.0, 1e-3), "pkv": (0.0, 1.0)}
+BOUNDS = {"L": (0.0, 2e-3), "E": (0.0, 1e-3), "pkv": (0.0, 1.0), "S": (0.0, 2e-5)}
+# Seconds per prompt token per recurrent layer: the pinned build scans a Gated DeltaNet layer's
+# state one token after another in prefill (speed.py SCAN_NOTE). Prior 0 (no such cost), at
+# the scale of one step's latency chain (about a microsecond); never negative; at most 20 us.
+SCAN_SCALE_S = 1e-6
 PASSES_SCALE = 1.0 / 32  # passes over the attended KV: an absolute scale (the prior may be 0)
 PASSES = 4
 # A quant family's decode time multiplier: 1 (no slower than the backend's best kernel) to 10,
@@ -396,9 +400,12 @@ def _priors(
             continue
         value = parent[f"{owner}:{k}"]
         low, high = BOUNDS.get(k, (1.0, 100.0))
-        scale = {"L": LAYER_SCALE_S, "E": EXPERT_SCALE_S, "pkv": PASSES_SCALE}.get(
-            k, PRIOR_SCALE * value
-        )
+        scale = {
+            "L": LAYER_SCALE_S,
+            "E": EXPERT_SCALE_S,
+            "pkv": PASSES_SCALE,
+            "S": SCAN_SCALE_S,
+        }.get(k, PRIOR_SCALE * value)
         if k.startswith("qd."):
             low, high = QUANT_BOUNDS
             scale = QUANT_SCALE * value
@@ -611,6 +618,8 @@ FITTED_FIELDS = (
     "quant_decode_factor",
     "prefill_kv_passes",
     "prefill_kv_passes_range",
+    "scan_step_us",
+    "scan_step_range",
 )
 
 

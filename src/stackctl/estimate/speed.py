@@ -89,7 +89,18 @@ class Efficiency:
     quant: Mapping[str, float] = field(default_factory=dict)  # decode: time x per quant family
     kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
     dot: float = 1.0  # decode: multiplier of a CPU's dot-product rates (DeviceSpeed.dot_gws)
+    scan_s: float = 0.0  # prefill: seconds per prompt token per recurrent layer (SCAN_NOTE)
 
+
+# Prefill of a recurrent layer is not a matmul: b11434's fused Gated DeltaNet op (llama.cpp
+# enables it for prompts since PR #20340, 2026-03-10) runs one step per prompt token, each on
+# the state the step before left, in every backend's kernel (ggml-cuda gated_delta_net.cu, whose
+# "TODO: Add chunked kernel for even faster pre-fill" llama.cpp issue #22967 quotes; the
+# Vulkan, SYCL and Metal kernels loop over the tokens too). A step waits on its loads and two
+# reductions, not on the GPU's throughput, so its cost is a fixed time per token and layer that
+# no ubatch amortises: fitted per backend (catalog/speed_fit.yaml scan_step_us), at
+# REFERENCE_CLOCK_GHZ like decode's time per layer.
+SCAN_NOTE = "llama.cpp's fused Gated DeltaNet scans the state one prompt token at a time"
 
 # The GPU clock at which catalog/speed_fit.yaml states decode's fixed time per layer
 # (layer_overhead_ms): a unit, near the middle of the fitted cards' boost clocks (1.3-3.0 GHz).
@@ -113,6 +124,7 @@ class DeviceSpeed:
     full_ops: float = 0.0  # attention ops per attended token, full-attention layers
     window_ops: float = 0.0  # the same, sliding-window layers
     state_bytes: float = 0.0  # recurrent state read and written per token (fixed)
+    scan_layers: int = 0  # recurrent layers computed here: prefill scans their state per token
     expert_bytes_all: float = 0.0  # every expert tensor byte on this device
     expert_share: float = 0.0  # experts used / experts: the share one token reads
     expert_slots: float = 0.0  # MoE layers whose experts are read here x experts used per token
@@ -321,6 +333,7 @@ def prefill_tps(
             seconds += experts * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
         seconds += _seconds(kv * e.kv_passes, dev.bandwidth_gbps, 1.0)
+        seconds += dev.scan_layers * dev.layer_scale * e.scan_s
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -428,9 +441,11 @@ def prefill_efficiencies(
         attention = (f.attention_prefill_efficiency, *f.attention_prefill_range)
         low_passes, high_passes = f.prefill_kv_passes_range
         passes = (f.prefill_kv_passes, high_passes, low_passes)  # the slow end reads most
+        low_scan, high_scan = f.scan_step_range
+        scan = (f.scan_step_us, high_scan, low_scan)
         for i, out in enumerate(sets):
             out[name] = Efficiency(weights[i], attention[i], experts=experts[i],
-                                   kv_passes=passes[i])  # fmt: skip
+                                   kv_passes=passes[i], scan_s=scan[i] * 1e-6)  # fmt: skip
     return sets
 
 
