@@ -32,7 +32,8 @@ from stackctl.estimate.speed import (
 
 # inverse efficiencies (iw: weights read, ikv: KV read, iad: decode attention ops, ip: dense
 # prefill, ix: routed-expert prefill, iap: prefill attention), seconds per layer (L) and per
-# routed expert used in a layer (E), and the prefill's passes over the attended KV (pkv)
+# routed expert used in a layer (E), the prefill's passes over the attended KV (pkv) and its
+# seconds per prompt token per recurrent layer (S: the token-by-token scan)
 DECODE = ("iw", "ikv", "L", "iad", "E")
 PREFILL = ("ip", "ix", "iap", "pkv", "S")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
