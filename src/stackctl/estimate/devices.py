@@ -515,7 +515,7 @@ def _scan_basis(s: DeviceSpeed, catalog: EstimateCatalog) -> list[str]:
     step_us = catalog.backends.backends[s.backend].scan_step_us
     if not s.scan_layers or not step_us:
         return []
-    per_token = s.scan_layers * s.layer_scale * step_us
+    per_token = s.scan_steps * step_us
     return [f"speed {s.name}: prefill scans {s.scan_layers} recurrent layers' state token by "
             f"token ({SCAN_NOTE}): {per_token:.3g} us per prompt token whatever the ubatch, "
             f"at most {1e6 / per_token:,.0f} tokens/s ({step_us:.3g} us per layer at "

@@ -114,7 +114,7 @@ def decode_terms(
         ops = d.attention_ops(depth) / peak if peak else 0.0
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)
         _add(coef, f"{o}:iad", ops)
-        _add(coef, f"{o}:L", d.layers * d.layer_scale)
+        _add(coef, f"{o}:L", d.layer_steps)
         _add(coef, f"{o}:E", d.expert_slots)
         _add(coef, "host:split", float(d.split_layers))
     return coef, const
@@ -150,7 +150,7 @@ def prefill_terms(
         _add(coef, f"{o}:iap", attention / peak)
         if d.bandwidth_gbps:
             _add(coef, f"{o}:pkv", kv / (d.bandwidth_gbps * GB))
-        _add(coef, f"{o}:S", d.scan_layers * d.layer_scale)
+        _add(coef, f"{o}:S", d.scan_steps)
     return coef, const
 
 

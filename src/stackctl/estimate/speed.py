@@ -164,6 +164,17 @@ class DeviceSpeed:
         given."""
         return REFERENCE_CLOCK_GHZ / self.clock_ghz if self.clock_ghz else 1.0
 
+    @property
+    def layer_steps(self) -> float:
+        """Layers a token passes here, in reference-clock units of decode's time per layer."""
+        return self.layers * self.layer_scale
+
+    @property
+    def scan_steps(self) -> float:
+        """Recurrent layers a prompt token scans here, in reference-clock units of the scan's
+        time per layer."""
+        return self.scan_layers * self.layer_scale
+
     def attended(self, ctx: float) -> tuple[float, float]:
         """(full-attention cells, sliding-window cells) a token at position `ctx` attends to."""
         return ctx, min(ctx, float(self.window)) if self.window else ctx
@@ -241,7 +252,7 @@ def decode_tps(devices: list[DeviceSpeed], depth: int, eff: Mapping[str, Efficie
             dev.attention_ops(depth), dev.peak_gops, e.attention
         )
         fixed = (
-            dev.layers * dev.layer_scale * e.layer_s
+            dev.layer_steps * e.layer_s
             + dev.expert_slots * e.expert_s
             + dev.split_layers * dev.split_s
         )
@@ -333,7 +344,7 @@ def prefill_tps(
             seconds += experts * expert_padding(dev, prompt)
         seconds += _seconds(attention, dev.peak_gops, e.attention)
         seconds += _seconds(kv * e.kv_passes, dev.bandwidth_gbps, 1.0)
-        seconds += dev.scan_layers * dev.layer_scale * e.scan_s
+        seconds += dev.scan_steps * e.scan_s
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
