@@ -360,3 +360,52 @@ def test_no_public_measurement_beats_the_physics_ceilings(cases: list[Case]) -> 
         ceiling = (decode_ceiling(devices, c.depth) if c.test == "tg"
                    else prefill_ceiling(devices, c.depth, prompt=c.n_prompt))  # fmt: skip
         assert c.measured <= ceiling, c.label
+
+
+def test_offloaded_experts_are_read_at_the_fitted_host_share() -> None:
+    """A host holding experts of GPU-run layers (MoE offload) reads them at the share the public
+    offload rows fit (speed_fit.yaml `cpu` offload_decode_efficiency); a CPU running the whole
+    model keeps backends.yaml's share, and a bandwidth measured on the box its measured share."""
+    from stackctl.estimate.speed import decode_efficiencies, weight_read_seconds
+
+    factors = load_estimate_catalog(catalog_dir()).backends.backends
+    cpu = factors["cpu"]
+    assert cpu.offload_decode_efficiency is not None
+    assert cpu.measured_decode_efficiency is not None
+    assert cpu.offload_decode_efficiency != cpu.decode_efficiency
+    host = DeviceSpeed("host", 50.0, None, "cpu", weight_bytes=1e9, split_layers=34)
+    whole = replace(host, split_layers=0)
+    stated, _, _ = decode_efficiencies(factors, set())
+    measured, _, _ = decode_efficiencies(factors, {"cpu"})
+    seconds = 1e9 / 50e9
+    assert weight_read_seconds(host, stated["cpu"]) == pytest.approx(
+        seconds / cpu.offload_decode_efficiency
+    )
+    assert weight_read_seconds(whole, stated["cpu"]) == pytest.approx(
+        seconds / cpu.decode_efficiency
+    )
+    assert weight_read_seconds(host, measured["cpu"]) == pytest.approx(
+        seconds / cpu.measured_decode_efficiency
+    )
+
+
+def test_the_fit_gives_offloaded_experts_their_own_host_share(cases: list[Case]) -> None:
+    """In the fit, an offload row's host read is the host's parameter (host:iw), a CPU row's
+    the CPU's own (cpu:iw), and the share fitted lies between the CPU's figure and physics."""
+    from stackctl.estimate.fit_terms import decode_terms, inverse_factors
+    from stackctl.estimate.public_fit import fit
+
+    base = load_estimate_catalog(catalog_dir(), fitted=False).backends
+    x = {**inverse_factors("cpu", base.backends["cpu"]),
+         **inverse_factors("cuda", base.backends["cuda"]), "host:iw": 1.0}  # fmt: skip
+    offload = next(c for c in cases if c.offload and c.test == "tg")
+    alone = next(c for c in cases if c.backend == "cpu" and c.test == "tg")
+    owner = lambda d: "cpu" if d.backend == "cpu" else "cuda"  # noqa: E731
+    coef, _ = decode_terms(offload.devices, offload.depth, owner, x)
+    assert coef.get("host:iw", 0.0) > 0
+    assert "cpu:iw" not in coef
+    coef, _ = decode_terms(alone.devices, alone.depth, owner, x)
+    assert "host:iw" not in coef
+    share = fit(cases, base).backends["cpu"].offload_decode_efficiency
+    assert share is not None
+    assert base.backends["cpu"].decode_efficiency < share <= 1.0

@@ -139,9 +139,15 @@ HARDWARE = ROOT / "tests/data/estimate/public_hardware.yaml"
 #   fitted on all rows 15.8 -> 13.2 %. The RTX 5090's large-ubatch rows held out 57 -> 40 %,
 #   InsiderLLM's RTX 3090 rows 26 -> 15 %; DGX Spark 8.7 -> 24 % (its MoE prefill now meets
 #   the discrete cards' higher expert share, which the hybrid rows no longer drag down).
-LOSO_DECODE_MEDIAN = 0.11  # target 0.10
+# Then: the host's offloaded experts read at a share of its stated bandwidth fitted to the
+#   offload rows (0.70; the CPU's own hand-set 0.6 before), as the hand-over and host link are.
+#   Criteria fixed before the run: decode median at or under 10 %, MoE offload median no
+#   worse, no more decode rows past 40 %, prefill untouched. Decode 10.1 -> 9.8 %, MoE offload
+#   12.1 -> 11.3 % (worst 26 -> 38 %: carteakey's DDR5-2000 box, held out, 12 -> 37 % over),
+#   rows past 40 % 33 -> 33; decode ranges 89 -> 87 % inside.
+LOSO_DECODE_MEDIAN = 0.10  # target 0.10
 LOSO_PREFILL_MEDIAN = 0.18  # target 0.20
-LOSO_MOE_OFFLOAD_DECODE_MEDIAN = 0.22  # target 0.15 (issue 14, item 4)
+LOSO_MOE_OFFLOAD_DECODE_MEDIAN = 0.12  # target 0.15 (issue 14, item 4)
 # Share of held-out rows inside their predicted range once GPU ranges are widened to the
 # spread of the other sources' held-out rows (estimate/validation.py): 83 % and 82 % today,
 # against 76 % and 66 % by the efficiency spreads alone.

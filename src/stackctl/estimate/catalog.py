@@ -229,6 +229,13 @@ class BackendFactors(StrictModel):
         le=1,
         description="prefill: share of the GPU's host link rate its offloaded experts cross at",
     )
+    offload_decode_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="decode: share of the host's stated bandwidth its offloaded experts (MoE "
+        "offload beside a GPU) are read at",
+    )
     measured_decode_efficiency: float | None = Field(
         None, gt=0, le=1, description="share of a bandwidth measured on the box (detect probe)"
     )
@@ -376,7 +383,9 @@ class EstimateCatalog(StrictModel):
 
 # The host's MoE-offload factors (the `cpu` entry's hand-over per split layer and host link):
 # the public fit's only figures for the CPU, whose own factors rest on this project's runs.
-HOST_OFFLOAD_FIELDS = frozenset({"expert_split_overhead_ms", "host_link_efficiency"})
+HOST_OFFLOAD_FIELDS = frozenset(
+    {"expert_split_overhead_ms", "host_link_efficiency", "offload_decode_efficiency"}
+)
 
 
 class FittedFactors(StrictModel):

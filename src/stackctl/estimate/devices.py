@@ -431,13 +431,21 @@ def _offloaded_experts(
 ) -> None:
     """Routed experts in system RAM beside a GPU, as llama.cpp runs them.
 
-    Decode: the host reads them at its bandwidth with its threads, and every layer split
+    Decode: the host reads them at its bandwidth with its threads (at the share the public
+    offload rows measure, where the bandwidth is a stated figure), and every layer split
     between GPU and host costs a hand-over (copy and sync) each way. Prefill: batches of 32
     tokens and more run the expert matmuls on the GPU (op offload), so each ubatch copies the
     host's experts over the host link: that transfer, not the CPU, sets the pace."""
     factors = catalog.backends.backends["cpu"]
     host.split_layers = split
     host.split_s = (factors.expert_split_overhead_ms or 0.0) * 1e-3
+    read = factors.offload_decode_efficiency
+    if split and read and not host.measured:
+        host.basis.append(
+            f"decode: the host reads its experts at {read:.2f} of its bandwidth (the share "
+            "fitted to public MoE-offload llama-bench rows; a CPU running a whole model: "
+            f"{factors.decode_efficiency:g})"
+        )
     share = factors.host_link_efficiency
     if share and link and min(request.ubatch, request.batch) >= OP_OFFLOAD_MIN_BATCH:
         host.link_peak_gbps, where = link

@@ -38,7 +38,7 @@ DECODE = ("iw", "ikv", "L", "iad", "E")
 PREFILL = ("ip", "ix", "iap", "pkv", "S")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
 FACTORS = DECODE + PREFILL + QUANT_DECODE
-HOST = ("host:split", "host:ilink")
+HOST = ("host:split", "host:ilink", "host:iw")
 
 Owner = Callable[[DeviceSpeed], str]
 Terms = tuple[dict[str, float], float]  # (coefficient per parameter, constant seconds)
@@ -103,13 +103,14 @@ def decode_terms(
         compute = d.weight_ops / peak if peak else 0.0
         quant = _quant(o, "qd")
         mix = d.decode_mix({f: x[f"{quant}.{f}"] for f in QUANT_FAMILIES}) if quant else 1.0
-        dots, dot_bytes = _slow_dots(d, bw, x[f"{o}:iw"])  # a CPU's slower dot products
+        iw = "host:iw" if d.split_layers else f"{o}:iw"  # offloaded experts: the host's own
+        dots, dot_bytes = _slow_dots(d, bw, x[iw])  # a CPU's slower dot products
         read -= dot_bytes / bw if dot_bytes else 0.0
-        if compute > read * x[f"{o}:iw"] * mix + dots:
+        if compute > read * x[iw] * mix + dots:
             const += compute
         else:
             const += dots
-            const += _weighted(coef, f"{o}:iw", read, d.family_bytes, quant, x, mix)
+            const += _weighted(coef, iw, read, d.family_bytes, quant, x, mix)
         kv = d.attention_bytes(depth) / bw if bw else 0.0
         ops = d.attention_ops(depth) / peak if peak else 0.0
         _add(coef, f"{o}:ikv", kv)  # read and computed one after the other (speed.py)

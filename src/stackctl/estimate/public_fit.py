@@ -486,7 +486,7 @@ def _fit_level(cases: list[Case], level: Callable[[Case], str], parent: Callable
         _solve(group, level, x, _priors(name, parents, PRIOR_WEIGHT, quant))
 
 
-def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
+def _fit_host(cases: list[Case], x: dict[str, float], cpu_share: float) -> None:
     offload = [c for c in cases if any(d.split_layers or d.link_ubatch for d in c.devices)]
     priors = {
         "host:split": Prior(0.0, PRIOR_WEIGHT, LAYER_SCALE_S, 0.0, 2e-3),
@@ -499,6 +499,10 @@ def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
             100.0,
         ),
     }
+    # the host's stated bandwidth share its offloaded experts are read at: from the CPU's own
+    # decode share (catalog/backends.yaml), never above the bandwidth
+    iw = 1.0 / (cpu_share or 1.0)
+    priors["host:iw"] = Prior(iw, PRIOR_WEIGHT, PRIOR_SCALE * iw, 1.0, 100.0)
     if not offload:
         x.update({n: p.value for n, p in priors.items()})
         return
@@ -522,7 +526,8 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
         **inverse_factors("cpu", backends.backends["cpu"]),
         **inverse_factors("neutral", NEUTRAL_GPU),
     }
-    x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_SHARE})
+    x.update({"host:split": 0.0, "host:ilink": 1.0 / HOST_LINK_PRIOR_SHARE,
+              "host:iw": x["cpu:iw"]})  # fmt: skip
     x.update({f"gpu:{k}": x[f"neutral:{k}"] for k in FACTORS})
     # The CPU keeps backends.yaml's factors (this project's runs on its own boxes), as the
     # estimator ships them: the public CPU rows are predicted, never fitted, so that the host's
@@ -542,11 +547,12 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
         _fit_level(gpu_cases, lambda c: c.backend, lambda n: "gpu", x)
         _fit_level(by_vendor, _vendor, lambda n: n.split("-")[0], x)
         _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)
-        _fit_host(gpu_cases, x)
+        _fit_host(gpu_cases, x, backends.backends["cpu"].decode_efficiency)
     factors = dict(backends.backends)
     host = {
         "expert_split_overhead_ms": x["host:split"] * 1e3,
         "host_link_efficiency": 1.0 / x["host:ilink"],
+        "offload_decode_efficiency": 1.0 / x["host:iw"],
     }
     factors["cpu"] = factors["cpu"].model_copy(update=host)
     names = {c.backend for c in gpu_cases} | {_vendor(c) for c in by_vendor}

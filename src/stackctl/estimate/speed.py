@@ -90,6 +90,7 @@ class Efficiency:
     kv_passes: float = 0.0  # prefill: times each prompt token's attended KV bytes are read
     dot: float = 1.0  # decode: multiplier of a CPU's dot-product rates (DeviceSpeed.dot_gws)
     scan_s: float = 0.0  # prefill: seconds per prompt token per recurrent layer (SCAN_NOTE)
+    offload: float | None = None  # decode: share of bandwidth offloaded experts read at
 
 
 # Prefill of a recurrent layer is not a matmul: b11434's fused Gated DeltaNet op (llama.cpp
@@ -235,9 +236,10 @@ def dot_seconds(dev: DeviceSpeed, ggml_type: str, scale: float = 1.0) -> float:
 def weight_read_seconds(dev: DeviceSpeed, e: Efficiency) -> float:
     """Seconds to stream the active weights once: at the bandwidth share (times each quant
     family's multiplier), or, type by type, the dot products' time where they are slower."""
+    share = e.offload if dev.split_layers and e.offload else e.weights
     if not dev.dot_gws or not dev.type_bytes:
-        return _seconds(dev.weight_bytes, dev.bandwidth_gbps, e.weights) * dev.decode_mix(e.quant)
-    return sum(max(_seconds(b, dev.bandwidth_gbps, e.weights) * e.quant.get(quant_family(t), 1.0),
+        return _seconds(dev.weight_bytes, dev.bandwidth_gbps, share) * dev.decode_mix(e.quant)
+    return sum(max(_seconds(b, dev.bandwidth_gbps, share) * e.quant.get(quant_family(t), 1.0),
                    dot_seconds(dev, t, e.dot))
                for t, b in dev.bytes_by_type().items())  # fmt: skip
 
@@ -432,11 +434,16 @@ def decode_efficiencies(
         low_slot, high_slot = f.expert_slot_range
         slot_ms = (f.expert_slot_ms, high_slot, low_slot)
         dot = (1.0, *f.dot_rate_range)
+        # offloaded experts on a stated host bandwidth: the fitted share, with the CPU's spread
+        # (never past the bandwidth itself)
+        share = None if name in measured else f.offload_decode_efficiency
+        offload = [min(1.0, share * w / weights[0]) if share else None for w in weights]
         for i, out in enumerate(sets):
             out[name] = Efficiency(weights[i] * bandwidth[i], attention[i],
                                    kv=kv[i] * bandwidth[i], layer_s=layer_ms[i] * 1e-3,
                                    expert_s=slot_ms[i] * 1e-3,
-                                   quant=f.quant_decode_factor, dot=dot[i])  # fmt: skip
+                                   quant=f.quant_decode_factor, dot=dot[i],
+                                   offload=offload[i])  # fmt: skip
     return sets
 
 
