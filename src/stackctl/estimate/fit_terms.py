@@ -7,11 +7,12 @@ decode efficiency) + KV bytes / bandwidth x (1 / KV efficiency) + layers x secon
 the branch the current factors select is the one written.
 
 Parameter names are "<owner>:<factor>", the owner being the backend (or group) whose factor it
-is; the host's offload factors are "host:split" and "host:ilink". A GPU backend's per-quant-family
-decode time multipliers ("<owner>:qd.kquant") multiply the weight read's inverse efficiency
-over the share of the bytes in that family: the product is linearised around the current
-factors (value = iw q, d/d iw = q, d/d q = iw), which is exact when one of the two is held, and
-the fit's passes re-linearise.
+is; the host's offload factors are "host:split", "host:ilink" and "host:iw" (the inverse share
+of its bandwidth offloaded experts are read at). A GPU backend's per-quant-family decode time
+multipliers ("<owner>:qd.kquant") multiply the weight read's inverse efficiency over the share
+of the bytes in that family: the product is linearised around the current factors (value = iw
+q, d/d iw = q, d/d q = iw), which is exact when one of the two is held, and the fit's passes
+re-linearise.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ DECODE = ("iw", "ikv", "L", "iad", "E")
 PREFILL = ("ip", "ix", "iap", "pkv", "S")
 QUANT_DECODE = tuple(f"qd.{f}" for f in QUANT_FAMILIES)
 FACTORS = DECODE + PREFILL + QUANT_DECODE
-HOST = ("host:split", "host:ilink", "host:iw")
 
 Owner = Callable[[DeviceSpeed], str]
 Terms = tuple[dict[str, float], float]  # (coefficient per parameter, constant seconds)
