@@ -486,7 +486,7 @@ def _fit_level(cases: list[Case], level: Callable[[Case], str], parent: Callable
         _solve(group, level, x, _priors(name, parents, PRIOR_WEIGHT, quant))
 
 
-def _fit_host(cases: list[Case], x: dict[str, float], cpu_share: float) -> None:
+def _fit_host(cases: list[Case], x: dict[str, float]) -> None:
     offload = [c for c in cases if any(d.split_layers or d.link_ubatch for d in c.devices)]
     priors = {
         "host:split": Prior(0.0, PRIOR_WEIGHT, LAYER_SCALE_S, 0.0, 2e-3),
@@ -500,8 +500,8 @@ def _fit_host(cases: list[Case], x: dict[str, float], cpu_share: float) -> None:
         ),
     }
     # the host's stated bandwidth share its offloaded experts are read at: from the CPU's own
-    # decode share (catalog/backends.yaml), never above the bandwidth
-    iw = 1.0 / (cpu_share or 1.0)
+    # decode share (catalog/backends.yaml, never fitted), never above the bandwidth
+    iw = x["cpu:iw"]
     priors["host:iw"] = Prior(iw, PRIOR_WEIGHT, PRIOR_SCALE * iw, 1.0, 100.0)
     if not offload:
         x.update({n: p.value for n, p in priors.items()})
@@ -547,7 +547,7 @@ def fit(cases: list[Case], backends: BackendCatalog) -> BackendCatalog:
         _fit_level(gpu_cases, lambda c: c.backend, lambda n: "gpu", x)
         _fit_level(by_vendor, _vendor, lambda n: n.split("-")[0], x)
         _fit_level(refined, lambda c: c.key, lambda n: "-".join(n.split("-")[:2]), x)
-        _fit_host(gpu_cases, x, backends.backends["cpu"].decode_efficiency)
+        _fit_host(gpu_cases, x)
     factors = dict(backends.backends)
     host = {
         "expert_split_overhead_ms": x["host:split"] * 1e3,
